@@ -1,0 +1,84 @@
+# otter: top-level entry points. Everything works on a fresh Debian bookworm machine with only
+# a compiler, make and git: `make deps` installs the rest.
+#
+#   make            build (build/)
+#   make deps       install the Debian packages the build, tests and demo need
+#   make test       deps + build + every test suite (unit, integration, fuzz-corpus replay,
+#                   and the unit tests again under ASan+UBSan in build-asan/)
+#   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
+#   make conformance      run the public TUF conformance suite (needs sources, see docs)
+#   make clean
+
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+SECONDS ?= 60
+
+# Build: meson ninja-build pkg-config gcc clang + the -dev packages.
+# Tests: cmocka, pytest (Debian's /usr/bin/python3), python3-securesystemslib and
+# python3-cryptography (independent canonical JSON / signature checks), nginx (repository
+# server on 127.0.0.1), faketime, procps, libclang-rt-14-dev (ASan/UBSan and libFuzzer).
+DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
+	libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev \
+	python3 python3-pytest python3-securesystemslib python3-cryptography \
+	nginx faketime procps curl ca-certificates
+
+.PHONY: all build deps test test-unit test-asan fuzz conformance clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else \
+		echo "deps: all packages present"; \
+	fi
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: $(BUILD)/build.ninja
+	meson compile -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	CC=clang meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug
+
+# Every suite runs even when an earlier one fails; the exit status says whether all passed.
+test: deps build $(ASAN_BUILD)/build.ninja
+	@rc=0; \
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
+	meson compile -C $(ASAN_BUILD) || rc=1; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN_BUILD) --suite unit --suite fuzz --print-errorlogs \
+		--num-processes 2 || rc=1; \
+	exit $$rc
+
+fuzz: deps
+	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true \
+		-Db_lundef=false -Dbuildtype=debugoptimized
+	meson compile -C $(FUZZ_BUILD)
+	@for t in $(FUZZ_BUILD)/fuzz/fuzz-*; do \
+		[ -x "$$t" ] || continue; \
+		name=$$(basename $$t); \
+		echo "== $$name for $(SECONDS) s"; \
+		mkdir -p $(FUZZ_BUILD)/corpus-$$name; \
+		$$t -max_total_time=$(SECONDS) -max_len=65536 \
+			$(FUZZ_BUILD)/corpus-$$name fuzz/corpus/$${name#fuzz-} || exit 1; \
+	done
+
+conformance: build
+	tests/conformance/run-conformance.sh $(BUILD)/otter-tuf
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef OTTER_LIB_JSON_UTIL_H
+#define OTTER_LIB_JSON_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <otter/json.h>
+
+#include "util/buf.h"
+#include "util/cleanup.h"
+
+/* jansson.h provides json_decrefp() for _cleanup_(json_decrefp). */
+
+/* Appends the canonical form of v to b (which carries the size cap). */
+int json_canonical_append(const json_t *v, otter_buf *b, otter_error *err);
+
+/*
+ * Typed member access with errors that name the member: "what" is the object's description,
+ * e.g. "root.json: signed.roles.timestamp". Returned values are borrowed.
+ */
+int json_get_member(const json_t *obj, const char *key, json_type type, bool required,
+		    const char *what, json_t **out, otter_error *err);
+int json_get_string(const json_t *obj, const char *key, bool required, const char *what,
+		    const char **out, otter_error *err);
+/* An integer in [min, max]. */
+int json_get_int(const json_t *obj, const char *key, bool required, const char *what,
+		 int64_t min, int64_t max, int64_t *out, otter_error *err);
+int json_get_bool(const json_t *obj, const char *key, bool required, const char *what,
+		  bool *out, otter_error *err);
+
+const char *json_type_name(const json_t *v);
+
+#endif

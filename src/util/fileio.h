@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef OTTER_UTIL_FILEIO_H
+#define OTTER_UTIL_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <otter/error.h>
+
+/*
+ * Durable, atomic file writes (style.md §3.5): temp file in the same directory, write, fsync,
+ * close, rename over the target, fsync the directory. On failure the temp file is removed and
+ * the old file is untouched. Temp names start with ".otter-tmp-" and never end in ".json", so
+ * a crash cannot leave something that looks like metadata.
+ */
+
+#define FILEIO_TMP_PREFIX ".otter-tmp-"
+
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+int fileio_write_all(int fd, const void *buf, size_t len, otter_error *err);
+
+/* Atomically replaces dirfd/name with buf. dirfd may be AT_FDCWD. */
+int fileio_write_atomic(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+			otter_error *err);
+/* Same, by path: the directory part of path is opened. */
+int fileio_write_atomic_path(const char *path, const void *buf, size_t len, mode_t mode,
+			     otter_error *err);
+
+/*
+ * Creates a new temp file in dirfd for streaming writes. *tmpname_out (caller frees) holds its
+ * name. Finish with fileio_tmp_commit (fsync + rename + dir fsync) or fileio_tmp_discard.
+ */
+int fileio_tmp_create(int dirfd, mode_t mode, int *fd_out, char **tmpname_out, otter_error *err);
+int fileio_tmp_commit(int dirfd, int fd, const char *tmpname, const char *name, otter_error *err);
+void fileio_tmp_discard(int dirfd, int fd, const char *tmpname);
+
+/*
+ * Reads a regular file of at most max bytes into a new NUL-terminated buffer. A larger file
+ * fails with OTTER_E_TOO_LARGE before anything is read; a missing one with OTTER_E_NOT_FOUND.
+ */
+int fileio_read(int dirfd, const char *name, size_t max, uint8_t **out, size_t *len_out,
+		otter_error *err);
+
+int fileio_fsync_dir(int dirfd, otter_error *err);
+int fileio_fsync_parent(const char *path, otter_error *err);
+
+/* mkdir -p with mode for missing components. */
+int fileio_mkdir_p(const char *path, mode_t mode, otter_error *err);
+
+/* Removes stale temp files (".otter-tmp-*") left by a crash in dirfd. */
+void fileio_remove_stale_tmp(int dirfd);
+
+/*
+ * Crash points for tests (style.md §4.6): when the environment variable OTTER_TEST_CRASHPOINT
+ * names this point (optionally "name:N" for its Nth hit) the process _exit()s at once with
+ * status 99, as if the power went out. A no-op otherwise.
+ */
+void crashpoint(const char *name);
+
+#endif
