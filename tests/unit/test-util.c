@@ -292,7 +292,10 @@ static void test_util_alloc_failure_injection(void **state)
 
 	otter_alloc_fail_at(1);
 	assert_null(otter_malloc(10));
-	assert_non_null(otter_strdup("x") ? (free(otter_strdup("y")), (void *)1) : NULL);
+	/* Only the Nth allocation fails: the next one works again. */
+	char *x = otter_strdup("x");
+	assert_non_null(x);
+	free(x);
 	otter_alloc_fail_at(1);
 	buf_init(&b, 100);
 	assert_err(buf_append(&b, "x", 1, &err), OTTER_E_NOMEM, &err, NULL);
