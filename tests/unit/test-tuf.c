@@ -1,0 +1,1023 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The TUF client against an in-memory repository (tuf-repo-builder.c).
+ *
+ * test_tuf_attack_*: one or more named tests per attack of tuf.md §9, each showing the attack
+ * fails and the client's trusted state is left as it was.
+ * test_tuf_limit_*: every limit of tuf.md §8 at limit - 1, limit and limit + 1.
+ */
+#include "test-common.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <otter/json.h>
+#include <otter/tuf.h>
+
+#include "lib/limits.h"
+#include "tuf-repo-builder.h"
+#include "util/strutil.h"
+
+static int setup(void **state)
+{
+	*state = trepo_new();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	trepo_free(*state);
+	return 0;
+}
+
+#define REPO ((trepo *)*state)
+
+static void set_int(json_t *obj, const char *key, json_int_t v)
+{
+	json_object_set_new(obj, key, json_integer(v));
+}
+
+static void set_expires(trepo *r, const char *role, int64_t when)
+{
+	char buf[32];
+
+	utc_format(when, buf);
+	json_object_set_new(trepo_signed(r, role), "expires", json_string(buf));
+}
+
+static bool client_has(trepo *r, const char *file)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, file);
+	return access(path, F_OK) == 0;
+}
+
+static size_t count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Looks up and downloads one target with a fresh updater. */
+static int get_target(trepo *r, const char *path, otter_error *err)
+{
+	otter_tuf_updater *u = trepo_updater(r, err);
+	otter_tuf_target *t = NULL;
+	int rc;
+
+	if (!u)
+		return err->code;
+	rc = otter_tuf_find_target(u, path, &t, err);
+	if (rc == 0)
+		rc = otter_tuf_download_target(u, t, r->target_dir, NULL, err);
+	otter_tuf_target_free(t);
+	otter_tuf_updater_free(u);
+	return rc;
+}
+
+static char *read_target(trepo *r, const char *name)
+{
+	char path[4096];
+	FILE *f;
+	static char buf[4096];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", r->target_dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* ---- the workflow ---- */
+
+static void test_tuf_first_refresh_requests(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_string_equal(trepo_requests(REPO), "metadata/2.root.json metadata/timestamp.json "
+						  "metadata/1.snapshot.json metadata/1.targets.json");
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 1);
+	assert_int_equal(trepo_client_version(REPO, "snapshot"), 1);
+	assert_int_equal(trepo_client_version(REPO, "targets"), 1);
+	/* Unchanged repository: the local snapshot and targets are current. */
+	trepo_clear_requests(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_string_equal(trepo_requests(REPO), "metadata/2.root.json metadata/timestamp.json");
+	/* A new release is picked up. */
+	TREPO_RELEASE(REPO, "targets");
+	trepo_clear_requests(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_string_equal(trepo_requests(REPO), "metadata/2.root.json metadata/timestamp.json "
+						  "metadata/2.snapshot.json metadata/2.targets.json");
+	assert_int_equal(trepo_client_version(REPO, "targets"), 2);
+}
+
+static void test_tuf_download_and_cache(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_tuf_updater *u;
+	otter_tuf_target *t = NULL;
+	char *url = NULL;
+
+	trepo_add_target(REPO, "targets", "dir/a b.txt", "content", 7);
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(get_target(REPO, "dir/a b.txt", &err));
+	assert_string_equal(read_target(REPO, "dir%2Fa%20b.txt"), "content");
+	/* Second download: served from the cache, no target request. */
+	trepo_clear_requests(REPO);
+	assert_ok(get_target(REPO, "dir/a b.txt", &err));
+	assert_null(strstr(trepo_requests(REPO), "targets/"));
+	/* URL: hash-prefixed last component, path percent-encoded except '/'. */
+	u = trepo_updater(REPO, &err);
+	assert_ok(otter_tuf_find_target(u, "dir/a b.txt", &t, &err));
+	assert_ok(otter_tuf_target_url(u, t, &url, &err));
+	assert_string_equal(url, "mem://repo/targets/dir/"
+				 "ed7002b439e9ac845f22357d822bac1444730fbdb6016d3ec9432297b9ec9f73"
+				 ".a%20b.txt");
+	assert_int_equal(otter_tuf_target_length(t), 7);
+	assert_string_equal(otter_tuf_target_role(t), "targets");
+	assert_null(otter_tuf_target_custom(t));
+	free(url);
+	otter_tuf_target_free(t);
+	otter_tuf_updater_free(u);
+}
+
+static void test_tuf_install_root_checks_format(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const char *bad = "{\"signed\":{\"_type\":\"timestamp\"},\"signatures\":[]}";
+
+	assert_err(otter_tuf_install_root(REPO->dir, (const uint8_t *)bad, strlen(bad), &err),
+		   OTTER_E_FORMAT, &err, "_type");
+	/* The installed root is still the good one. */
+	assert_ok(trepo_refresh(REPO, &err));
+}
+
+static void test_tuf_untrusted_initial_root_no_requests(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_key *other = trepo_new_key(OTTER_KEY_ED25519);
+	uint8_t *data;
+	size_t len;
+
+	data = trepo_serialise(REPO, "root", &other, 1, &len);
+	assert_ok(otter_tuf_install_root(REPO->dir, data, len, &err));
+	free(data);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_SIGNATURE, &err, "trusted root.json");
+	assert_int_equal(REPO->n_requests, 0);
+}
+
+/* ---- attacks (tuf.md §9) ---- */
+
+static void test_tuf_attack_arbitrary_installation_unsigned_timestamp(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_key *attacker = trepo_new_key(OTTER_KEY_ED25519);
+
+	assert_ok(trepo_refresh(REPO, &err));
+	trepo_set_signers(REPO, "timestamp", &attacker, 1);
+	TREPO_RELEASE(REPO, "targets");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_SIGNATURE, &err, "timestamp.json");
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 1);
+}
+
+static void test_tuf_attack_arbitrary_installation_unauthorised_targets_key(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	trepo_role *snapshot = trepo_role_get(REPO, "snapshot");
+
+	/* Signed by a key of the repository, but not one root assigns to targets. */
+	trepo_set_signers(REPO, "targets", snapshot->signers, 1);
+	trepo_add_target(REPO, "targets", "evil", "evil", 4);
+	TREPO_RELEASE(REPO, "targets");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_SIGNATURE, &err, "2.targets.json");
+	assert_int_equal(trepo_client_version(REPO, "targets"), 0);
+}
+
+static void test_tuf_attack_arbitrary_installation_target_replaced(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const trepo_file *f;
+	char name[256];
+
+	trepo_add_target(REPO, "targets", "fw.bin", "good firmware", 13);
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(get_target(REPO, "fw.bin", &err));
+	/* The server's copy is swapped for other bytes of the same length. */
+	f = NULL;
+	for (size_t i = 0; i < REPO->n_files; i++)
+		if (strstr(REPO->files[i].name, "fw.bin"))
+			f = &REPO->files[i];
+	assert_non_null(f);
+	snprintf(name, sizeof(name), "%s", f->name);
+	trepo_put(REPO, name, "evil firmware", 13);
+	/* The good copy stays; a fresh target dir gets nothing. */
+	assert_ok(get_target(REPO, "fw.bin", &err)); /* cached copy still matches */
+	assert_string_equal(read_target(REPO, "fw.bin"), "good firmware");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/fw.bin", REPO->target_dir);
+	unlink(path);
+	assert_err(get_target(REPO, "fw.bin", &err), OTTER_E_HASH, &err, "fw.bin");
+	assert_int_equal(count_files(REPO->target_dir), 0);
+}
+
+static void test_tuf_attack_rollback_timestamp(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const trepo_file *f;
+	uint8_t *old;
+	size_t len;
+
+	f = trepo_get_file(REPO, "metadata/timestamp.json");
+	old = malloc(f->len);
+	memcpy(old, f->data, f->len);
+	len = f->len;
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 2);
+	/* Replay the validly signed version 1. */
+	trepo_put(REPO, "metadata/timestamp.json", old, len);
+	free(old);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, "lower than trusted");
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 2);
+}
+
+static void test_tuf_attack_rollback_snapshot_version(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	json_t *meta;
+
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(trepo_refresh(REPO, &err));
+	/* A newer timestamp pointing at an older snapshot. */
+	meta = json_object_get(json_object_get(trepo_signed(REPO, "timestamp"), "meta"),
+			       "snapshot.json");
+	set_int(meta, "version", 1);
+	set_int(trepo_signed(REPO, "timestamp"), "version", 10);
+	trepo_publish_role(REPO, "timestamp");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, "snapshot version 1");
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 2);
+}
+
+static void test_tuf_attack_rollback_targets_version(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	json_t *meta;
+
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "targets"), 2);
+	/* New snapshot lists targets v1 again (old metadata still on the server). */
+	meta = json_object_get(json_object_get(trepo_signed(REPO, "snapshot"), "meta"),
+			       "targets.json");
+	set_int(meta, "version", 1);
+	TREPO_RELEASE(REPO);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, "targets.json");
+	assert_int_equal(trepo_client_version(REPO, "snapshot"), 2);
+	assert_int_equal(trepo_client_version(REPO, "targets"), 2);
+}
+
+static void test_tuf_attack_rollback_role_removed(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const paths[] = {"team/*", NULL};
+
+	trepo_delegate(REPO, "targets", "team", paths, false);
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(trepo_refresh(REPO, &err));
+	json_object_del(json_object_get(trepo_signed(REPO, "snapshot"), "meta"), "team.json");
+	TREPO_RELEASE(REPO);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, "team.json' was removed");
+}
+
+static void test_tuf_attack_rollback_root(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const trepo_file *v1 = trepo_get_file(REPO, "metadata/1.root.json");
+
+	/* 2.root.json is a copy of version 1: validly signed, wrong version. */
+	trepo_put(REPO, "metadata/2.root.json", v1->data, v1->len);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, "expected 2");
+	assert_int_equal(trepo_client_version(REPO, "root"), 1);
+}
+
+static void test_tuf_attack_fast_forward_recovery(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_key *fresh = trepo_new_key(OTTER_KEY_ED25519);
+
+	/* A compromised timestamp key pushed the version to 100. */
+	set_int(trepo_signed(REPO, "timestamp"), "version", 99);
+	TREPO_RELEASE(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 100);
+	/* The repository rotates the timestamp key and starts again at version 1. */
+	trepo_rotate(REPO, "timestamp", fresh, 1);
+	set_int(trepo_signed(REPO, "timestamp"), "version", 0);
+	TREPO_RELEASE(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "root"), 2);
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 1);
+	/* Without a rotation, the same reset is a rollback. */
+	TREPO_RELEASE(REPO);
+	TREPO_RELEASE(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 3);
+	set_int(trepo_signed(REPO, "timestamp"), "version", 0);
+	TREPO_RELEASE(REPO);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, NULL);
+}
+
+static void test_tuf_attack_freeze_expired_timestamp(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(trepo_refresh(REPO, &err));
+	set_expires(REPO, "timestamp", REPO->now - 1);
+	TREPO_RELEASE(REPO, "targets");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_EXPIRED, &err, "timestamp.json version 2");
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 1);
+	/* Exactly at the expiry time counts as expired (now >= expires). */
+	set_expires(REPO, "timestamp", REPO->now);
+	TREPO_RELEASE(REPO);
+	otter_error_clear(&err);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_EXPIRED, &err, NULL);
+}
+
+static void test_tuf_attack_freeze_expired_snapshot(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(trepo_refresh(REPO, &err));
+	set_expires(REPO, "snapshot", REPO->now - 60);
+	TREPO_RELEASE(REPO, "targets");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_EXPIRED, &err, "snapshot.json");
+	assert_int_equal(trepo_client_version(REPO, "snapshot"), 1);
+}
+
+static void test_tuf_attack_freeze_expired_targets(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(trepo_refresh(REPO, &err));
+	set_expires(REPO, "targets", REPO->now - 60);
+	TREPO_RELEASE(REPO, "targets");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_EXPIRED, &err, "2.targets.json");
+	assert_int_equal(trepo_client_version(REPO, "targets"), 1);
+}
+
+static void test_tuf_attack_freeze_expired_root(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(trepo_refresh(REPO, &err));
+	set_expires(REPO, "root", REPO->now - 60);
+	trepo_rotate(REPO, "root", NULL, 1);
+	TREPO_RELEASE(REPO, "targets");
+	/* The new root is persisted (spec 5.3.10), then the freeze is detected. */
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_EXPIRED, &err, "root.json version 2");
+	assert_int_equal(trepo_client_version(REPO, "root"), 2);
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 1);
+}
+
+static void test_tuf_attack_freeze_local_expiry_does_not_block(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(trepo_refresh(REPO, &err));
+	/* A week later the local timestamp and snapshot have expired; new ones exist. */
+	REPO->now += 8 * 86400;
+	set_expires(REPO, "timestamp", REPO->now + 86400);
+	set_expires(REPO, "snapshot", REPO->now + 86400);
+	TREPO_RELEASE(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "timestamp"), 2);
+}
+
+static void test_tuf_attack_endless_data_timestamp(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static char big[1 << 20];
+
+	memset(big, ' ', sizeof(big));
+	trepo_put(REPO, "metadata/timestamp.json", big, sizeof(big));
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_TOO_LARGE, &err, "timestamp.json");
+	assert_false(client_has(REPO, "timestamp.json"));
+}
+
+static void test_tuf_attack_endless_data_snapshot_length(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const trepo_file *f;
+	uint8_t *data;
+
+	REPO->timestamp_hashes = true;
+	TREPO_RELEASE(REPO);
+	/* The snapshot file grows past the length timestamp pins. */
+	f = trepo_get_file(REPO, "metadata/2.snapshot.json");
+	data = malloc(f->len + 1000);
+	memcpy(data, f->data, f->len);
+	memset(data + f->len, ' ', 1000);
+	trepo_put(REPO, "metadata/2.snapshot.json", data, f->len + 1000);
+	free(data);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_TOO_LARGE, &err, "2.snapshot.json");
+	assert_false(client_has(REPO, "snapshot.json"));
+}
+
+static void test_tuf_attack_endless_data_target(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	char name[512], hex[65];
+	static char big[100000];
+
+	trepo_add_target(REPO, "targets", "t", "four", 4);
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(otter_hash_buf_hex(OTTER_HASH_SHA256, "four", 4, hex, &err));
+	snprintf(name, sizeof(name), "targets/%s.t", hex);
+	assert_non_null(trepo_get_file(REPO, name));
+	memset(big, 'x', sizeof(big));
+	trepo_put(REPO, name, big, sizeof(big));
+	assert_err(get_target(REPO, "t", &err), OTTER_E_TOO_LARGE, &err, "4 bytes");
+	assert_int_equal(count_files(REPO->target_dir), 0);
+}
+
+static void test_tuf_attack_slow_retrieval(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	/* The network layer turns a trickling server into OTTER_E_TIMEOUT (test-net.c);
+	 * the workflow must fail cleanly on it and persist nothing. */
+	TREPO_RELEASE(REPO, "targets");
+	REPO->fail_with = OTTER_E_TIMEOUT;
+	REPO->fail_only = "snapshot";
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_TIMEOUT, &err, "injected");
+	assert_true(client_has(REPO, "timestamp.json"));
+	assert_false(client_has(REPO, "snapshot.json"));
+	REPO->fail_with = 0;
+	assert_ok(trepo_refresh(REPO, &err));
+}
+
+static void test_tuf_attack_extraneous_dependencies(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const paths[] = {"deps/*", NULL};
+
+	/* Only what signed metadata lists is ever fetched: an unlisted target is not
+	 * requested, and a delegated role missing from snapshot is never downloaded. */
+	trepo_put(REPO, "targets/unlisted.bin", "x", 1);
+	trepo_delegate(REPO, "targets", "deps", paths, false);
+	TREPO_RELEASE(REPO, "targets");
+	json_object_del(json_object_get(trepo_signed(REPO, "snapshot"), "meta"), "deps.json");
+	TREPO_RELEASE(REPO);
+	assert_ok(trepo_refresh(REPO, &err));
+	trepo_clear_requests(REPO);
+	assert_err(get_target(REPO, "unlisted.bin", &err), OTTER_E_NOT_FOUND, &err,
+		   "not listed");
+	assert_null(strstr(trepo_requests(REPO), "targets/"));
+	otter_error_clear(&err);
+	trepo_clear_requests(REPO);
+	assert_err(get_target(REPO, "deps/lib.so", &err), OTTER_E_NOT_FOUND, &err,
+		   "snapshot.json does not list it");
+	assert_null(strstr(trepo_requests(REPO), "deps"));
+}
+
+static void test_tuf_attack_mix_and_match_targets_version(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const trepo_file *v1 = trepo_get_file(REPO, "metadata/1.targets.json");
+	uint8_t *copy = malloc(v1->len);
+	size_t len = v1->len;
+
+	memcpy(copy, v1->data, len);
+	TREPO_RELEASE(REPO, "targets");
+	/* Snapshot 2 names targets 2; the server hands out targets 1 under that name. */
+	trepo_put(REPO, "metadata/2.targets.json", copy, len);
+	free(copy);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_ROLLBACK, &err, "snapshot.json names 2");
+	assert_int_equal(trepo_client_version(REPO, "targets"), 0);
+}
+
+static void test_tuf_attack_mix_and_match_snapshot_hash(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	REPO->timestamp_hashes = true;
+	json_object_set_new(trepo_signed(REPO, "snapshot"), "x-note", json_string("aaaa"));
+	TREPO_RELEASE(REPO, "targets");
+	/* Another validly signed snapshot: same version and length, other content. */
+	json_object_set_new(trepo_signed(REPO, "snapshot"), "x-note", json_string("bbbb"));
+	trepo_publish_role(REPO, "snapshot");
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_HASH, &err, "2.snapshot.json");
+	assert_false(client_has(REPO, "snapshot.json"));
+}
+
+static void test_tuf_attack_malicious_mirror(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const trepo_file *good;
+	uint8_t *saved, *bad;
+	size_t len;
+
+	trepo_add_target(REPO, "targets", "a", "a", 1);
+	TREPO_RELEASE(REPO, "targets");
+	good = trepo_get_file(REPO, "metadata/2.targets.json");
+	len = good->len;
+	saved = malloc(len);
+	memcpy(saved, good->data, len);
+	/* A mirror serves altered targets metadata: refused, and nothing of it is kept. */
+	bad = malloc(len);
+	memcpy(bad, saved, len);
+	for (size_t i = 0; i + 3 < len; i++)
+		if (memcmp(bad + i, "\"a\"", 3) == 0)
+			bad[i + 1] = 'b';
+	trepo_put(REPO, "metadata/2.targets.json", bad, len);
+	free(bad);
+	assert_true(trepo_refresh(REPO, &err) < 0);
+	assert_int_equal(trepo_client_version(REPO, "targets"), 0);
+	/* A good mirror then works: the bad one could not block the update. */
+	trepo_put(REPO, "metadata/2.targets.json", saved, len);
+	free(saved);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "targets"), 2);
+}
+
+static void test_tuf_attack_key_compromise_below_threshold(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	trepo_role *root = trepo_role_get(REPO, "root");
+	otter_key *second = trepo_new_key(OTTER_KEY_ECDSA_P256);
+	json_t *r = trepo_signed(REPO, "root"), *role;
+	char *id = trepo_keyid(second);
+	otter_key *both[2] = {root->signers[0], second};
+	uint8_t *data;
+	size_t len;
+	otter_key *k1 = root->signers[0];
+
+	/* Root v2: two root keys, threshold 2 (signed by old and new sets). */
+	role = json_object_get(json_object_get(r, "roles"), "root");
+	json_array_append_new(json_object_get(role, "keyids"), json_string(id));
+	json_t *kobj = NULL;
+	assert_ok(otter_key_to_tuf(second, &kobj, &err));
+	json_object_set_new(json_object_get(r, "keys"), id, kobj);
+	set_int(role, "threshold", 2);
+	set_int(r, "version", 2);
+	data = trepo_serialise(REPO, "root", both, 2, &len);
+	trepo_put(REPO, "metadata/2.root.json", data, len);
+	free(data);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "root"), 2);
+	/* One stolen key alone cannot make root v3. */
+	set_int(r, "version", 3);
+	data = trepo_serialise(REPO, "root", &k1, 1, &len);
+	trepo_put(REPO, "metadata/3.root.json", data, len);
+	free(data);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_SIGNATURE, &err, "threshold is 2");
+	assert_int_equal(trepo_client_version(REPO, "root"), 2);
+	free(id);
+}
+
+static void test_tuf_attack_key_compromise_duplicate_signatures(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	uint8_t *data;
+	size_t len;
+	json_t *doc = NULL, *sigs;
+	char *s;
+
+	set_int(json_object_get(json_object_get(trepo_signed(REPO, "root"), "roles"), "timestamp"),
+		"threshold", 2);
+	trepo_rotate(REPO, "root", NULL, 1);
+	TREPO_RELEASE(REPO);
+	/* The one timestamp signature repeated: must not reach threshold 2. */
+	data = trepo_serialise(REPO, "timestamp", NULL, 0, &len);
+	assert_ok(otter_json_parse(&doc, data, len, len, &err));
+	free(data);
+	sigs = json_object_get(doc, "signatures");
+	json_array_append(sigs, json_array_get(sigs, 0));
+	s = json_dumps(doc, JSON_COMPACT);
+	trepo_put(REPO, "metadata/timestamp.json", s, strlen(s));
+	free(s);
+	json_decref(doc);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_FORMAT, &err, "two signatures by key");
+}
+
+static void test_tuf_attack_key_compromise_one_key_two_keyids(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	trepo_role *ts = trepo_role_get(REPO, "timestamp");
+	json_t *r = trepo_signed(REPO, "root"), *kobj = NULL, *role;
+	char alias[65];
+	uint8_t *data, *canon = NULL, *sig = NULL;
+	size_t len, clen, siglen;
+	char hex[200];
+	json_t *doc = NULL;
+	char *s;
+
+	/* The timestamp key listed a second time under another keyid (an extra member
+	 * changes the keyid), threshold 2: the same key material counts once. */
+	assert_ok(otter_key_to_tuf(ts->signers[0], &kobj, &err));
+	json_object_set_new(kobj, "x-alias", json_true());
+	assert_ok(otter_keyid_of_tuf(kobj, alias, &err));
+	json_object_set_new(json_object_get(r, "keys"), alias, kobj);
+	role = json_object_get(json_object_get(r, "roles"), "timestamp");
+	json_array_append_new(json_object_get(role, "keyids"), json_string(alias));
+	set_int(role, "threshold", 2);
+	trepo_rotate(REPO, "root", NULL, 1);
+	TREPO_RELEASE(REPO);
+	data = trepo_serialise(REPO, "timestamp", NULL, 0, &len);
+	assert_ok(otter_json_parse(&doc, data, len, len, &err));
+	free(data);
+	assert_ok(otter_json_canonical(trepo_signed(REPO, "timestamp"), &canon, &clen, &err));
+	assert_ok(otter_key_sign(ts->signers[0], canon, clen, &sig, &siglen, &err));
+	hex_encode(sig, siglen, hex);
+	json_array_append_new(json_object_get(doc, "signatures"),
+			      json_pack("{s:s, s:s}", "keyid", alias, "sig", hex));
+	s = json_dumps(doc, JSON_COMPACT);
+	trepo_put(REPO, "metadata/timestamp.json", s, strlen(s));
+	free(s);
+	free(sig);
+	free(canon);
+	json_decref(doc);
+	assert_err(trepo_refresh(REPO, &err), OTTER_E_SIGNATURE, &err, "1 valid signature");
+}
+
+static void test_tuf_attack_wrong_software_path_not_delegated(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const paths[] = {"team/*", NULL};
+
+	/* "team" may only sign team/*: its entry for another path is not trusted. */
+	trepo_delegate(REPO, "targets", "team", paths, false);
+	trepo_add_target(REPO, "team", "team/app", "app", 3);
+	trepo_add_target(REPO, "team", "bootloader.bin", "evil", 4);
+	TREPO_RELEASE(REPO, "team", "targets");
+	assert_ok(get_target(REPO, "team/app", &err));
+	assert_err(get_target(REPO, "bootloader.bin", &err), OTTER_E_NOT_FOUND, &err,
+		   "bootloader.bin");
+	/* '*' does not match '/' either. */
+	trepo_add_target(REPO, "team", "team/sub/app", "x", 1);
+	TREPO_RELEASE(REPO, "team");
+	otter_error_clear(&err);
+	assert_err(get_target(REPO, "team/sub/app", &err), OTTER_E_NOT_FOUND, &err, NULL);
+}
+
+static void test_tuf_attack_wrong_software_diamond(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const pa[] = {"a/*", NULL}, *const pb[] = {"b/*", NULL};
+	otter_tuf_updater *u;
+	otter_tuf_target *t = NULL;
+
+	/* "release" is delegated by parent-a (with its signer's key) and by parent-b (with
+	 * another key). Reached through parent-b, its signature does not verify. */
+	trepo_delegate(REPO, "targets", "parent-a", pa, false);
+	trepo_delegate(REPO, "targets", "parent-b", pb, false);
+	trepo_delegate(REPO, "parent-a", "release", pa, false);
+	trepo_delegate(REPO, "parent-b", "release", pb, false);
+	trepo_add_target(REPO, "release", "a/x", "trusted", 7);
+	trepo_add_target(REPO, "release", "b/x", "malicious", 9);
+	TREPO_RELEASE(REPO, "release", "parent-a", "parent-b", "targets");
+	u = trepo_updater(REPO, &err);
+	assert_ok(otter_tuf_find_target(u, "a/x", &t, &err));
+	assert_string_equal(otter_tuf_target_role(t), "release");
+	t = otter_tuf_target_free(t);
+	assert_err(otter_tuf_find_target(u, "b/x", &t, &err), OTTER_E_SIGNATURE, &err,
+		   "reached through 'parent-b'");
+	otter_tuf_updater_free(u);
+	/* A new process, with "release" cached on disk from the first path: still refused. */
+	otter_error_clear(&err);
+	assert_err(get_target(REPO, "b/x", &err), OTTER_E_SIGNATURE, &err, NULL);
+}
+
+/* ---- delegation search ---- */
+
+static void test_tuf_delegation_order_and_terminating(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const all[] = {"*", NULL};
+	otter_tuf_updater *u;
+	otter_tuf_target *t = NULL;
+
+	/* targets -> A (terminating), B. A lists nothing; B lists the target: terminating A
+	 * means B is never consulted. */
+	trepo_delegate(REPO, "targets", "A", all, true);
+	trepo_delegate(REPO, "targets", "B", all, false);
+	trepo_add_target(REPO, "B", "f", "b", 1);
+	TREPO_RELEASE(REPO, "A", "B", "targets");
+	u = trepo_updater(REPO, &err);
+	trepo_clear_requests(REPO);
+	assert_err(otter_tuf_find_target(u, "f", &t, &err), OTTER_E_NOT_FOUND, &err, NULL);
+	assert_non_null(strstr(trepo_requests(REPO), "2.A.json"));
+	assert_null(strstr(trepo_requests(REPO), "B.json"));
+	otter_tuf_updater_free(u);
+}
+
+static void test_tuf_delegation_cycle(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const all[] = {"*", NULL};
+
+	/* targets -> A -> B -> A: each visited once, then not found. */
+	trepo_delegate(REPO, "targets", "A", all, false);
+	trepo_delegate(REPO, "A", "B", all, false);
+	trepo_delegate(REPO, "B", "A", all, false);
+	TREPO_RELEASE(REPO, "A", "B", "targets");
+	trepo_clear_requests(REPO);
+	assert_err(get_target(REPO, "nothing", &err), OTTER_E_NOT_FOUND, &err, NULL);
+	assert_non_null(strstr(trepo_requests(REPO), "A.json"));
+	assert_non_null(strstr(trepo_requests(REPO), "B.json"));
+}
+
+/* ---- limits (tuf.md §8) ---- */
+
+static void rotations(trepo *r, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		trepo_rotate(r, "root", NULL, 1);
+}
+
+static void test_tuf_limit_root_rotations(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	unsigned limit = OTTER_TUF_MAX_ROOT_ROTATIONS;
+
+	/* limit - 1 new versions: all fetched, then the 404 ends the loop. */
+	rotations(REPO, limit - 1);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "root"), limit);
+	trepo_free(REPO);
+	*state = trepo_new();
+	/* limit: all fetched. */
+	rotations(REPO, limit);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "root"), limit + 1);
+	trepo_free(REPO);
+	*state = trepo_new();
+	/* limit + 1: one refresh stops at the cap; the next picks up the rest. */
+	rotations(REPO, limit + 1);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "root"), limit + 1);
+	assert_ok(trepo_refresh(REPO, &err));
+	assert_int_equal(trepo_client_version(REPO, "root"), limit + 2);
+}
+
+/* targets -> d1 -> d2 ... -> d<depth>, target in the last. */
+static int chain_lookup(trepo *r, unsigned depth, otter_error *err)
+{
+	static const char *const all[] = {"*", NULL};
+	char parent[32] = "targets", name[32];
+
+	for (unsigned i = 1; i <= depth; i++) {
+		snprintf(name, sizeof(name), "d%u", i);
+		trepo_delegate(r, parent, name, all, false);
+		snprintf(parent, sizeof(parent), "%s", name);
+	}
+	trepo_add_target(r, parent, "deep", "deep", 4);
+	for (unsigned i = depth; i >= 1; i--) {
+		snprintf(name, sizeof(name), "d%u", i);
+		trepo_release(r, (const char *const[]){name}, 1);
+	}
+	TREPO_RELEASE(r, "targets");
+	return get_target(r, "deep", err);
+}
+
+static void test_tuf_limit_delegations(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	unsigned limit = OTTER_TUF_MAX_DELEGATIONS;
+
+	/* python-tuf's count: targets plus `limit` delegated roles may be visited. */
+	assert_ok(chain_lookup(REPO, limit - 1, &err));
+	trepo_free(REPO);
+	*state = trepo_new();
+	assert_ok(chain_lookup(REPO, limit, &err));
+	trepo_free(REPO);
+	*state = trepo_new();
+	assert_err(chain_lookup(REPO, limit + 1, &err), OTTER_E_NOT_FOUND, &err, NULL);
+	assert_null(strstr(trepo_requests(REPO), ".d33.json"));
+}
+
+/* Replaces a published file by its bytes padded with spaces to exactly `size`. */
+static void pad_file(trepo *r, const char *name, size_t size)
+{
+	const trepo_file *f = trepo_get_file(r, name);
+	uint8_t *data;
+
+	assert_non_null(f);
+	assert_true(f->len <= size);
+	data = malloc(size);
+	memcpy(data, f->data, f->len);
+	memset(data + f->len, ' ', size - f->len);
+	trepo_put(r, name, data, size);
+	free(data);
+}
+
+static void test_tuf_limit_root_length(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t limit = OTTER_TUF_ROOT_MAX_LENGTH;
+
+	for (int delta = -1; delta <= 1; delta++) {
+		trepo_free(REPO);
+		*state = trepo_new();
+		trepo_rotate(REPO, "root", NULL, 1);
+		pad_file(REPO, "metadata/2.root.json", limit + (size_t)delta);
+		otter_error_clear(&err);
+		if (delta <= 0) {
+			assert_ok(trepo_refresh(REPO, &err));
+			assert_int_equal(trepo_client_version(REPO, "root"), 2);
+		} else {
+			assert_err(trepo_refresh(REPO, &err), OTTER_E_TOO_LARGE, &err,
+				   "2.root.json");
+			assert_int_equal(trepo_client_version(REPO, "root"), 1);
+		}
+	}
+}
+
+static void test_tuf_limit_timestamp_length(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t limit = OTTER_TUF_TIMESTAMP_MAX_LENGTH;
+
+	for (int delta = -1; delta <= 1; delta++) {
+		pad_file(REPO, "metadata/timestamp.json", limit + (size_t)delta);
+		otter_error_clear(&err);
+		if (delta <= 0)
+			assert_ok(trepo_refresh(REPO, &err));
+		else
+			assert_err(trepo_refresh(REPO, &err), OTTER_E_TOO_LARGE, &err,
+				   "timestamp.json");
+	}
+}
+
+static void test_tuf_limit_snapshot_length(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t limit = OTTER_TUF_SNAPSHOT_MAX_LENGTH;
+
+	/* No length in timestamp meta: the default cap applies. */
+	for (int delta = -1; delta <= 1; delta++) {
+		trepo_free(REPO);
+		*state = trepo_new();
+		pad_file(REPO, "metadata/1.snapshot.json", limit + (size_t)delta);
+		otter_error_clear(&err);
+		if (delta <= 0)
+			assert_ok(trepo_refresh(REPO, &err));
+		else
+			assert_err(trepo_refresh(REPO, &err), OTTER_E_TOO_LARGE, &err,
+				   "1.snapshot.json");
+	}
+}
+
+static void test_tuf_limit_targets_length(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t limit = OTTER_TUF_TARGETS_MAX_LENGTH;
+
+	for (int delta = -1; delta <= 1; delta++) {
+		trepo_free(REPO);
+		*state = trepo_new();
+		pad_file(REPO, "metadata/1.targets.json", limit + (size_t)delta);
+		otter_error_clear(&err);
+		if (delta <= 0)
+			assert_ok(trepo_refresh(REPO, &err));
+		else
+			assert_err(trepo_refresh(REPO, &err), OTTER_E_TOO_LARGE, &err,
+				   "1.targets.json");
+	}
+}
+
+static void test_tuf_limit_json_depth(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	/* document(1) > signed(2) > targets(3) > entry(4) > custom nested arrays: the deepest
+	 * container is at 4 + k. */
+	for (int k = 59; k <= 61; k++) {
+		json_t *v = json_array(), *entry;
+		for (int i = 1; i < k; i++) {
+			json_t *outer = json_array();
+			json_array_append_new(outer, v);
+			v = outer;
+		}
+		trepo_free(REPO);
+		*state = trepo_new();
+		trepo_add_target(REPO, "targets", "deep", "x", 1);
+		entry = json_object_get(json_object_get(trepo_signed(REPO, "targets"), "targets"),
+					"deep");
+		json_object_set_new(entry, "custom", v);
+		TREPO_RELEASE(REPO, "targets");
+		otter_error_clear(&err);
+		if (4 + k <= (int)OTTER_JSON_MAX_DEPTH)
+			assert_ok(trepo_refresh(REPO, &err));
+		else
+			assert_err(trepo_refresh(REPO, &err), OTTER_E_INVALID, &err, "nesting");
+	}
+}
+
+static void test_tuf_hash_bins(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	json_t *t = trepo_signed(REPO, "targets");
+	otter_key *k = trepo_new_key(OTTER_KEY_ED25519);
+	char *id = trepo_keyid(k);
+	json_t *kobj = NULL;
+	char name[32];
+
+	/* succinct_roles with 3 bits: bins-0 .. bins-7; "foo.tgz" (34baf01a...) is in bins-1. */
+	assert_ok(otter_key_to_tuf(k, &kobj, &err));
+	json_object_set_new(t, "delegations",
+			    json_pack("{s:{s:o}, s:{s:[s], s:i, s:i, s:s}}", "keys", id, kobj,
+				      "succinct_roles", "keyids", id, "threshold", 1, "bit_length",
+				      3, "name_prefix", "bins"));
+	free(id);
+	for (int i = 0; i < 8; i++) {
+		json_t *s = json_pack("{s:s, s:s, s:i, s:s, s:{}}", "_type", "targets",
+				      "spec_version", "1.0", "version", 1, "expires",
+				      "2031-01-01T00:00:00Z", "targets");
+		snprintf(name, sizeof(name), "bins-%d", i);
+		trepo_role *role = &REPO->roles[REPO->n_roles++];
+		role->name = strdup(name);
+		role->signed_obj = s;
+		role->signers[0] = k;
+		role->n_signers = 1;
+	}
+	trepo_add_target(REPO, "bins-1", "foo.tgz", "foo", 3);
+	trepo_add_target(REPO, "bins-2", "misplaced.tgz", "x", 1);
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "bins-%d", i);
+		trepo_release(REPO, (const char *const[]){name}, 1);
+	}
+	TREPO_RELEASE(REPO, "targets");
+	trepo_clear_requests(REPO);
+	assert_ok(get_target(REPO, "foo.tgz", &err));
+	assert_non_null(strstr(trepo_requests(REPO), "2.bins-1.json"));
+	assert_null(strstr(trepo_requests(REPO), "bins-0"));
+	/* A target in a bin it does not hash to is not found. */
+	assert_err(get_target(REPO, "misplaced.tgz", &err), OTTER_E_NOT_FOUND, &err, NULL);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_tuf_first_refresh_requests),
+		T(test_tuf_download_and_cache),
+		T(test_tuf_install_root_checks_format),
+		T(test_tuf_untrusted_initial_root_no_requests),
+		T(test_tuf_attack_arbitrary_installation_unsigned_timestamp),
+		T(test_tuf_attack_arbitrary_installation_unauthorised_targets_key),
+		T(test_tuf_attack_arbitrary_installation_target_replaced),
+		T(test_tuf_attack_rollback_timestamp),
+		T(test_tuf_attack_rollback_snapshot_version),
+		T(test_tuf_attack_rollback_targets_version),
+		T(test_tuf_attack_rollback_role_removed),
+		T(test_tuf_attack_rollback_root),
+		T(test_tuf_attack_fast_forward_recovery),
+		T(test_tuf_attack_freeze_expired_timestamp),
+		T(test_tuf_attack_freeze_expired_snapshot),
+		T(test_tuf_attack_freeze_expired_targets),
+		T(test_tuf_attack_freeze_expired_root),
+		T(test_tuf_attack_freeze_local_expiry_does_not_block),
+		T(test_tuf_attack_endless_data_timestamp),
+		T(test_tuf_attack_endless_data_snapshot_length),
+		T(test_tuf_attack_endless_data_target),
+		T(test_tuf_attack_slow_retrieval),
+		T(test_tuf_attack_extraneous_dependencies),
+		T(test_tuf_attack_mix_and_match_targets_version),
+		T(test_tuf_attack_mix_and_match_snapshot_hash),
+		T(test_tuf_attack_malicious_mirror),
+		T(test_tuf_attack_key_compromise_below_threshold),
+		T(test_tuf_attack_key_compromise_duplicate_signatures),
+		T(test_tuf_attack_key_compromise_one_key_two_keyids),
+		T(test_tuf_attack_wrong_software_path_not_delegated),
+		T(test_tuf_attack_wrong_software_diamond),
+		T(test_tuf_delegation_order_and_terminating),
+		T(test_tuf_delegation_cycle),
+		T(test_tuf_limit_root_rotations),
+		T(test_tuf_limit_delegations),
+		T(test_tuf_limit_root_length),
+		T(test_tuf_limit_timestamp_length),
+		T(test_tuf_limit_snapshot_length),
+		T(test_tuf_limit_targets_length),
+		T(test_tuf_limit_json_depth),
+		T(test_tuf_hash_bins),
+	};
+	return cmocka_run_group_tests_name("tuf", tests, NULL, NULL);
+}
