@@ -17,6 +17,7 @@
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
+#include "util/strutil.h"
 
 #define MAX_TARGETS 1024
 
@@ -27,6 +28,9 @@ static const char *arg_target_dir;
 static const char *arg_targets[MAX_TARGETS];
 static size_t arg_n_targets;
 static int arg_verbosity = 6; /* info */
+static long arg_connect_timeout;
+static long arg_slow_timeout;
+static long arg_min_speed;
 
 static void help(void)
 {
@@ -49,6 +53,10 @@ static void help(void)
 	       "  --target-name PATH      target path to download; repeatable, done in order\n"
 	       "  --target-base-url URL   repository targets base URL (download)\n"
 	       "  --target-dir DIR        where downloaded targets are stored (download)\n"
+	       "  --connect-timeout S     give up connecting after S seconds (default 30)\n"
+	       "  --slow-timeout S        abort a transfer slower than the minimum speed for S\n"
+	       "                          seconds in a row (default 30; slow-retrieval attack)\n"
+	       "  --min-speed BYTES       the minimum speed in bytes/s (default 1024)\n"
 	       "  -q, --quiet             only print errors\n"
 	       "  -v, --verbose           also print debug messages\n"
 	       "  -h, --help              show this help\n"
@@ -93,9 +101,14 @@ static int cmd_init(const char *root_path)
 
 static int new_updater(otter_tuf_updater **u, otter_error *err)
 {
+	static otter_net_options net = OTTER_NET_OPTIONS_INIT;
 	otter_tuf_options opts;
 
+	net.connect_timeout_s = arg_connect_timeout;
+	net.low_speed_time_s = arg_slow_timeout;
+	net.low_speed_limit = arg_min_speed;
 	otter_tuf_options_init(&opts);
+	opts.net_options = &net;
 	opts.metadata_dir = arg_metadata_dir;
 	opts.metadata_url = arg_metadata_url;
 	opts.target_base_url = arg_target_base_url;
@@ -154,13 +167,16 @@ static int cmd_download(void)
 int main(int argc, char **argv)
 {
 	enum { OPT_METADATA_DIR = 256, OPT_METADATA_URL, OPT_TARGET_NAME, OPT_TARGET_BASE_URL,
-	       OPT_TARGET_DIR, OPT_VERSION };
+	       OPT_TARGET_DIR, OPT_VERSION, OPT_CONNECT_TIMEOUT, OPT_SLOW_TIMEOUT, OPT_MIN_SPEED };
 	static const struct option options[] = {
 		{"metadata-dir", required_argument, NULL, OPT_METADATA_DIR},
 		{"metadata-url", required_argument, NULL, OPT_METADATA_URL},
 		{"target-name", required_argument, NULL, OPT_TARGET_NAME},
 		{"target-base-url", required_argument, NULL, OPT_TARGET_BASE_URL},
 		{"target-dir", required_argument, NULL, OPT_TARGET_DIR},
+		{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+		{"slow-timeout", required_argument, NULL, OPT_SLOW_TIMEOUT},
+		{"min-speed", required_argument, NULL, OPT_MIN_SPEED},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -193,6 +209,22 @@ int main(int argc, char **argv)
 		case OPT_TARGET_DIR:
 			arg_target_dir = optarg;
 			break;
+		case OPT_CONNECT_TIMEOUT:
+		case OPT_SLOW_TIMEOUT:
+		case OPT_MIN_SPEED: {
+			uint64_t v;
+			if (parse_u64_range(optarg, 1, 86400 * 365, &v) < 0) {
+				fprintf(stderr, "otter-tuf: invalid number '%s'\n", optarg);
+				return 1;
+			}
+			if (c == OPT_CONNECT_TIMEOUT)
+				arg_connect_timeout = (long)v;
+			else if (c == OPT_SLOW_TIMEOUT)
+				arg_slow_timeout = (long)v;
+			else
+				arg_min_speed = (long)v;
+			break;
+		}
 		case 'q':
 			arg_verbosity = 3;
 			break;

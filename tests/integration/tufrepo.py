@@ -139,18 +139,21 @@ class Repository:
         return self.signed["root"].get("consistent_snapshot", False)
 
     def write_metadata(self, name, data):
-        with open(os.path.join(self.metadata_dir, name), "wb") as f:
+        path = os.path.join(self.metadata_dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
             f.write(data)
         self.published[name] = data
 
     def file_name(self, role):
-        from urllib.parse import quote
-        enc = quote(role, safe="")
+        """Where a role's file lies on disk. Clients percent-encode role names in URLs
+        ("a/b" -> "2.a%2Fb.json") and a static server decodes them, so the file carries
+        the plain name (for "a/b": folder "2.a", file "b.json")."""
         if role == "root":
             return f"{self.signed['root']['version']}.root.json"
         if role == "timestamp" or not self.consistent:
-            return f"{enc}.json"
-        return f"{self.signed[role]['version']}.{enc}.json"
+            return f"{role}.json"
+        return f"{self.signed[role]['version']}.{role}.json"
 
     def publish_role(self, role, data=None, keys=None):
         """Writes one role's file as it is now (data overrides the bytes)."""
