@@ -24,7 +24,7 @@ void buf_clear(otter_buf *b)
 	b->cap = 0;
 }
 
-static int buf_reserve(otter_buf *b, size_t extra, otter_error *err)
+int buf_reserve(otter_buf *b, size_t extra, otter_error *err)
 {
 	size_t need, ncap;
 	uint8_t *p;

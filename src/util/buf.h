@@ -21,6 +21,8 @@ typedef struct otter_buf {
 
 void buf_init(otter_buf *b, size_t max);
 void buf_clear(otter_buf *b); /* frees the data, keeps max */
+/* Makes room for `extra` more bytes up front (one allocation when the size is known). */
+int buf_reserve(otter_buf *b, size_t extra, otter_error *err);
 int buf_append(otter_buf *b, const void *p, size_t n, otter_error *err);
 int buf_append_str(otter_buf *b, const char *s, otter_error *err);
 int buf_printf(otter_buf *b, otter_error *err, const char *fmt, ...) OTTER_PRINTF(3, 4);

@@ -589,9 +589,39 @@ static int parse_targets(tuf_metadata *md, const char *what, otter_error *err)
 	return parse_delegations(md, dele, what, err);
 }
 
+void tuf_metadata_drop_canonical(tuf_metadata *md)
+{
+	free(md->canon);
+	md->canon = NULL;
+	md->canon_len = 0;
+}
+
+static int ensure_canonical(tuf_metadata *md, otter_error *err)
+{
+	if (md->canon)
+		return 0;
+	return otter_json_canonical(md->signed_obj, &md->canon, &md->canon_len, err);
+}
+
 int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t *raw,
 		       size_t len, const char *what, otter_error *err)
 {
+	_cleanup_free_ uint8_t *copy = NULL;
+	int r;
+
+	if (!raw)
+		return otter_error_set(err, OTTER_E_INVALID, "tuf: invalid arguments");
+	copy = otter_memdup(raw, len);
+	if (!copy)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = tuf_metadata_parse_owned(out, expected, &copy, len, what, err);
+	return r;
+}
+
+int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t **rawp,
+			     size_t len, const char *what, otter_error *err)
+{
+	const uint8_t *raw = rawp ? *rawp : NULL;
 	_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
 	json_t *sigs;
 	const char *type, *spec, *expires;
@@ -607,10 +637,6 @@ int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t
 	r = otter_json_parse(&md->doc, raw, len, OTTER_TUF_METADATA_HARD_MAX, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "%s", what);
-	md->raw = otter_memdup(raw, len);
-	if (!md->raw)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	md->raw_len = len;
 
 	if ((r = json_get_member(md->doc, "signed", JSON_OBJECT, true, what, &md->signed_obj,
 				 err)) < 0 ||
@@ -668,18 +694,22 @@ int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t
 	}
 	if (r < 0)
 		return r;
+	md->raw = TAKE_PTR(*rawp);
+	md->raw_len = len;
 	*out = TAKE_PTR(md);
 	return 0;
 }
 
 /* ---- signatures ---- */
 
-size_t tuf_count_valid_signatures(const tuf_metadata *md, const tuf_keyring *ring,
+size_t tuf_count_valid_signatures(tuf_metadata *md, const tuf_keyring *ring,
 				  const tuf_rolekeys *role)
 {
 	_cleanup_free_ const uint8_t **counted = NULL;
 	size_t count = 0;
 
+	if (ensure_canonical(md, NULL) < 0)
+		return 0;
 	counted = otter_reallocarray(NULL, role->n ? role->n : 1, sizeof(*counted));
 	if (!counted)
 		return 0;
@@ -713,10 +743,15 @@ size_t tuf_count_valid_signatures(const tuf_metadata *md, const tuf_keyring *rin
 	return count;
 }
 
-int tuf_verify_threshold(const tuf_metadata *md, const tuf_keyring *ring,
-			 const tuf_rolekeys *role, const char *what, otter_error *err)
+int tuf_verify_threshold(tuf_metadata *md, const tuf_keyring *ring, const tuf_rolekeys *role,
+			 const char *what, otter_error *err)
 {
-	size_t valid = tuf_count_valid_signatures(md, ring, role);
+	size_t valid;
+	int r = ensure_canonical(md, err);
+
+	if (r < 0)
+		return otter_error_prefix(err, r, "%s", what);
+	valid = tuf_count_valid_signatures(md, ring, role);
 
 	if (valid >= role->threshold)
 		return 0;

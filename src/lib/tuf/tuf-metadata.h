@@ -114,15 +114,23 @@ typedef struct tuf_metadata {
  */
 int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t *raw,
 		       size_t len, const char *what, otter_error *err);
+/* Same, taking ownership of *raw (a malloc()ed buffer) on success: no copy is made. */
+int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t **raw,
+			     size_t len, const char *what, otter_error *err);
+/*
+ * Frees the canonical form of "signed" (as large as the file) once the metadata is trusted;
+ * a later signature check computes it again.
+ */
+void tuf_metadata_drop_canonical(tuf_metadata *md);
 tuf_metadata *tuf_metadata_free(tuf_metadata *md);
 
 /*
  * Counts valid signatures of md by the keys of role (looked up in ring), each distinct key
  * material once. Fails with OTTER_E_SIGNATURE when fewer than role->threshold verify.
  */
-int tuf_verify_threshold(const tuf_metadata *md, const tuf_keyring *ring,
-			 const tuf_rolekeys *role, const char *what, otter_error *err);
-size_t tuf_count_valid_signatures(const tuf_metadata *md, const tuf_keyring *ring,
+int tuf_verify_threshold(tuf_metadata *md, const tuf_keyring *ring, const tuf_rolekeys *role,
+			 const char *what, otter_error *err);
+size_t tuf_count_valid_signatures(tuf_metadata *md, const tuf_keyring *ring,
 				  const tuf_rolekeys *role);
 
 const tuf_keyentry *tuf_keyring_find(const tuf_keyring *ring, const char *keyid);

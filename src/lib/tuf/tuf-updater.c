@@ -262,13 +262,14 @@ int otter_tuf_updater_new(otter_tuf_updater **out, const otter_tuf_options *opts
 	if (r < 0)
 		return otter_error_prefix(err, r, "loading trusted root from '%s'",
 					  u->metadata_dir);
-	r = tuf_metadata_parse(&u->root, TUF_ROOT, raw, len, "trusted root.json", err);
+	r = tuf_metadata_parse_owned(&u->root, TUF_ROOT, &raw, len, "trusted root.json", err);
 	if (r < 0)
 		return r;
 	r = tuf_verify_threshold(u->root, &u->root->keys, &u->root->roles[TUF_ROOT],
 				 "trusted root.json", err);
 	if (r < 0)
 		return r;
+	tuf_metadata_drop_canonical(u->root);
 	ulog(u, LOG_DEBUG, "loaded trusted root version %" PRIu64, u->root->version);
 	*out = TAKE_PTR(u);
 	return 0;
@@ -282,8 +283,8 @@ static int buf_sink(void *userdata, const uint8_t *data, size_t len, otter_error
 }
 
 /* Fetches metadata base URL + name, at most max bytes. */
-static int fetch_metadata(otter_tuf_updater *u, const char *name, uint64_t max, uint8_t **out,
-			  size_t *len, otter_error *err)
+static int fetch_metadata(otter_tuf_updater *u, const char *name, uint64_t max, bool exact,
+			  uint8_t **out, size_t *len, otter_error *err)
 {
 	_cleanup_free_ char *url = NULL;
 	otter_buf b;
@@ -300,6 +301,9 @@ static int fetch_metadata(otter_tuf_updater *u, const char *name, uint64_t max, 
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	ulog(u, LOG_INFO, "fetching %s", url);
 	buf_init(&b, (size_t)max);
+	/* A signed length is the size to expect: one allocation instead of doublings. */
+	if (exact && (r = buf_reserve(&b, (size_t)max, err)) < 0)
+		return r;
 	r = u->fetch(u->fetch_userdata, url, max, buf_sink, &b, err);
 	if (r < 0) {
 		buf_clear(&b);
@@ -342,14 +346,14 @@ static int update_root(otter_tuf_updater *u, otter_error *err)
 		if (u64_add_overflow(u->root->version, 1, &next))
 			return otter_error_set(err, OTTER_E_LIMIT, "root version overflow");
 		strfmt(name, sizeof(name), "%" PRIu64 ".root.json", next);
-		r = fetch_metadata(u, name, u->root_max, &raw, &len, err);
+		r = fetch_metadata(u, name, u->root_max, false, &raw, &len, err);
 		if (r == OTTER_E_NOT_FOUND) {
 			otter_error_clear(err);
 			return 0; /* 5.3.3: no newer root */
 		}
 		if (r < 0)
 			return r;
-		r = tuf_metadata_parse(&md, TUF_ROOT, raw, len, name, err);
+		r = tuf_metadata_parse_owned(&md, TUF_ROOT, &raw, len, name, err);
 		if (r < 0)
 			return r;
 		/* 5.3.4: a threshold of the trusted root's keys, then of the new root's own. */
@@ -372,6 +376,7 @@ static int update_root(otter_tuf_updater *u, otter_error *err)
 		if (r < 0)
 			return r;
 		ulog(u, LOG_NOTICE, "root rotated to version %" PRIu64, md->version);
+		tuf_metadata_drop_canonical(md);
 		tuf_metadata_free(u->root);
 		u->root = TAKE_PTR(md);
 	}
@@ -402,7 +407,7 @@ static int update_timestamp(otter_tuf_updater *u, otter_error *err)
 		otter_error lerr = OTTER_ERROR_INIT;
 		tuf_metadata *lmd = NULL;
 
-		if (tuf_metadata_parse(&lmd, TUF_TIMESTAMP, local, len, "local timestamp.json",
+		if (tuf_metadata_parse_owned(&lmd, TUF_TIMESTAMP, &local, len, "local timestamp.json",
 				       &lerr) < 0 ||
 		    tuf_verify_threshold(lmd, &u->root->keys, role, "local timestamp.json",
 					 &lerr) < 0) {
@@ -414,10 +419,10 @@ static int update_timestamp(otter_tuf_updater *u, otter_error *err)
 	}
 
 	/* 5.4.1 */
-	r = fetch_metadata(u, "timestamp.json", u->timestamp_max, &raw, &len, err);
+	r = fetch_metadata(u, "timestamp.json", u->timestamp_max, false, &raw, &len, err);
 	if (r < 0)
 		return r;
-	r = tuf_metadata_parse(&md, TUF_TIMESTAMP, raw, len, "timestamp.json", err);
+	r = tuf_metadata_parse_owned(&md, TUF_TIMESTAMP, &raw, len, "timestamp.json", err);
 	if (r < 0)
 		return r;
 	/* 5.4.2 */
@@ -523,7 +528,7 @@ static int update_snapshot(otter_tuf_updater *u, otter_error *err)
 		otter_error lerr = OTTER_ERROR_INIT;
 		tuf_metadata *lmd = NULL;
 
-		if (tuf_metadata_parse(&lmd, TUF_SNAPSHOT, local, len, "local snapshot.json",
+		if (tuf_metadata_parse_owned(&lmd, TUF_SNAPSHOT, &local, len, "local snapshot.json",
 				       &lerr) < 0 ||
 		    tuf_verify_threshold(lmd, &u->root->keys, role, "local snapshot.json",
 					 &lerr) < 0) {
@@ -547,14 +552,14 @@ static int update_snapshot(otter_tuf_updater *u, otter_error *err)
 	else
 		strfmt(name, sizeof(name), "snapshot.json");
 	max = mf->has_length ? mf->length : u->snapshot_max;
-	r = fetch_metadata(u, name, max, &raw, &len, err);
+	r = fetch_metadata(u, name, max, mf->has_length, &raw, &len, err);
 	if (r < 0)
 		return r;
 	/* 5.5.2: length and hashes pinned by timestamp, before any parsing. */
 	r = tuf_check_length_hashes(raw, len, mf->has_length, mf->length, mf->hashes, name, err);
 	if (r < 0)
 		return r;
-	r = tuf_metadata_parse(&md, TUF_SNAPSHOT, raw, len, name, err);
+	r = tuf_metadata_parse_owned(&md, TUF_SNAPSHOT, &raw, len, name, err);
 	if (r < 0)
 		return r;
 	/* 5.5.3 */
@@ -575,6 +580,7 @@ static int update_snapshot(otter_tuf_updater *u, otter_error *err)
 	r = persist(u, "snapshot.json", md, err);
 	if (r < 0)
 		return r;
+	tuf_metadata_drop_canonical(md);
 	tuf_metadata_free(u->snapshot);
 	u->snapshot = TAKE_PTR(md);
 	return 0;
@@ -620,11 +626,12 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 
 		if (tuf_check_length_hashes(raw, len, mf.has_length, mf.length, mf.hashes,
 					    localname, &lerr) == 0 &&
-		    tuf_metadata_parse(&md, TUF_TARGETS, raw, len, localname, &lerr) == 0 &&
+		    tuf_metadata_parse_owned(&md, TUF_TARGETS, &raw, len, localname, &lerr) == 0 &&
 		    tuf_verify_threshold(md, ring, keys, localname, &lerr) == 0 &&
 		    md->version == mf.version && check_expiry(u, md, localname, &lerr) == 0) {
 			ulog(u, LOG_INFO, "local %s version %" PRIu64 " is current", localname,
 			     md->version);
+			tuf_metadata_drop_canonical(md);
 			*out = TAKE_PTR(md);
 			return 0;
 		}
@@ -644,14 +651,15 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 	}
 	if (!remote)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r = fetch_metadata(u, remote, mf.has_length ? mf.length : u->targets_max, &raw, &len, err);
+	r = fetch_metadata(u, remote, mf.has_length ? mf.length : u->targets_max, mf.has_length,
+			   &raw, &len, err);
 	if (r < 0)
 		return r;
 	/* 5.6.2 */
 	r = tuf_check_length_hashes(raw, len, mf.has_length, mf.length, mf.hashes, remote, err);
 	if (r < 0)
 		return r;
-	r = tuf_metadata_parse(&md, TUF_TARGETS, raw, len, remote, err);
+	r = tuf_metadata_parse_owned(&md, TUF_TARGETS, &raw, len, remote, err);
 	if (r < 0)
 		return r;
 	/* 5.6.3 */
@@ -672,6 +680,7 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 	r = persist(u, localname, md, err);
 	if (r < 0)
 		return r;
+	tuf_metadata_drop_canonical(md);
 	*out = TAKE_PTR(md);
 	return 0;
 }
