@@ -66,10 +66,10 @@ test: deps build $(ASAN_BUILD)/build.ninja
 
 fuzz: deps
 	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true \
-		-Db_lundef=false -Dbuildtype=debugoptimized
+		-Db_lundef=false -Dbuildtype=debugoptimized -Dtests=false
 	meson compile -C $(FUZZ_BUILD)
 	@for t in $(FUZZ_BUILD)/fuzz/fuzz-*; do \
-		[ -x "$$t" ] || continue; \
+		[ -f "$$t" ] && [ -x "$$t" ] || continue; \
 		name=$$(basename $$t); \
 		echo "== $$name for $(SECONDS) s"; \
 		mkdir -p $(FUZZ_BUILD)/corpus-$$name; \
