@@ -108,6 +108,17 @@ OTTER_PUBLIC int otter_tuf_find_target(otter_tuf_updater *u, const char *path,
 				       otter_tuf_target **out, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;
 
+/*
+ * Calls cb for every target the top-level targets metadata lists whose path starts with
+ * prefix ("" for all), in path order (refreshing first if needed). Delegated roles are not
+ * walked: content meant to be enumerated (release documents) is listed at the top level.
+ * A negative return from cb stops the walk and is returned.
+ */
+typedef int (*otter_tuf_target_fn)(void *userdata, const otter_tuf_target *t, otter_error *err);
+OTTER_PUBLIC int otter_tuf_foreach_target(otter_tuf_updater *u, const char *prefix,
+					  otter_tuf_target_fn cb, void *userdata,
+					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
 OTTER_PUBLIC const char *otter_tuf_target_path(const otter_tuf_target *t);
 OTTER_PUBLIC uint64_t otter_tuf_target_length(const otter_tuf_target *t);
 /* The "hashes" object (alg -> hex), borrowed. */

@@ -946,6 +946,48 @@ static void test_tuf_hash_bins(void **state)
 	assert_err(get_target(REPO, "misplaced.tgz", &err), OTTER_E_NOT_FOUND, &err, NULL);
 }
 
+static int collect_paths(void *userdata, const otter_tuf_target *t, otter_error *err)
+{
+	strcat(userdata, otter_tuf_target_path(t));
+	strcat(userdata, ";");
+	return strcmp(otter_tuf_target_path(t), "releases/stop") == 0
+		       ? otter_error_set(err, OTTER_E_ABORTED, "stopped")
+		       : 0;
+}
+
+static void test_tuf_foreach_target(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	static const char *const all[] = {"*", "releases/*", NULL};
+	otter_tuf_updater *u;
+	char seen[1024] = "";
+
+	trepo_add_target(REPO, "targets", "releases/b/2.json", "2", 1);
+	trepo_add_target(REPO, "targets", "releases/a/1.json", "1", 1);
+	trepo_add_target(REPO, "targets", "images/x", "x", 1);
+	/* Delegated roles are not enumerated. */
+	trepo_delegate(REPO, "targets", "team", all, false);
+	trepo_add_target(REPO, "team", "releases/c/3.json", "3", 1);
+	TREPO_RELEASE(REPO, "team", "targets");
+	u = trepo_updater(REPO, &err);
+	assert_ok(otter_tuf_foreach_target(u, "releases/", collect_paths, seen, &err));
+	assert_string_equal(seen, "releases/a/1.json;releases/b/2.json;");
+	seen[0] = '\0';
+	assert_ok(otter_tuf_foreach_target(u, "", collect_paths, seen, &err));
+	assert_string_equal(seen, "images/x;releases/a/1.json;releases/b/2.json;");
+	otter_tuf_updater_free(u);
+	/* The callback's error stops the walk. */
+	trepo_add_target(REPO, "targets", "releases/stop", "s", 1);
+	trepo_add_target(REPO, "targets", "releases/z", "z", 1);
+	TREPO_RELEASE(REPO, "targets");
+	u = trepo_updater(REPO, &err);
+	seen[0] = '\0';
+	assert_err(otter_tuf_foreach_target(u, "releases/", collect_paths, seen, &err),
+		   OTTER_E_ABORTED, &err, "stopped");
+	assert_null(strstr(seen, "releases/z"));
+	otter_tuf_updater_free(u);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -991,6 +1033,7 @@ int main(void)
 		T(test_tuf_limit_targets_length),
 		T(test_tuf_limit_json_depth),
 		T(test_tuf_hash_bins),
+		T(test_tuf_foreach_target),
 	};
 	return cmocka_run_group_tests_name("tuf", tests, NULL, NULL);
 }

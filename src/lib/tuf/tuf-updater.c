@@ -1065,6 +1065,48 @@ out:
 	return r;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int otter_tuf_foreach_target(otter_tuf_updater *u, const char *prefix, otter_tuf_target_fn cb,
+			     void *userdata, otter_error *err)
+{
+	_cleanup_free_ const char **paths = NULL;
+	size_t n = 0, plen;
+	const char *path;
+	json_t *info;
+	int r;
+
+	if (!u || !prefix || !cb)
+		return otter_error_set(err, OTTER_E_INVALID, "foreach target: invalid arguments");
+	r = otter_tuf_refresh(u, err);
+	if (r < 0)
+		return r;
+	plen = strlen(prefix);
+	paths = otter_reallocarray(NULL, json_object_size(u->targets->targets) + 1,
+				   sizeof(*paths));
+	if (!paths)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	json_object_foreach(u->targets->targets, path, info)
+		if (strncmp(path, prefix, plen) == 0)
+			paths[n++] = path;
+	qsort(paths, n, sizeof(*paths), cmp_cstr);
+	for (size_t i = 0; i < n; i++) {
+		otter_tuf_target *t = NULL;
+
+		r = target_new(&t, paths[i], "targets", json_object_get(u->targets->targets, paths[i]),
+			       err);
+		if (r == 0)
+			r = cb(userdata, t, err);
+		otter_tuf_target_free(t);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* ---- targets ---- */
 
 otter_tuf_target *otter_tuf_target_free(otter_tuf_target *t)
