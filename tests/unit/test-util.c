@@ -3,12 +3,15 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/fileio.h"
+#include "util/sdnotify.h"
 #include "util/strutil.h"
 
 static void test_util_error_set_once(void **state)
@@ -303,6 +306,44 @@ static void test_util_alloc_failure_injection(void **state)
 	assert_null(otter_reallocarray(NULL, SIZE_MAX, 2));
 }
 
+static void test_util_sdnotify(void **state)
+{
+	char *dir = test_tmpdir();
+	char path[256], buf[256];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	ssize_t n;
+	uint64_t usec;
+
+	snprintf(path, sizeof(path), "%s/notify", dir);
+	strfmt(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	unsetenv("NOTIFY_SOCKET");
+	assert_int_equal(sdnotify_send("READY=1"), 0); /* not under systemd: nothing to do */
+	setenv("NOTIFY_SOCKET", path, 1);
+	assert_int_equal(sdnotify_send("READY=1\nSTATUS=idle"), 1);
+	n = recv(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "READY=1\nSTATUS=idle");
+	setenv("NOTIFY_SOCKET", "relative", 1);
+	assert_int_equal(sdnotify_send("X=1"), -EINVAL);
+	unsetenv("NOTIFY_SOCKET");
+	close(fd);
+	setenv("WATCHDOG_USEC", "30000000", 1);
+	unsetenv("WATCHDOG_PID");
+	assert_true(sdnotify_watchdog_usec(&usec));
+	assert_true(usec == 30000000);
+	setenv("WATCHDOG_PID", "1", 1); /* another process's watchdog */
+	assert_false(sdnotify_watchdog_usec(&usec));
+	setenv("WATCHDOG_USEC", "junk", 1);
+	unsetenv("WATCHDOG_PID");
+	assert_false(sdnotify_watchdog_usec(&usec));
+	unsetenv("WATCHDOG_USEC");
+	rm_rf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +360,7 @@ int main(void)
 		cmocka_unit_test(test_util_fileio_atomic),
 		cmocka_unit_test(test_util_fileio_tmp_discard),
 		cmocka_unit_test(test_util_alloc_failure_injection),
+		cmocka_unit_test(test_util_sdnotify),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
