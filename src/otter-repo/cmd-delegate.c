@@ -120,9 +120,16 @@ static int run_delegate(const args *a)
 			cli_fail(&err);
 			goto out;
 		}
-		/* A role delegated before (and undelegated) keeps its metadata and versions. */
+		/* A role delegated before (and undelegated) keeps its metadata and versions; its
+		 * next version is staged, to be signed by the keys it is delegated to now. */
 		if (!existing || (!existing->pub && !existing->staged)) {
 			if (new_role(r, a->pos[0], &err) < 0) {
+				cli_fail(&err);
+				goto out;
+			}
+		} else if (!existing->staged) {
+			json_t *ignored;
+			if (repo_stage_role(r, existing, &ignored, &err) < 0) {
 				cli_fail(&err);
 				goto out;
 			}

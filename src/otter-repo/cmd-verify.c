@@ -132,6 +132,9 @@ static int run(const args *a)
 			cli_fail(&err);
 			goto out;
 		}
+		/* The published repository only; roles no delegation leads to any more are not
+		 * offered to devices. */
+		repo_hide_staged(r, true);
 		for (size_t i = 0; i < r->n_roles; i++) {
 			repo_role *role = &r->roles[i];
 			const char *path;
@@ -139,6 +142,11 @@ static int run(const args *a)
 
 			if (role->type != TUF_TARGETS || !role->pub)
 				continue;
+			if (!repo_role_reachable(r, role->name)) {
+				cli_info("%s is published but no delegation leads to it: skipped",
+					 role->name);
+				continue;
+			}
 			json_object_foreach(role->pub->targets, path, info) {
 				otter_error terr = OTTER_ERROR_INIT;
 				otter_tuf_target *t = NULL;

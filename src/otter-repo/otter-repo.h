@@ -123,6 +123,7 @@ typedef struct repo_role {
 	size_t staged_canon_len;
 	bool staged_dirty;   /* write back on repo_save_staging */
 	bool staged_drop;    /* delete the staged file on repo_save_staging */
+	json_t *hidden;      /* the staged envelope while repo_hide_staged is in force */
 	tuf_metadata *cur;   /* cache: the current view (staged if any, else published) */
 } repo_role;
 
@@ -172,6 +173,14 @@ bool repo_consistent(repo *r);
 int repo_stage_role(repo *r, repo_role *role, json_t **signed_out, otter_error *err);
 /* Stages a brand-new role (version 1) with the given signed object (reference taken). */
 int repo_stage_new(repo *r, const char *name, json_t *signed_obj, otter_error *err);
+/*
+ * Sets staged versions aside (true) or brings them back (false), so that the current view is
+ * what is published: refresh and verify work on the published repository only.
+ */
+void repo_hide_staged(repo *r, bool hide);
+/* True when a client would reach role through the current delegation tree. */
+bool repo_role_reachable(repo *r, const char *name);
+
 /* Marks a staged role as edited (after changing it without repo_stage_role). */
 void repo_role_touch(repo_role *role);
 

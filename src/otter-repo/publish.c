@@ -639,26 +639,43 @@ static int client_check(repo *r, const plan *p, const uint8_t *trusted, size_t t
 	}
 	if (r2 == 0)
 		r2 = otter_tuf_refresh(u, err);
-	for (size_t i = 0; r2 == 0 && i < p->n; i++) {
-		const outfile *f = &p->files[i];
+	/* Every target of every role a device can reach: a role being published must deliver
+	 * all of its targets; one published earlier that a changed delegation no longer leads to
+	 * is only worth a warning, but one that no longer verifies stops the publish. */
+	for (size_t i = 0; r2 == 0 && i < r->n_roles; i++) {
+		repo_role *role = &r->roles[i];
+		bool publishing = false;
+		tuf_metadata *md = NULL;
 		const char *path;
 		json_t *info;
 
-		if (f->skip || !f->role || f->md->type != TUF_TARGETS)
+		if (role->type != TUF_TARGETS || repo_role_current(r, role, &md, NULL) < 0 ||
+		    !repo_role_reachable(r, role->name))
 			continue;
-		json_object_foreach(f->md->targets, path, info) {
+		for (size_t j = 0; j < p->n; j++)
+			if (p->files[j].role == role && !p->files[j].skip) {
+				publishing = true;
+				md = p->files[j].md;
+			}
+		json_object_foreach(md->targets, path, info) {
 			_cleanup_(otter_tuf_target_freep) otter_tuf_target *t = NULL;
 
 			r2 = otter_tuf_find_target(u, path, &t, err);
+			if (r2 == OTTER_E_NOT_FOUND && !publishing) {
+				cli_warn("devices no longer find target '%s' of %s: %s", path,
+					 role->name, err->msg);
+				otter_error_clear(err);
+				r2 = 0;
+				continue;
+			}
 			if (r2 < 0) {
-				r2 = otter_error_prefix(err, r2, "target '%s' of %s", path,
-							f->role->name);
+				r2 = otter_error_prefix(err, r2, "target '%s' of %s", path, role->name);
 				break;
 			}
-			if (strcmp(otter_tuf_target_role(t), f->role->name) != 0)
+			if (strcmp(otter_tuf_target_role(t), role->name) != 0)
 				cli_warn("devices will take target '%s' from '%s', which comes "
 					 "before '%s' in the delegation order",
-					 path, otter_tuf_target_role(t), f->role->name);
+					 path, otter_tuf_target_role(t), role->name);
 		}
 	}
 	u = otter_tuf_updater_free(u);
@@ -728,6 +745,10 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	if (!root)
 		return otter_error_set(err, OTTER_E_NOT_FOUND, "the repository has no root");
+	/* refresh publishes snapshot and timestamp under the root that is out, whatever is
+	 * staged (a staged root may already name other online keys). */
+	if (o->refresh_only)
+		repo_hide_staged(r, true);
 	staged = otter_calloc(r->n_roles + 1, sizeof(*staged));
 	if (!staged)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -904,6 +925,8 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 			remove_blobs(r);
 	}
 out:
+	if (o->refresh_only)
+		repo_hide_staged(r, false);
 	plan_clear(&p);
 	return r2;
 }

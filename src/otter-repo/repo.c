@@ -40,6 +40,7 @@ const char *repo_dir_arg(const args *a)
 
 static void role_clear(repo_role *role)
 {
+	json_decref(role->hidden);
 	if (role->cur && role->cur != role->pub)
 		tuf_metadata_free(role->cur);
 	tuf_metadata_free(role->pub);
@@ -430,6 +431,23 @@ static void invalidate(repo_role *role)
 	role->cur = NULL;
 }
 
+void repo_hide_staged(repo *r, bool hide)
+{
+	for (size_t i = 0; i < r->n_roles; i++) {
+		repo_role *role = &r->roles[i];
+
+		if (hide && role->staged) {
+			role->hidden = role->staged;
+			role->staged = NULL;
+			invalidate(role);
+		} else if (!hide && role->hidden) {
+			role->staged = role->hidden;
+			role->hidden = NULL;
+			invalidate(role);
+		}
+	}
+}
+
 void repo_role_touch(repo_role *role)
 {
 	invalidate(role);
@@ -678,6 +696,16 @@ int repo_role_signers(repo *r, const char *name, const tuf_keyring **ring,
 	if (delegator_out)
 		*delegator_out = nodes[nodes[idx].parent].role;
 	return 0;
+}
+
+bool repo_role_reachable(repo *r, const char *name)
+{
+	_cleanup_free_ struct node *nodes = NULL;
+	size_t n;
+
+	if (tuf_repo_top_level_type(name) >= 0)
+		return true;
+	return search(r, name, &nodes, &n, NULL) >= 0;
 }
 
 int repo_check_target_reaches(repo *r, const char *role, const char *target_path,

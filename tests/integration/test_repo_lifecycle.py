@@ -239,6 +239,11 @@ def test_timestamp_key_revoked_client_follows(tmp_path, nginx, keys):
     _, err, _ = repo("rotate", "timestamp", "--add-key", k("timestamp-2.pub"), "--remove-key",
                      old_ts_id[:12])
     assert "no key under [online]" in err
+    # While the new root waits for its signatures, cron keeps re-signing under the root that
+    # is out, with the key that is configured.
+    out, _, _ = repo("refresh", "--force")
+    assert "published timestamp version 2" in out
+    assert client.refresh() == 0 and client.version("root") == 1
     repo.set_online_key("timestamp", k("timestamp-2.pem"))
     repo("publish", "--key", k("root-1.pem"))
     assert repo.signed("root.json")["roles"]["timestamp"]["keyids"] == [new_ts_id]
@@ -320,10 +325,22 @@ def test_delegation_to_team_role(tmp_path, nginx, keys):
 
     # Revoking the delegation: devices stop finding the team's targets.
     repo("undelegate", "team")
-    repo("publish", "--key", k("targets-1.pem"))
+    _, err, _ = repo("publish", "--key", k("targets-1.pem"))
     assert "team.json" in repo.signed(f"{repo.published_version('snapshot')}.snapshot.json")[
         "meta"]
     assert client.download("team/app.bin") != 0
+    out, _, _ = repo("verify", "--root", os.path.join(repo.metadata, "1.root.json"))
+    assert "team is published but no delegation leads to it" in out
+    # Delegated again to other keys: team's next version is staged for them to sign.
+    repo("delegate", "team", "--paths", "team/*", "--key", team / "t3.pub")
+    s = json.loads(open(os.path.join(repo.staging, "team.json")).read())
+    assert s["signed"]["version"] == 4 and "team/app.bin" in s["signed"]["targets"]
+    before = repo.state()
+    _, err, _ = repo("publish", "--key", k("targets-1.pem"), check=False)
+    assert "staged team: 0 valid signatures" in err
+    assert repo.state() == before
+    repo("publish", "--key", k("targets-1.pem"), team / "t3.pem")
+    assert client.download("team/app.bin") == 0
 
 
 def test_succinct_hash_bins(tmp_path, nginx, keys):
@@ -516,3 +533,50 @@ def test_init_with_existing_keys_signed_offline(tmp_path, nginx):
     client = client_for(tmp_path, nginx, repo)
     assert client.refresh() == 0
     assert client.version("timestamp") == 1
+
+
+def test_plain_layout_hash_prefix_delegation_and_small_commands(tmp_path, nginx, keys):
+    """--no-consistent-snapshot, a delegation by hash prefixes, key id, key gen with a
+    passphrase from a file descriptor, publish --dry-run."""
+    repo = make_repo(nginx, keys, "--no-consistent-snapshot")
+    assert repo.signed("1.root.json")["consistent_snapshot"] is False
+    assert sorted(os.listdir(repo.metadata)) == ["1.root.json", "root.json", "snapshot.json",
+                                                  "targets.json", "timestamp.json"]
+    exe = binary("otter-repo")
+    r, w = os.pipe()
+    os.write(w, b"fd secret\n")
+    os.close(w)
+    p = subprocess.run([exe, "key", "gen", "--passphrase-fd", str(r), tmp_path / "hp"],
+                       pass_fds=(r,), capture_output=True, text=True)
+    os.close(r)
+    assert p.returncode == 0, p.stderr
+    assert b"ENCRYPTED PRIVATE KEY" in open(tmp_path / "hp.pem", "rb").read()
+    out, _, _ = run([exe, "key", "id", tmp_path / "hp.pub"], check=True)
+    key_id = p.stdout.strip().splitlines()[-1]
+    assert out.split() == [key_id, "ed25519", str(tmp_path / "hp.pub")]
+
+    # Everything whose sha256(path) starts with one of these goes to "half".
+    name = "data/x.bin"
+    prefix = hashlib.sha256(name.encode()).hexdigest()[:2]
+    other = next(f"data/y{i}.bin" for i in range(100)
+                 if not hashlib.sha256(f"data/y{i}.bin".encode()).hexdigest().startswith(prefix))
+    repo("delegate", "half", "--hash-prefixes", prefix, "--key", tmp_path / "hp.pub")
+    f = write(tmp_path / "x.bin", b"plain layout")
+    repo("add-target", f, "--path", name, "--role", "half")
+    _, err, _ = repo("add-target", f, "--path", other, "--role", "half", check=False)
+    assert "outside what 'targets' delegates to 'half'" in err
+    env = {"HP": "fd secret"}
+    before = repo.state()
+    out, _, _ = repo("publish", "--dry-run", "--key", os.path.join(keys, "targets-1.pem"),
+                     tmp_path / "hp.pem", "--passphrase-env", "HP", env=env)
+    assert "nothing was written" in out
+    assert repo.state() == before
+    repo("publish", "--key", os.path.join(keys, "targets-1.pem"), tmp_path / "hp.pem",
+         "--passphrase-env", "HP", env=env)
+    # Unversioned names; the target under its own path.
+    assert os.path.exists(os.path.join(repo.metadata, "half.json"))
+    assert open(os.path.join(repo.path, "targets", "data", "x.bin"), "rb").read() == \
+        b"plain layout"
+    client = client_for(tmp_path, nginx, repo)
+    assert client.download(name) == 0
+    assert client.target(name) == b"plain layout"
