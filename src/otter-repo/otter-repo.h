@@ -137,6 +137,8 @@ typedef struct repo {
 	tuf_metadata *snapshot;
 	repo_role *roles;
 	size_t n_roles;
+	size_t *index; /* open-addressing hash of role names: role index + 1, 0 = empty */
+	size_t index_cap; /* a power of two, at least twice n_roles */
 } repo;
 
 #define REPO_STAGING_DIR "staging"

@@ -56,6 +56,7 @@ repo *repo_free(repo *r)
 	for (size_t i = 0; i < r->n_roles; i++)
 		role_clear(&r->roles[i]);
 	free(r->roles);
+	free(r->index);
 	tuf_metadata_free(r->timestamp);
 	tuf_metadata_free(r->snapshot);
 	tuf_repo_config_clear(&r->cfg);
@@ -76,17 +77,53 @@ repo *repo_free(repo *r)
 
 DEFINE_CLEANUP_FUNC(repo, repo_free)
 
+/* Repositories with succinct hash bins have up to 2^16 roles: look them up by hash. */
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static int index_rebuild(repo *r, size_t cap, otter_error *err)
+{
+	size_t *idx = otter_calloc(cap, sizeof(*idx));
+
+	if (!idx)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < r->n_roles; i++) {
+		size_t slot = name_hash(r->roles[i].name) & (cap - 1);
+		while (idx[slot])
+			slot = (slot + 1) & (cap - 1);
+		idx[slot] = i + 1;
+	}
+	free(r->index);
+	r->index = idx;
+	r->index_cap = cap;
+	return 0;
+}
+
 repo_role *repo_role_find(repo *r, const char *name)
 {
-	for (size_t i = 0; i < r->n_roles; i++)
-		if (strcmp(r->roles[i].name, name) == 0)
-			return &r->roles[i];
+	size_t slot;
+
+	if (!r->index_cap)
+		return NULL;
+	for (slot = name_hash(name) & (r->index_cap - 1); r->index[slot];
+	     slot = (slot + 1) & (r->index_cap - 1)) {
+		repo_role *role = &r->roles[r->index[slot] - 1];
+		if (strcmp(role->name, name) == 0)
+			return role;
+	}
 	return NULL;
 }
 
 int repo_role_add(repo *r, const char *name, repo_role **out, otter_error *err)
 {
 	repo_role *role = repo_role_find(r, name), *p;
+	int r2;
 
 	if (role) {
 		*out = role;
@@ -103,6 +140,20 @@ int repo_role_add(repo *r, const char *name, repo_role **out, otter_error *err)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	role->type = strcmp(name, "root") == 0 ? TUF_ROOT : TUF_TARGETS;
 	r->n_roles++;
+	if (2 * r->n_roles > r->index_cap) {
+		r2 = index_rebuild(r, r->index_cap ? 2 * r->index_cap : 64, err);
+	} else {
+		size_t slot = name_hash(name) & (r->index_cap - 1);
+		while (r->index[slot])
+			slot = (slot + 1) & (r->index_cap - 1);
+		r->index[slot] = r->n_roles;
+		r2 = 0;
+	}
+	if (r2 < 0) {
+		free(role->name);
+		r->n_roles--;
+		return r2;
+	}
 	*out = role;
 	return 0;
 }
@@ -601,11 +652,25 @@ struct node {
  * (caller frees) and returns the index of name's node, or -1. Roles without metadata are not
  * descended into; bins are not searched further.
  */
+static bool push_node(struct node **nodes, size_t *n, size_t *cap, struct node node)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap ? 2 * *cap : 16;
+		struct node *p = otter_reallocarray(*nodes, ncap, sizeof(*p));
+		if (!p)
+			return false;
+		*nodes = p;
+		*cap = ncap;
+	}
+	(*nodes)[(*n)++] = node;
+	return true;
+}
+
 static int search(repo *r, const char *name, struct node **nodes_out, size_t *n_out,
 		  otter_error *err)
 {
 	_cleanup_free_ struct node *nodes = NULL;
-	size_t n = 0, cap = r->n_roles + 2;
+	size_t n = 0, cap = 0;
 	repo_role *top = repo_role_find(r, "targets");
 	int found = -1;
 
@@ -613,12 +678,9 @@ static int search(repo *r, const char *name, struct node **nodes_out, size_t *n_
 	*n_out = 0;
 	if (!top)
 		return -1;
-	nodes = otter_calloc(cap, sizeof(*nodes));
-	if (!nodes) {
-		otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-		return -2;
-	}
-	nodes[n++] = (struct node){.role = top, .parent = -1, .name = "targets"};
+	if (!push_node(&nodes, &n, &cap,
+		       (struct node){.role = top, .parent = -1, .name = "targets"}))
+		goto oom;
 	if (strcmp(name, "targets") == 0)
 		found = 0;
 	for (size_t i = 0; i < n && found < 0; i++) {
@@ -628,10 +690,13 @@ static int search(repo *r, const char *name, struct node **nodes_out, size_t *n_
 			continue;
 		nodes[i].md = md;
 		if (md->succinct) {
+			/* Bins are leaves here: otter-repo does not delegate further from them. */
 			if (is_bin(&md->succinct_roles, name)) {
-				repo_role *br = repo_role_find(r, name);
-				nodes[n] = (struct node){.role = br, .parent = (int)i, .name = name};
-				found = (int)n++;
+				if (!push_node(&nodes, &n, &cap,
+					       (struct node){.role = repo_role_find(r, name),
+							     .parent = (int)i, .name = name}))
+					goto oom;
+				found = (int)n - 1;
 			}
 			continue;
 		}
@@ -642,23 +707,22 @@ static int search(repo *r, const char *name, struct node **nodes_out, size_t *n_
 
 			for (size_t k = 0; k < n && !seen; k++)
 				seen = strcmp(nodes[k].name, d->name) == 0;
-			if (seen)
+			if (seen || (!child && strcmp(d->name, name) != 0))
 				continue;
-			if (strcmp(d->name, name) == 0) {
-				nodes[n] = (struct node){.role = child, .parent = (int)i, .d = d,
-							 .name = d->name};
-				found = (int)n++;
-				break;
-			}
-			if (!child || n + 1 >= cap)
-				continue;
-			nodes[n++] = (struct node){.role = child, .parent = (int)i, .d = d,
-						   .name = d->name};
+			if (!push_node(&nodes, &n, &cap,
+				       (struct node){.role = child, .parent = (int)i, .d = d,
+						     .name = d->name}))
+				goto oom;
+			if (strcmp(d->name, name) == 0)
+				found = (int)n - 1;
 		}
 	}
 	*nodes_out = TAKE_PTR(nodes);
 	*n_out = n;
 	return found;
+oom:
+	otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	return -2;
 }
 
 int repo_role_signers(repo *r, const char *name, const tuf_keyring **ring,

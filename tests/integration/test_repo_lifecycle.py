@@ -580,3 +580,22 @@ def test_plain_layout_hash_prefix_delegation_and_small_commands(tmp_path, nginx,
     client = client_for(tmp_path, nginx, repo)
     assert client.download(name) == 0
     assert client.target(name) == b"plain layout"
+
+
+def test_many_hash_bins(tmp_path, nginx, keys):
+    """1024 succinct bins: every bin published and listed, lookups by hash (no quadratic
+    role search)."""
+    repo = make_repo(nginx, keys)
+    k = lambda n: os.path.join(keys, n)
+    run([binary("otter-repo"), "key", "gen", k("bins")], check=True)
+    repo("delegate", "bins", "--succinct", "10", "--key", k("bins.pub"), "-q", timeout=300)
+    f = write(tmp_path / "one.bin", b"one of many")
+    repo("add-target", f, "--path", "deep/one.bin")
+    repo("publish", "--key", k("targets-1.pem"), k("bins.pem"), "-q", timeout=300)
+    meta = repo.signed(f"{repo.published_version('snapshot')}.snapshot.json")["meta"]
+    assert len(meta) == 1025
+    b = Repository.bin_for("deep/one.bin", 10)
+    assert repo.published_version(b) == 1
+    assert "deep/one.bin" in repo.signed(repo.role_file(b))["targets"]
+    client = client_for(tmp_path, nginx, repo)
+    assert client.download("deep/one.bin") == 0
