@@ -181,11 +181,21 @@ static int run_undelegate(const args *a)
 	}
 	if (repo_stage_role(r, parent, &s, &err) < 0 || tuf_repo_undelegate(s, a->pos[0], &err) < 0)
 		return cli_fail(&err);
-	/* A staged, never published delegated role has nothing to revoke: drop it. */
-	{
-		repo_role *child = repo_role_find(r, a->pos[0]);
-		if (child && child->staged && !child->pub)
-			child->staged_drop = true;
+	/* Staged versions of the roles no longer delegated could never be published: drop
+	 * them (the role itself, or every bin of a succinct delegation). */
+	for (size_t i = 0; i < r->n_roles; i++) {
+		repo_role *child = &r->roles[i];
+		size_t pl = strlen(a->pos[0]);
+		bool match = strcmp(child->name, a->pos[0]) == 0 ||
+			     (strncmp(child->name, a->pos[0], pl) == 0 && child->name[pl] == '-' &&
+			      !repo_role_reachable(r, child->name));
+
+		if (!match || !child->staged)
+			continue;
+		child->staged_drop = true;
+		if (child->pub)
+			cli_warn("dropped the staged %s: nothing delegates to it any more",
+				 child->name);
 	}
 	if (repo_save_staging(r, &err) < 0)
 		return cli_fail(&err);

@@ -364,6 +364,14 @@ def test_succinct_hash_bins(tmp_path, nginx, keys):
     client = client_for(tmp_path, nginx, repo)
     assert client.download(*names) == 0
     assert client.target("pkg/p7.tar") == b"package 7"
+    # Undelegating the bins, with a bin change staged: that staged bin is dropped too.
+    f = write(tmp_path / "late.tar", b"late")
+    repo("add-target", f, "--path", "pkg/late.tar")
+    _, err, _ = repo("undelegate", "bins")
+    assert "nothing delegates to it any more" in err
+    assert sorted(os.listdir(repo.staging)) == ["targets", "targets.json"]
+    repo("publish", "--key", k("targets-1.pem"))
+    assert client.download("pkg/p7.tar") != 0
 
 
 def test_refresh_before_expiry(tmp_path, nginx, keys):
