@@ -24,6 +24,11 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 	libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev \
 	python3 python3-pytest python3-securesystemslib python3-cryptography \
 	nginx faketime procps curl ca-certificates
+# Node.js and npm run tuf-js, the independent TUF client of the otter-repo interoperability
+# test (tests/integration/test_repo_tufjs.py installs tuf-js with npm into the build folder).
+# Installed only when node or npm is missing: a machine with Node.js from elsewhere keeps it
+# (nodesource's nodejs package conflicts with Debian's npm).
+NODE_PACKAGES := nodejs npm
 
 .PHONY: all build deps test test-unit test-asan fuzz conformance clean
 
@@ -35,6 +40,9 @@ deps:
 		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' \
 			|| missing="$$missing $$p"; \
 	done; \
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+		missing="$$missing $(NODE_PACKAGES)"; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing$$missing"; \
 		$(SUDO) apt-get update && \
@@ -55,6 +63,7 @@ $(ASAN_BUILD)/build.ninja:
 
 # Every suite runs even when an earlier one fails; the exit status says whether all passed.
 test: deps build $(ASAN_BUILD)/build.ninja
+	@rm -f $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	meson compile -C $(ASAN_BUILD) || rc=1; \

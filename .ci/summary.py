@@ -3,7 +3,8 @@
 
 TAP tests (cmocka) count each test case; pytest runs count each test from pytest's own
 summary line; any other test counts once. A test that failed without reporting a failed
-case counts as one failure, so a crash is never hidden.
+case counts as one failure, so a crash is never hidden; so does a build folder without a
+test log (make test deletes the old logs before it runs).
 """
 import json
 import os
@@ -45,6 +46,10 @@ def main(dirs):
     for d in dirs:
         log = os.path.join(d, "meson-logs", "testlog.json")
         if not os.path.exists(log):
+            # make test removes the logs first: none means the suite never ran (a build
+            # failure, say), which is a failure, not nothing.
+            print(f"{d}: no test results (did the build fail?)")
+            total_f += 1
             continue
         p = f = 0
         with open(log, encoding="utf-8", errors="replace") as fh:

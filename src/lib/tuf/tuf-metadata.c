@@ -596,8 +596,14 @@ void tuf_metadata_drop_canonical(tuf_metadata *md)
 	md->canon_len = 0;
 }
 
-static int ensure_canonical(tuf_metadata *md, otter_error *err)
+/*
+ * The canonical form is a cache of a pure function of "signed": computing it does not change
+ * what the metadata is, so checks on const metadata may fill it in.
+ */
+static int ensure_canonical(const tuf_metadata *cmd, otter_error *err)
 {
+	tuf_metadata *md = (tuf_metadata *)(uintptr_t)cmd;
+
 	if (md->canon)
 		return 0;
 	return otter_json_canonical(md->signed_obj, &md->canon, &md->canon_len, err);
@@ -702,7 +708,7 @@ int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t
 
 /* ---- signatures ---- */
 
-size_t tuf_count_valid_signatures(tuf_metadata *md, const tuf_keyring *ring,
+size_t tuf_count_valid_signatures(const tuf_metadata *md, const tuf_keyring *ring,
 				  const tuf_rolekeys *role)
 {
 	_cleanup_free_ const uint8_t **counted = NULL;
@@ -743,8 +749,8 @@ size_t tuf_count_valid_signatures(tuf_metadata *md, const tuf_keyring *ring,
 	return count;
 }
 
-int tuf_verify_threshold(tuf_metadata *md, const tuf_keyring *ring, const tuf_rolekeys *role,
-			 const char *what, otter_error *err)
+int tuf_verify_threshold(const tuf_metadata *md, const tuf_keyring *ring,
+			 const tuf_rolekeys *role, const char *what, otter_error *err)
 {
 	size_t valid;
 	int r = ensure_canonical(md, err);

@@ -128,9 +128,9 @@ tuf_metadata *tuf_metadata_free(tuf_metadata *md);
  * Counts valid signatures of md by the keys of role (looked up in ring), each distinct key
  * material once. Fails with OTTER_E_SIGNATURE when fewer than role->threshold verify.
  */
-int tuf_verify_threshold(tuf_metadata *md, const tuf_keyring *ring, const tuf_rolekeys *role,
-			 const char *what, otter_error *err);
-size_t tuf_count_valid_signatures(tuf_metadata *md, const tuf_keyring *ring,
+int tuf_verify_threshold(const tuf_metadata *md, const tuf_keyring *ring,
+			 const tuf_rolekeys *role, const char *what, otter_error *err);
+size_t tuf_count_valid_signatures(const tuf_metadata *md, const tuf_keyring *ring,
 				  const tuf_rolekeys *role);
 
 const tuf_keyentry *tuf_keyring_find(const tuf_keyring *ring, const char *keyid);

@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "tuf-repo-config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tuf-repo.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/strutil.h"
+
+#define DAY (24 * 3600)
+
+static const char *const period_names[] = {"root", "timestamp", "snapshot", "targets",
+					   "delegated"};
+
+void tuf_repo_config_init(tuf_repo_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->expiry[TUF_ROOT] = 365 * DAY;
+	c->expiry[TUF_TARGETS] = 90 * DAY;
+	c->expiry[TUF_SNAPSHOT] = 7 * DAY;
+	c->expiry[TUF_TIMESTAMP] = 1 * DAY;
+	c->expiry[TUF_REPO_DELEGATED] = 90 * DAY;
+	c->margin[TUF_ROOT] = 30 * DAY;
+	c->margin[TUF_TARGETS] = 14 * DAY;
+	c->margin[TUF_SNAPSHOT] = 2 * DAY;
+	c->margin[TUF_TIMESTAMP] = 6 * 3600;
+	c->margin[TUF_REPO_DELEGATED] = 14 * DAY;
+}
+
+void tuf_repo_config_clear(tuf_repo_config *c)
+{
+	for (size_t i = 0; i < c->n_online; i++) {
+		free(c->online[i].role);
+		free(c->online[i].path);
+	}
+	free(c->online);
+	free(c->passphrase_env);
+	free(c->passphrase_file);
+	c->online = NULL;
+	c->n_online = 0;
+	c->passphrase_env = NULL;
+	c->passphrase_file = NULL;
+}
+
+int tuf_repo_parse_duration(const char *s, int64_t *out)
+{
+	static const struct {
+		char unit;
+		int64_t secs;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', DAY}, {'w', 7 * DAY}};
+	char digits[24];
+	size_t n = strnlen(s, sizeof(digits) + 1);
+	uint64_t v;
+
+	if (n < 2 || n > sizeof(digits))
+		return -1;
+	memcpy(digits, s, n - 1);
+	digits[n - 1] = '\0';
+	if (parse_u64_range(digits, 1, (uint64_t)TUF_REPO_MAX_DURATION, &v) < 0)
+		return -1;
+	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
+		if (s[n - 1] != units[i].unit)
+			continue;
+		if (v > (uint64_t)(TUF_REPO_MAX_DURATION / units[i].secs))
+			return -1;
+		*out = (int64_t)v * units[i].secs;
+		return 0;
+	}
+	return -1;
+}
+
+void tuf_repo_format_duration(int64_t secs, char out[32])
+{
+	if (secs > 0 && secs % DAY == 0)
+		strfmt(out, 32, "%" PRId64 "d", secs / DAY);
+	else if (secs > 0 && secs % 3600 == 0)
+		strfmt(out, 32, "%" PRId64 "h", secs / 3600);
+	else if (secs > 0 && secs % 60 == 0)
+		strfmt(out, 32, "%" PRId64 "m", secs / 60);
+	else
+		strfmt(out, 32, "%" PRId64 "s", secs);
+}
+
+static int period_index(const char *role)
+{
+	int t = tuf_repo_top_level_type(role);
+
+	return t >= 0 ? t : TUF_REPO_DELEGATED;
+}
+
+int64_t tuf_repo_config_expiry(const tuf_repo_config *c, const char *role)
+{
+	return c->expiry[period_index(role)];
+}
+
+int64_t tuf_repo_config_margin(const tuf_repo_config *c, const char *role)
+{
+	return c->margin[period_index(role)];
+}
+
+int tuf_repo_config_add_online(tuf_repo_config *c, const char *role, const char *path,
+			       otter_error *err)
+{
+	tuf_repo_online_key *p;
+
+	if (strcmp(role, "root") == 0)
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "root is never signed online: keep its keys offline");
+	if (tuf_repo_top_level_type(role) < 0 && !tuf_repo_role_name_ok(role))
+		return otter_error_set(err, OTTER_E_CONFIG, "'%.64s' is not a role name", role);
+	if (path[0] != '/')
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "online key '%.200s' must be an absolute path", path);
+	if (c->n_online >= TUF_REPO_CONFIG_MAX_ONLINE)
+		return otter_error_set(err, OTTER_E_CONFIG, "more than %u online keys",
+				       TUF_REPO_CONFIG_MAX_ONLINE);
+	p = otter_reallocarray(c->online, c->n_online + 1, sizeof(*p));
+	if (!p)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	c->online = p;
+	p[c->n_online].role = otter_strdup(role);
+	p[c->n_online].path = otter_strdup(path);
+	if (!p[c->n_online].role || !p[c->n_online].path) {
+		free(p[c->n_online].role);
+		free(p[c->n_online].path);
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	}
+	c->n_online++;
+	return 0;
+}
+
+/* ---- the parser ---- */
+
+typedef enum {
+	SEC_NONE,
+	SEC_EXPIRY,
+	SEC_MARGIN,
+	SEC_ONLINE,
+	SEC_PASSPHRASE,
+} section;
+
+static const char *const section_names[] = {"", "expiry", "margin", "online", "passphrase"};
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+static bool key_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+/* Trims [*b, *e) in place. */
+static void trim(const char **b, const char **e)
+{
+	while (*b < *e && is_space(**b))
+		(*b)++;
+	while (*e > *b && is_space((*e)[-1]))
+		(*e)--;
+}
+
+static int set_string(char **slot, const char *v, const char *where, otter_error *err)
+{
+	char *s;
+
+	if (*slot)
+		return otter_error_set(err, OTTER_E_CONFIG, "%s: set twice", where);
+	s = otter_strdup(v);
+	if (!s)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	*slot = s;
+	return 0;
+}
+
+static int handle(tuf_repo_config *c, section sec, const char *key, const char *value,
+		  bool *seen, const char *where, otter_error *err)
+{
+	int64_t d;
+
+	switch (sec) {
+	case SEC_EXPIRY:
+	case SEC_MARGIN:
+		for (size_t i = 0; i < ELEMENTSOF(period_names); i++) {
+			if (strcmp(key, period_names[i]) != 0)
+				continue;
+			bool *s = &seen[(sec == SEC_MARGIN ? ELEMENTSOF(period_names) : 0) + i];
+			if (*s)
+				return otter_error_set(err, OTTER_E_CONFIG, "%s: set twice", where);
+			if (tuf_repo_parse_duration(value, &d) < 0)
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s: '%.40s' is not a duration (a whole "
+						       "number and a unit: 90d, 12h, 30m, 45s, 2w)",
+						       where, value);
+			*s = true;
+			(sec == SEC_MARGIN ? c->margin : c->expiry)[i] = d;
+			return 0;
+		}
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "%s: unknown key (expected root, targets, snapshot, "
+				       "timestamp or delegated)",
+				       where);
+	case SEC_ONLINE: {
+		int r = tuf_repo_config_add_online(c, key, value, err);
+		return r < 0 ? otter_error_prefix(err, r, "%s", where) : 0;
+	}
+	case SEC_PASSPHRASE:
+		if (strcmp(key, "env") == 0)
+			return set_string(&c->passphrase_env, value, where, err);
+		if (strcmp(key, "file") == 0) {
+			if (value[0] != '/')
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s: must be an absolute path", where);
+			return set_string(&c->passphrase_file, value, where, err);
+		}
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "%s: unknown key (expected env or file)", where);
+	default:
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "%s: a key outside of any [section]", where);
+	}
+}
+
+static int parse_into(tuf_repo_config *c, const uint8_t *buf, size_t len, const char *what,
+		      otter_error *err)
+{
+	bool seen[2 * ELEMENTSOF(period_names)] = {false};
+	section sec = SEC_NONE;
+	size_t off = 0;
+	unsigned lineno = 0;
+
+	if (len > TUF_REPO_CONFIG_MAX_SIZE)
+		return otter_error_set(err, OTTER_E_CONFIG, "%s: larger than %u bytes", what,
+				       TUF_REPO_CONFIG_MAX_SIZE);
+	while (off < len) {
+		const uint8_t *nl = memchr(buf + off, '\n', len - off);
+		size_t linelen = nl ? (size_t)(nl - (buf + off)) : len - off;
+		const char *b = (const char *)buf + off, *e = b + linelen, *eq;
+		char where[256], key[128], value[TUF_REPO_CONFIG_MAX_LINE + 1];
+		int r;
+
+		lineno++;
+		off += linelen + (nl ? 1 : 0);
+		if (linelen > TUF_REPO_CONFIG_MAX_LINE)
+			return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: line too long", what,
+					       lineno);
+		for (const char *p = b; p < e; p++) {
+			unsigned char ch = (unsigned char)*p;
+			if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch >= 0x7f)
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s:%u: control or non-ASCII character",
+						       what, lineno);
+		}
+		trim(&b, &e);
+		if (b == e || *b == '#' || *b == ';')
+			continue;
+		if (*b == '[') {
+			const char *nb = b + 1, *ne = e - 1;
+
+			if (e - b < 2 || *ne != ']')
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s:%u: malformed section header", what,
+						       lineno);
+			trim(&nb, &ne);
+			sec = SEC_NONE;
+			for (size_t i = 1; i < ELEMENTSOF(section_names); i++)
+				if ((size_t)(ne - nb) == strlen(section_names[i]) &&
+				    memcmp(nb, section_names[i], (size_t)(ne - nb)) == 0)
+					sec = (section)i;
+			if (sec == SEC_NONE)
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s:%u: unknown section '%.*s' (expected "
+						       "expiry, margin, online or passphrase)",
+						       what, lineno, (int)((ne - nb) > 40 ? 40 : ne - nb),
+						       nb);
+			continue;
+		}
+		eq = memchr(b, '=', (size_t)(e - b));
+		if (!eq)
+			return otter_error_set(err, OTTER_E_CONFIG,
+					       "%s:%u: expected 'key = value'", what, lineno);
+		const char *kb = b, *ke = eq, *vb = eq + 1, *ve = e;
+		trim(&kb, &ke);
+		trim(&vb, &ve);
+		if (kb == ke || (size_t)(ke - kb) >= sizeof(key))
+			return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: bad key", what, lineno);
+		for (const char *p = kb; p < ke; p++)
+			if (!key_char(*p))
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s:%u: bad character in key", what, lineno);
+		memcpy(key, kb, (size_t)(ke - kb));
+		key[ke - kb] = '\0';
+		if (vb == ve)
+			return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: %s.%s: empty value",
+					       what, lineno, section_names[sec], key);
+		memcpy(value, vb, (size_t)(ve - vb));
+		value[ve - vb] = '\0';
+		strfmt(where, sizeof(where), "%s:%u: %s.%s", what, lineno, section_names[sec], key);
+		r = handle(c, sec, key, value, seen, where, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int tuf_repo_config_parse(tuf_repo_config *c, const uint8_t *buf, size_t len, const char *what,
+			  otter_error *err)
+{
+	tuf_repo_config tmp = *c;
+	int r;
+
+	/* Parse into a copy that shares nothing heap-allocated, so a failure changes nothing. */
+	tmp.online = NULL;
+	tmp.n_online = 0;
+	tmp.passphrase_env = NULL;
+	tmp.passphrase_file = NULL;
+	for (size_t i = 0; i < c->n_online; i++) {
+		r = tuf_repo_config_add_online(&tmp, c->online[i].role, c->online[i].path, err);
+		if (r < 0) {
+			tuf_repo_config_clear(&tmp);
+			return r;
+		}
+	}
+	if ((c->passphrase_env && !(tmp.passphrase_env = otter_strdup(c->passphrase_env))) ||
+	    (c->passphrase_file && !(tmp.passphrase_file = otter_strdup(c->passphrase_file)))) {
+		tuf_repo_config_clear(&tmp);
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	}
+	r = parse_into(&tmp, buf, len, what, err);
+	if (r < 0) {
+		tuf_repo_config_clear(&tmp);
+		return r;
+	}
+	tuf_repo_config_clear(c);
+	*c = tmp;
+	return 0;
+}
+
+int tuf_repo_config_format(const tuf_repo_config *c, char **out, otter_error *err)
+{
+	otter_buf b;
+	char d[32];
+	int r;
+
+	buf_init(&b, TUF_REPO_CONFIG_MAX_SIZE);
+	r = buf_append_str(&b,
+			   "# otter-repo configuration (see docs/repository.md).\n"
+			   "# Durations: a whole number and a unit, e.g. 90d, 12h, 30m.\n"
+			   "\n"
+			   "# How far ahead each new version of a role expires.\n"
+			   "[expiry]\n",
+			   err);
+	for (size_t i = 0; r == 0 && i < ELEMENTSOF(period_names); i++) {
+		tuf_repo_format_duration(c->expiry[i], d);
+		r = buf_printf(&b, err, "%s = %s\n", period_names[i], d);
+	}
+	if (r == 0)
+		r = buf_append_str(&b,
+				   "\n# status warns when a role expires within its margin; "
+				   "refresh re-signs\n# snapshot and timestamp then.\n[margin]\n",
+				   err);
+	for (size_t i = 0; r == 0 && i < ELEMENTSOF(period_names); i++) {
+		tuf_repo_format_duration(c->margin[i], d);
+		r = buf_printf(&b, err, "%s = %s\n", period_names[i], d);
+	}
+	if (r == 0)
+		r = buf_append_str(&b,
+				   "\n# Private keys publish and refresh sign with unattended "
+				   "(ROLE = absolute path,\n# repeatable). Never inside the "
+				   "repository folder; root is never online.\n[online]\n",
+				   err);
+	for (size_t i = 0; r == 0 && i < c->n_online; i++)
+		r = buf_printf(&b, err, "%s = %s\n", c->online[i].role, c->online[i].path);
+	if (r == 0 && (c->passphrase_env || c->passphrase_file)) {
+		r = buf_append_str(&b, "\n# Passphrase of encrypted online keys.\n[passphrase]\n",
+				   err);
+		if (r == 0 && c->passphrase_env)
+			r = buf_printf(&b, err, "env = %s\n", c->passphrase_env);
+		if (r == 0 && c->passphrase_file)
+			r = buf_printf(&b, err, "file = %s\n", c->passphrase_file);
+	}
+	if (r < 0) {
+		buf_clear(&b);
+		return r;
+	}
+	*out = (char *)buf_steal(&b, NULL);
+	return *out ? 0 : otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+}

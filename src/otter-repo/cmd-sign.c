@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* otter-repo sign (offline, needs nothing but the file and a key) | import */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/limits.h"
+#include "otter-repo.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/fileio.h"
+#include "util/strutil.h"
+
+DEFINE_CLEANUP_FUNC(repo, repo_free)
+
+#define MAX_SIGN_KEYS 64
+
+/* Published files are hashed into snapshot and timestamp: signing one in place would break
+ * the repository. */
+static int refuse_published(const char *file, otter_error *err)
+{
+	_cleanup_free_ char *copy = otter_strdup(file);
+	_cleanup_free_ char *dir = NULL;
+	char probe[PATH_MAX + 64];
+	struct stat st;
+
+	if (!copy)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	dir = realpath(dirname(copy), NULL);
+	if (!dir || !str_endswith(dir, "/metadata"))
+		return 0;
+	strfmt(probe, sizeof(probe), "%.*s/%s", (int)(strlen(dir) - 9), dir, TUF_REPO_CONFIG_NAME);
+	if (stat(probe, &st) == 0)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "'%s' is published metadata: sign the staged copy "
+				       "(staging/ROLE.json, see otter-repo stage) instead",
+				       file);
+	return 0;
+}
+
+static void describe(const json_t *env, tuf_role_type type, char *out, size_t size)
+{
+	const json_t *s = tuf_repo_envelope_signed(env);
+	uint64_t version = 0;
+	char when[32] = "?";
+	int64_t exp = 0;
+
+	if (tuf_repo_signed_get(s, &version, &exp, NULL) == 0)
+		utc_format(exp, when);
+	if (type == TUF_TARGETS)
+		strfmt(out, size, "targets metadata version %" PRIu64 ", %zu target%s, expires %s",
+		       version, json_object_size(json_object_get(s, "targets")),
+		       json_object_size(json_object_get(s, "targets")) == 1 ? "" : "s", when);
+	else
+		strfmt(out, size, "%s version %" PRIu64 ", expires %s", tuf_role_type_name(type),
+		       version, when);
+}
+
+static int run_sign(const args *a)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	const char *const *keyfiles;
+	size_t n_keys = args_list(a, "key", &keyfiles), loaded = 0;
+	const char *passphrase = NULL;
+	otter_key *keys[MAX_SIGN_KEYS];
+	int rc = 1;
+
+	if (a->n_pos == 0 || n_keys == 0)
+		return cli_failf("usage: otter-repo sign FILE... --key PRIVATE_KEY...");
+	if (n_keys > MAX_SIGN_KEYS)
+		return cli_failf("at most %d keys", MAX_SIGN_KEYS);
+	if (cli_passphrase(a, &passphrase, &err) < 0)
+		return cli_fail(&err);
+	for (; loaded < n_keys; loaded++)
+		if (cli_load_private_key(keyfiles[loaded], passphrase, NULL, &keys[loaded], &err) <
+		    0) {
+			cli_fail(&err);
+			goto out;
+		}
+	/* Check every file first: all are signed, or none. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < a->n_pos; i++) {
+			const char *file = a->pos[i];
+			_cleanup_free_ uint8_t *raw = NULL, *out = NULL;
+			_cleanup_(json_decrefp) json_t *env = NULL;
+			struct stat st;
+			tuf_role_type type;
+			size_t len, out_len;
+			char desc[200];
+
+			if (refuse_published(file, &err) < 0 ||
+			    cli_read_file(file, OTTER_TUF_METADATA_HARD_MAX, &raw, &len, &err) < 0 ||
+			    tuf_repo_envelope_parse(&env, &type, raw, len, file, &err) < 0) {
+				cli_fail(&err);
+				goto out;
+			}
+			if (type == TUF_SNAPSHOT || type == TUF_TIMESTAMP) {
+				cli_failf("'%s' is %s metadata, which publish and refresh sign online",
+					  file, tuf_role_type_name(type));
+				goto out;
+			}
+			for (size_t k = 0; k < n_keys; k++)
+				if (tuf_repo_sign(env, keys[k], NULL, &err) < 0) {
+					cli_fail(&err);
+					goto out;
+				}
+			if (tuf_repo_serialize(env, &out, &out_len, &err) < 0) {
+				cli_fail(&err);
+				goto out;
+			}
+			if (pass == 0)
+				continue;
+			if (stat(file, &st) < 0)
+				st.st_mode = 0644;
+			if (fileio_write_atomic_path(file, out, out_len, st.st_mode & 07777, &err) <
+			    0) {
+				cli_fail(&err);
+				goto out;
+			}
+			describe(env, type, desc, sizeof(desc));
+			cli_info("%s: %s", file, desc);
+			for (size_t k = 0; k < n_keys; k++) {
+				char keyid[OTTER_KEYID_HEX_LEN + 1];
+				if (key_id(keys[k], keyid, &err) == 0)
+					cli_info("  signed with key %s (%s)", keyid,
+						 otter_key_type_name(otter_key_get_type(keys[k])));
+			}
+		}
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; i < loaded; i++)
+		otter_key_free(keys[i]);
+	return rc;
+}
+
+static int run_import(const args *a)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	_cleanup_(repo_freep) repo *r = NULL;
+
+	if (a->n_pos == 0)
+		return cli_failf("usage: otter-repo import FILE...");
+	if (repo_open(&r, repo_dir_arg(a), REPO_OPEN_LOCK, &err) < 0)
+		return cli_fail(&err);
+	for (size_t i = 0; i < a->n_pos; i++) {
+		_cleanup_free_ uint8_t *raw = NULL;
+		_cleanup_(json_decrefp) json_t *env = NULL;
+		repo_role *match = NULL;
+		size_t len, added = 0;
+
+		if (cli_read_file(a->pos[i], OTTER_TUF_METADATA_HARD_MAX, &raw, &len, &err) < 0 ||
+		    tuf_repo_envelope_parse(&env, NULL, raw, len, a->pos[i], &err) < 0)
+			return cli_fail(&err);
+		for (size_t j = 0; j < r->n_roles && !match; j++)
+			if (r->roles[j].staged && tuf_repo_same_signed(r->roles[j].staged, env))
+				match = &r->roles[j];
+		if (!match)
+			return cli_failf("'%s' matches no staged role: it was signed over content "
+					 "that is not staged (any more); sign the current staged file",
+					 a->pos[i]);
+		if (tuf_repo_merge_signatures(match->staged, env, &added, &err) < 0)
+			return cli_fail(&err);
+		repo_role_touch(match);
+		cli_info("%s: %zu new signature%s for staged %s", a->pos[i], added,
+			 added == 1 ? "" : "s", match->name);
+	}
+	if (repo_save_staging(r, &err) < 0)
+		return cli_fail(&err);
+	return 0;
+}
+
+static const arg_spec sign_opts[] = {
+	{"key", ARG_LIST},
+	{NULL, ARG_FLAG},
+};
+
+const command cmd_sign = {
+	.name = "sign",
+	.summary = "sign a staged metadata file with a private key (offline)",
+	.help = "Usage: otter-repo sign FILE... --key PRIVATE_KEY...\n"
+		"\n"
+		"Adds a signature by each key to each FILE, a staged metadata file (root, targets or\n"
+		"a delegated role). Needs nothing but the file and the key, so it runs on an\n"
+		"air-gapped machine: copy staging/ROLE.json there, sign it, bring it back with\n"
+		"'otter-repo import FILE' (or copy it over the staged file). The signature covers the\n"
+		"canonical form of \"signed\"; a signature by the same key replaces the earlier one.\n"
+		"Encrypted keys take their passphrase from --passphrase-fd or --passphrase-env.\n"
+		"Printed: what was signed (role, version, expiry) and the key ids used; compare them\n"
+		"with 'otter-repo status' on the release machine.\n",
+	.opts = sign_opts,
+	.run = run_sign,
+};
+
+const command cmd_import = {
+	.name = "import",
+	.summary = "merge the signatures of signed copies into the staged roles",
+	.help = "Usage: otter-repo import FILE...\n"
+		"\n"
+		"Merges the signatures of each FILE (a copy of a staged file signed elsewhere) into\n"
+		"the staged role with the same content, one signature per key. A FILE whose content\n"
+		"differs from every staged role is refused.\n",
+	.opts = NULL,
+	.run = run_import,
+};
