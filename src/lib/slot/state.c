@@ -10,10 +10,12 @@
  */
 #include "slot-private.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/json/json-util.h"
 #include "util/alloc.h"
@@ -169,25 +171,27 @@ int ab_state_load(const otter_system *sys, json_t **out, otter_error *err)
 int ab_state_save(const otter_system *sys, json_t *root, otter_error *err)
 {
 	_cleanup_free_ uint8_t *text = NULL;
+	_cleanup_close_ int dfd = -1;
 	size_t len;
 	int r;
 
 	r = fileio_mkdir_p(otter_system_data_dir(sys), 0755, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "data directory");
+	dfd = open(otter_system_data_dir(sys), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return otter_error_set_errno(err, errno, "data directory '%s'",
+					     otter_system_data_dir(sys));
 	r = otter_json_pretty(root, &text, &len, err);
 	if (r < 0)
 		return r;
+	/* Temp files of a write cut short are garbage: only renamed files count. */
+	fileio_remove_stale_tmp(dfd);
 	crashpoint("state-write");
-	{
-		_cleanup_free_ char *path = path_join(otter_system_data_dir(sys), AB_STATE_FILE);
-
-		if (!path)
-			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-		r = fileio_write_atomic_path(path, text, len, 0644, err);
-		if (r < 0)
-			return otter_error_prefix(err, r, "slot bookkeeping");
-	}
+	r = fileio_write_atomic(dfd, AB_STATE_FILE, text, len, 0644, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "slot bookkeeping in '%s'",
+					  otter_system_data_dir(sys));
 	return 0;
 }
 
