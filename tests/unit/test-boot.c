@@ -227,6 +227,14 @@ static void test_boot_grubenv_malformed(void **state)
 			   &err, cases[i].needle);
 		assert_int_equal(env.n, 0);
 	}
+	/* An error after some variables parsed: they are freed, not returned (a leak that
+	 * fuzz-grubenv found; corpus file leak-after-vars). */
+	memset(block, '#', sizeof(block));
+	memcpy(block, GRUBENV_HEADER "A=1\nB=2\nC", strlen(GRUBENV_HEADER) + 9);
+	otter_error_clear(&err);
+	assert_err(grubenv_parse(&env, block, sizeof(block), "t", &err), OTTER_E_BOOT, &err,
+		   "invalid character");
+	assert_int_equal(env.n, 0);
 	/* A value running to the end of the block, with and without a final backslash. */
 	memset(block, 'x', sizeof(block));
 	memcpy(block, GRUBENV_HEADER "v=", strlen(GRUBENV_HEADER) + 2);

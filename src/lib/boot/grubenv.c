@@ -22,15 +22,14 @@ static bool name_char_ok(uint8_t c)
 	return c > 0x20 && c < 0x7f && c != '=' && c != '\\' && c != '#';
 }
 
-int grubenv_parse(grubenv *env, const uint8_t *data, size_t len, const char *what,
-		  otter_error *err)
+static int parse(grubenv *env, const uint8_t *data, size_t len, const char *what,
+		 otter_error *err)
 {
 	size_t hlen = strlen(GRUBENV_HEADER);
 	size_t pos;
 	/* A value is at most the block itself. */
 	char value[GRUBENV_SIZE];
 
-	grubenv_clear(env);
 	if (len != GRUBENV_SIZE)
 		return otter_error_set(err, OTTER_E_BOOT,
 				       "%s: %zu bytes, but a GRUB environment block is exactly %u "
@@ -108,6 +107,19 @@ fail_dup:
 				       nstart);
 	}
 	return 0;
+}
+
+int grubenv_parse(grubenv *env, const uint8_t *data, size_t len, const char *what,
+		  otter_error *err)
+{
+	int r;
+
+	grubenv_clear(env);
+	r = parse(env, data, len, what, err);
+	/* Variables parsed before the error are not a result (found by fuzz-grubenv). */
+	if (r < 0)
+		grubenv_clear(env);
+	return r;
 }
 
 const char *grubenv_get(const grubenv *env, const char *name)
