@@ -177,3 +177,36 @@ def test_io_errors(harness, syscall, errname):
             break
     print(f"{dev.bootloader}: {errname} on {syscall}: {failures} failed installs, all clean")
     assert failures >= 1
+
+
+@pytest.mark.parametrize("bootloader", ["uboot", "grub"])
+def test_power_cut_during_rollback_detection(tmp_path, bootloader):
+    """Rollback handling is two writes (the record, then the environment); a cut at any
+    point of either is finished by the next status call, which records nothing twice."""
+    dev = Device(tmp_path, bootloader).first_boot()
+    dev.install(image(300_000, 5))
+    for _ in range(dev.tries):
+        assert dev.sim.reboot() == "B"
+    assert dev.sim.reboot() == "A"
+    base = dev.snapshot()
+    cuts = []
+    for name in ["state-write", "fsync-file", "rename", "fsync-dir", "env-write"]:
+        n = 1
+        while True:
+            dev.restore(base)
+            _out, err, rc = dev.otter("status", env={"OTTER_TEST_CRASHPOINT": f"{name}:{n}"})
+            if rc == 0:
+                break
+            assert rc == 99, err
+            cuts.append(f"{name}:{n}")
+            assert dev.sim.pick_without_writing() == "A"
+            st = dev.status()
+            assert st["update"] == "rolled-back" and st["rollback"]["failed"] == "B"
+            assert st["slots"][1]["state"] == "bad"
+            env = dev.env()
+            assert (env.get("BOOT_ORDER") or env.get("ORDER")) == "A"
+            assert len(dev.events("rolled-back")) == 1
+            n += 1
+            assert n < 20
+    print(f"{bootloader}: {len(cuts)} cuts during rollback handling: {cuts}")
+    assert len(cuts) >= 5
