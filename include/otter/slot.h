@@ -17,6 +17,10 @@
  *   otter_slot_activate()       one atomic boot environment write: the bootname goes first in
  *                               the order with full tries
  *
+ * A slot of type=ext4 only takes an image with an ext4 superblock (checked before anything
+ * changes). Changes are serialised between processes by a lock in the data directory
+ * (OTTER_E_BUSY, never waited for); otter_ab_status_get only reports while it is held.
+ *
  * Before the first byte reaches a slot, its bookkeeping entry says "installing" and its
  * bootname leaves the boot order (it is no longer a valid fallback); activation refuses a
  * bootname with any slot still "installing", so a torn or unverified write can never boot.
@@ -76,9 +80,19 @@ OTTER_PUBLIC int otter_slot_writer_write(otter_slot_writer *w, const void *data,
 					 otter_error *err) OTTER_WARN_UNUSED_RESULT;
 OTTER_PUBLIC int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;
+/*
+ * Streams source into the writer: a path, "-" for standard input, or an http://, https:// or
+ * file:// URL (stopped at the expected length). Then call otter_slot_writer_finish.
+ */
+OTTER_PUBLIC int otter_slot_writer_stream(otter_slot_writer *w, const char *source,
+					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
 /* The slot being written (borrowed from sys). */
 OTTER_PUBLIC const otter_slot *otter_slot_writer_target(const otter_slot_writer *w);
-/* Frees; an unfinished install stays "installing" and cannot be activated. */
+/*
+ * Frees; an unfinished install stays "installing" and cannot be activated. A writer holds
+ * the data directory's lock from open to free: one writer at a time, and free the writers
+ * before otter_slot_activate (OTTER_E_BUSY otherwise, as for another process).
+ */
 OTTER_PUBLIC otter_slot_writer *otter_slot_writer_free(otter_slot_writer *w);
 
 /*

@@ -163,28 +163,13 @@ int cmd_install(int argc, char **argv)
 	}
 	/* Without activation: the same steps as otter_slot_install, less the last. */
 	r = otter_slot_writer_open(&w, sys, class_name, len, digest, &opts, &err);
-	if (r == 0) {
-		FILE *f = strcmp(image, "-") == 0 ? stdin : fopen(image, "rbe");
-		static uint8_t buf[1 << 20];
-		size_t n;
-
-		if (!f) {
-			otter_slot_writer_free(w);
-			fprintf(stderr, "otter install: cannot open '%s'\n", image);
-			return EXIT_FAIL;
-		}
-		while (r == 0 && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-			r = otter_slot_writer_write(w, buf, n, &err);
-		if (r == 0 && ferror(f))
-			r = otter_error_set(&err, OTTER_E_IO, "reading '%s' failed", image);
-		if (f != stdin)
-			fclose(f);
-		if (r == 0)
-			r = otter_slot_writer_finish(w, &err);
-		if (r == 0)
-			printf("installed %s into slot %s (not activated)\n", image,
-			       otter_slot_name(otter_slot_writer_target(w)));
-	}
+	if (r == 0)
+		r = otter_slot_writer_stream(w, image, &err);
+	if (r == 0)
+		r = otter_slot_writer_finish(w, &err);
+	if (r == 0)
+		printf("installed %s into slot %s (not activated)\n", image,
+		       otter_slot_name(otter_slot_writer_target(w)));
 	otter_slot_writer_free(w);
 	return r < 0 ? cli_fail("install", &err) : EXIT_OK;
 }

@@ -445,3 +445,30 @@ def test_ext4_on_loop_devices(tmp_path, bootloader):
     finally:
         for lo in loops:
             subprocess.run(["losetup", "-d", lo])
+
+
+@pytest.mark.parametrize("bootloader", BOOTLOADERS)
+def test_ext4_type_checked(tmp_path, bootloader):
+    dev = Device(tmp_path, bootloader)
+    conf = open(dev.conf).read().replace("type=raw", "type=ext4")
+    open(dev.conf, "w").write(conf)
+    dev.first_boot()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello").write_text("hi\n")
+    img_path = tmp_path / "rootfs.ext4"
+    run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(img_path), "2M"], check=True)
+    data = img_path.read_bytes()
+    # A raw image for another class: refused before anything changes.
+    other = image(len(data), 12)
+    env0, b0, st0 = dev.env_bytes(), dev.slot_bytes("B"), open(dev.state, "rb").read()
+    _o, err, rc = dev.install(other, check=None)
+    assert rc == 1 and "type=ext4, but the image has no ext4 superblock" in err
+    assert (dev.env_bytes(), dev.slot_bytes("B"), open(dev.state, "rb").read()) == \
+        (env0, b0, st0)
+    dev.install(data, version="ext4")
+    b = os.path.join(dev.base, "b-copy.ext4")
+    open(b, "wb").write(dev.slot_bytes("B")[:len(data)])
+    run(["e2fsck", "-fn", b], check=True)
+    out, _, _ = run(["debugfs", "-R", "cat /hello", b], check=True)
+    assert out.strip() == "hi"

@@ -2,6 +2,7 @@
 #include "test-common.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +64,7 @@ static void write_grubenv(struct fixture *f, const char *const *kv)
 	write_file(f->path[P_GRUBENV], block, sizeof(block));
 }
 
-static void load_system(struct fixture *f, const char *b_device)
+static void load_system_typed(struct fixture *f, const char *b_device, const char *type)
 {
 	otter_error err = OTTER_ERROR_INIT;
 	char conf[4096];
@@ -71,11 +72,17 @@ static void load_system(struct fixture *f, const char *b_device)
 	snprintf(conf, sizeof(conf),
 		 "[system]\ncompatible=test\nbootloader=grub\ndata-directory=%s\ncmdline=%s\n"
 		 "[bootloader]\ngrubenv=%s\ntries=3\n"
-		 "[slot.rootfs.0]\ndevice=%s\nbootname=A\n"
-		 "[slot.rootfs.1]\ndevice=%s\nbootname=B\n",
-		 f->path[P_DATA], f->path[P_CMDLINE], f->path[P_GRUBENV], f->path[P_A], b_device);
+		 "[slot.rootfs.0]\ndevice=%s\nbootname=A\ntype=%s\n"
+		 "[slot.rootfs.1]\ndevice=%s\nbootname=B\ntype=%s\n",
+		 f->path[P_DATA], f->path[P_CMDLINE], f->path[P_GRUBENV], f->path[P_A], type,
+		 b_device, type);
 	f->sys = otter_system_free(f->sys);
 	assert_ok(otter_system_parse(&f->sys, "test.conf", (uint8_t *)conf, strlen(conf), &err));
+}
+
+static void load_system(struct fixture *f, const char *b_device)
+{
+	load_system_typed(f, b_device, "raw");
 }
 
 static int setup(void **state)
@@ -705,6 +712,94 @@ static void test_slot_damaged_bookkeeping(void **state)
 	}
 }
 
+static void test_slot_ext4_type(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	size_t len = 200000;
+	uint8_t *img = make_image(len, 17), digest[32];
+	uint8_t *b_before;
+	size_t blen;
+	char img_path[600];
+	struct snapshot s;
+
+	load_system_typed(f, f->path[P_B], "ext4");
+	snprintf(img_path, sizeof(img_path), "%s/image", f->dir);
+	b_before = read_all(f->path[P_B], &blen);
+	/* Not an ext4 image (no 0xEF53 at 1080): refused before anything changes. */
+	img[1080] = 0x00;
+	sha256(img, len, digest);
+	write_file(img_path, img, len);
+	snap(f, &s);
+	assert_err(otter_slot_install(f->sys, "rootfs", img_path, len, digest, NULL, &err),
+		   OTTER_E_FORMAT, &err, "type=ext4, but the image has no ext4 superblock");
+	assert_unchanged(f, &s);
+	{
+		size_t n;
+		uint8_t *b = read_all(f->path[P_B], &n);
+		assert_memory_equal(b, b_before, blen);
+		free(b);
+	}
+	/* Too short to hold a superblock. */
+	sha256(img, 1000, digest);
+	write_file(img_path, img, 1000);
+	otter_error_clear(&err);
+	assert_err(otter_slot_install(f->sys, "rootfs", img_path, 1000, digest, NULL, &err),
+		   OTTER_E_FORMAT, &err, "no ext4 superblock");
+	/* With the magic it goes in. */
+	img[1080] = 0x53;
+	img[1081] = 0xef;
+	sha256(img, len, digest);
+	write_file(img_path, img, len);
+	assert_ok(otter_slot_install(f->sys, "rootfs", img_path, len, digest, NULL, &err));
+	assert_slot_b_holds(f, img, len);
+	free(b_before);
+	free(img);
+}
+
+static void test_slot_lock(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_writer *w = NULL, *w2 = NULL;
+	otter_ab_status st;
+	uint8_t digest[32] = {0};
+	char lock_path[600];
+	int fd;
+
+	/* Another process (here: another open file description) holds the lock. */
+	assert_int_equal(mkdir(f->path[P_DATA], 0755), 0);
+	snprintf(lock_path, sizeof(lock_path), "%s/lock", f->path[P_DATA]);
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_err(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err),
+		   OTTER_E_BUSY, &err, "another otter process is changing the slots");
+	otter_error_clear(&err);
+	assert_err(otter_slot_activate(f->sys, "B", &err), OTTER_E_BUSY, &err, "activate B");
+	otter_error_clear(&err);
+	assert_err(otter_slot_mark_good(f->sys, NULL, &err), OTTER_E_BUSY, &err, "mark-good");
+	otter_error_clear(&err);
+	assert_err(otter_slot_mark_bad(f->sys, "B", &err), OTTER_E_BUSY, &err, "mark-bad");
+	/* Status still reports, but decides nothing while the lock is held. */
+	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_TRY", "3", NULL});
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_NONE);
+	assert_grubvar(f, "ORDER", "B A");
+	close(fd);
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
+	assert_grubvar(f, "ORDER", "A");
+	/* One writer at a time, and activation waits for the writer to be freed. */
+	assert_ok(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err));
+	assert_err(otter_slot_writer_open(&w2, f->sys, "rootfs", 10, digest, NULL, &err),
+		   OTTER_E_BUSY, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_activate(f->sys, "A", &err), OTTER_E_BUSY, &err, NULL);
+	w = otter_slot_writer_free(w);
+	assert_ok(otter_slot_activate(f->sys, "A", &err));
+}
+
 static void test_slot_alloc_failures(void **state)
 {
 	struct fixture *f = *state;
@@ -755,6 +850,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_rollback_detection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_damaged_bookkeeping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_ext4_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_alloc_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("slot", tests, NULL, NULL);

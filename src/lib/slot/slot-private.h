@@ -29,6 +29,14 @@ int ab_state_event(json_t *root, const char *event, const char *bootname, const 
 		   otter_error *err);
 /* Sets confirmed/<bootname>. */
 int ab_state_set_confirmed(json_t *root, const char *bootname, bool confirmed, otter_error *err);
+/*
+ * One process at a time changes slots and bookkeeping: an exclusive flock() on
+ * <data-directory>/lock, never waited for. OTTER_E_BUSY when another process holds it.
+ * Returns the fd to close (which releases it).
+ */
+int ab_lock(const otter_system *sys, int *fd_out, otter_error *err);
+/* otter_slot_activate for a caller that holds the lock. */
+int ab_activate_locked(const otter_system *sys, const char *bootname, otter_error *err);
 /* The current time as "YYYY-MM-DDTHH:MM:SSZ" (OTTER_TEST_TIME overrides, for tests). */
 void ab_now(char out[32]);
 

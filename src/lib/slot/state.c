@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,6 +196,34 @@ int ab_state_save(const otter_system *sys, json_t *root, otter_error *err)
 	return 0;
 }
 
+int ab_lock(const otter_system *sys, int *fd_out, otter_error *err)
+{
+	_cleanup_free_ char *path = path_join(otter_system_data_dir(sys), "lock");
+	int fd, r;
+
+	if (!path)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = fileio_mkdir_p(otter_system_data_dir(sys), 0755, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "data directory");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return otter_error_set_errno(err, errno, "open lock '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return otter_error_set(err, OTTER_E_BUSY,
+					       "another otter process is changing the slots (it "
+					       "holds %s); try again when it is done",
+					       path);
+		return otter_error_set_errno(err, e, "lock '%s'", path);
+	}
+	*fd_out = fd;
+	return 0;
+}
+
 json_t *ab_state_slot(json_t *root, const char *slot_name, bool create)
 {
 	json_t *slots = json_object_get(root, "slots"), *s;
@@ -286,6 +315,19 @@ static const char *check_bootname(const otter_system *sys, const char *bootname,
 
 int otter_slot_activate(const otter_system *sys, const char *bootname, otter_error *err)
 {
+	_cleanup_close_ int lock = -1;
+	int r;
+
+	if (!sys || !bootname)
+		return otter_error_set(err, OTTER_E_INVALID, "activate: invalid arguments");
+	r = ab_lock(sys, &lock, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "activate %s", bootname);
+	return ab_activate_locked(sys, bootname, err);
+}
+
+int ab_activate_locked(const otter_system *sys, const char *bootname, otter_error *err)
+{
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	const char *bn;
@@ -331,12 +373,16 @@ int otter_slot_activate(const otter_system *sys, const char *bootname, otter_err
 int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
+	_cleanup_close_ int lock = -1;
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	const char *bn = NULL;
 	int r;
 
 	if (!sys)
 		return otter_error_set(err, OTTER_E_INVALID, "mark-good: invalid arguments");
+	r = ab_lock(sys, &lock, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "mark-good");
 	r = otter_boot_new_from_system(&boot, sys, err);
 	if (r < 0)
 		return r;
@@ -366,12 +412,16 @@ int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_er
 int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
+	_cleanup_close_ int lock = -1;
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	const char *bn = NULL;
 	int r;
 
 	if (!sys)
 		return otter_error_set(err, OTTER_E_INVALID, "mark-bad: invalid arguments");
+	r = ab_lock(sys, &lock, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "mark-bad");
 	r = otter_boot_new_from_system(&boot, sys, err);
 	if (r < 0)
 		return r;
@@ -481,6 +531,7 @@ static void copy_str(char *out, size_t size, const char *s)
 int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
+	_cleanup_close_ int lock = -1;
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	const char *booted = NULL, *s;
 	json_t *rb;
@@ -503,8 +554,16 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	} else if (r < 0) {
 		return r;
 	}
+	/* Another process changing the slots (an install) decides; this one only reports. */
 	if (booted) {
-		r = detect_rollback(sys, boot, root, booted, err);
+		r = ab_lock(sys, &lock, err);
+		if (r == OTTER_E_BUSY) {
+			otter_error_clear(err);
+			r = 0;
+		} else if (r < 0)
+			return r;
+		else
+			r = detect_rollback(sys, boot, root, booted, err);
 		if (r < 0)
 			return r;
 	}

@@ -37,6 +37,7 @@
 #define HEADER_SIZE 4096u
 #define PEEK_SIZE   18u /* ZSTD_FRAMEHEADERSIZE_MAX: enough to read the content size */
 #define READ_CHUNK  (1024u * 1024u)
+#define EXT4_MAGIC_OFFSET 1080u /* s_magic 0xEF53 (little-endian) in the superblock at 1024 */
 
 static const uint8_t zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 
@@ -44,6 +45,7 @@ struct otter_slot_writer {
 	const otter_system *sys;
 	const otter_slot *target;
 	otter_boot *boot;
+	int lock_fd;            /* held from open to free: one installer at a time */
 	int fd;
 	uint64_t slot_size;
 	uint64_t expected_len;
@@ -76,6 +78,8 @@ otter_slot_writer *otter_slot_writer_free(otter_slot_writer *w)
 		return NULL;
 	if (w->fd >= 0)
 		close(w->fd);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
 	otter_boot_free(w->boot);
 	ZSTD_freeDCtx(w->dctx);
 	free(w->zout);
@@ -172,6 +176,7 @@ int otter_slot_writer_open(otter_slot_writer **out, const otter_system *sys,
 	if (!w)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	w->fd = -1;
+	w->lock_fd = -1;
 	w->sys = sys;
 	w->opts = *opts;
 	w->expected_len = expected_len;
@@ -179,6 +184,9 @@ int otter_slot_writer_open(otter_slot_writer **out, const otter_system *sys,
 	if (opts->image_version && !(w->image_version = otter_strdup(opts->image_version)))
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 
+	r = ab_lock(sys, &w->lock_fd, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "install");
 	r = otter_boot_new_from_system(&w->boot, sys, err);
 	if (r < 0)
 		return r;
@@ -261,6 +269,14 @@ static int begin(otter_slot_writer *w, otter_error *err)
 	size_t zlen = w->slot_size < HEADER_SIZE ? (size_t)w->slot_size : HEADER_SIZE;
 	int r;
 
+	/* The header is in memory by now: a wrong image for the slot changes nothing. */
+	if (otter_slot_get_type(w->target) == OTTER_SLOT_EXT4 &&
+	    (w->out_count < EXT4_MAGIC_OFFSET + 2 || w->header[EXT4_MAGIC_OFFSET] != 0x53 ||
+	     w->header[EXT4_MAGIC_OFFSET + 1] != 0xef))
+		return otter_error_set(err, OTTER_E_FORMAT,
+				       "slot %s has type=ext4, but the image has no ext4 "
+				       "superblock (an image for another slot class?)",
+				       otter_slot_name(w->target));
 	r = ab_state_load(w->sys, &root, err);
 	if (r < 0)
 		return r;
@@ -681,6 +697,32 @@ static int stream_fd(otter_slot_writer *w, int fd, const char *what, otter_error
 	}
 }
 
+int otter_slot_writer_stream(otter_slot_writer *w, const char *source, otter_error *err)
+{
+	int r;
+
+	if (!w || !source)
+		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	if (strstr(source, "://")) {
+		otter_net *net = NULL;
+
+		r = otter_net_new(&net, NULL, err);
+		if (r == 0)
+			r = otter_net_fetch(net, source, 0, w->expected_len, net_sink, w, NULL, err);
+		otter_net_free(net);
+		return r;
+	}
+	if (strcmp(source, "-") == 0)
+		return stream_fd(w, STDIN_FILENO, "standard input", err);
+	{
+		_cleanup_close_ int fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+		if (fd < 0)
+			return otter_error_set_errno(err, errno, "install: open image '%s'", source);
+		return stream_fd(w, fd, source, err);
+	}
+}
+
 int otter_slot_install(const otter_system *sys, const char *class_name, const char *source,
 		       uint64_t expected_len, const uint8_t expected_sha256[OTTER_SHA256_SIZE],
 		       const otter_slot_writer_options *opts, otter_error *err)
@@ -693,26 +735,12 @@ int otter_slot_install(const otter_system *sys, const char *class_name, const ch
 	r = otter_slot_writer_open(&w, sys, class_name, expected_len, expected_sha256, opts, err);
 	if (r < 0)
 		return r;
-	if (strstr(source, "://")) {
-		otter_net *net = NULL;
-
-		r = otter_net_new(&net, NULL, err);
-		if (r == 0)
-			r = otter_net_fetch(net, source, 0, expected_len, net_sink, w, NULL, err);
-		otter_net_free(net);
-	} else if (strcmp(source, "-") == 0) {
-		r = stream_fd(w, STDIN_FILENO, "standard input", err);
-	} else {
-		_cleanup_close_ int fd = open(source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-
-		if (fd < 0)
-			return otter_error_set_errno(err, errno, "install: open image '%s'", source);
-		r = stream_fd(w, fd, source, err);
-	}
+	r = otter_slot_writer_stream(w, source, err);
 	if (r < 0)
 		return r;
 	r = otter_slot_writer_finish(w, err);
 	if (r < 0)
 		return r;
-	return otter_slot_activate(sys, otter_slot_bootname(w->target), err);
+	/* Still holding the writer's lock: nobody slips in between verify and activation. */
+	return ab_activate_locked(sys, otter_slot_bootname(w->target), err);
 }
