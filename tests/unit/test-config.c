@@ -253,6 +253,16 @@ static void test_config_limits(void **state)
 	sys = otter_system_free(sys);
 	sprintf(big + off, "[slot.x.0]\ndevice=/x\nbootname=A\n");
 	assert_err(parse(&sys, big, &err), OTTER_E_LIMIT, &err, "more than 32 slots");
+	/* 8 bootnames are fine, a 9th is not. */
+	otter_error_clear(&err);
+	off = (size_t)sprintf(big, MIN_SYSTEM);
+	for (int i = 0; i < 8; i++)
+		off += (size_t)sprintf(big + off, "[slot.r.%d]\ndevice=/d%d\nbootname=N%d\n", i, i, i);
+	assert_ok(parse(&sys, big, &err));
+	assert_int_equal(otter_system_n_bootnames(sys), 8);
+	sys = otter_system_free(sys);
+	sprintf(big + off, "[slot.r.8]\ndevice=/d8\nbootname=N8\n");
+	assert_err(parse(&sys, big, &err), OTTER_E_CONFIG, &err, "more than 8 bootnames");
 	free(big);
 }
 

@@ -668,6 +668,24 @@ static void test_slot_marks(void **state)
 	assert_err(otter_slot_mark_good(f->sys, NULL, &err), OTTER_E_NOT_FOUND, &err,
 		   "which slot is booted");
 	assert_string_equal(otter_slot_health_name(OTTER_SLOT_UNKNOWN), "unknown");
+	/* The event log keeps the newest 50. */
+	for (int i = 0; i < 40; i++) {
+		assert_ok(otter_slot_mark_bad(f->sys, "B", &err));
+		assert_ok(otter_slot_mark_good(f->sys, "B", &err));
+	}
+	{
+		size_t len;
+		uint8_t *data = read_all(f->path[P_STATE], &len);
+		json_t *j = json_loadb((char *)data, len, 0, NULL);
+		json_t *ev = json_object_get(j, "events");
+
+		assert_int_equal(json_array_size(ev), 50);
+		assert_string_equal(
+			json_string_value(json_object_get(json_array_get(ev, 49), "event")),
+			"confirmed");
+		json_decref(j);
+		free(data);
+	}
 	assert_string_equal(otter_update_state_name(OTTER_UPDATE_ROLLED_BACK), "rolled-back");
 	assert_string_equal(otter_update_state_name(OTTER_UPDATE_NONE), "none");
 }
@@ -688,6 +706,8 @@ static void test_slot_damaged_bookkeeping(void **state)
 		"{\"format\": 1, \"confirmed\": {\"A\": 1}}",
 		"{\"format\": 1, \"rolled-back\": {\"failed\": 3}}",
 		"{\"format\": 1, \"format\": 1}",
+		"{\"format\": 1, \"slots\": {\"rootfs.1\": 7}}",
+		"{\"format\": 1, \"events\": {}}",
 	};
 	otter_error err;
 	otter_ab_status st;
@@ -699,6 +719,27 @@ static void test_slot_damaged_bookkeeping(void **state)
 		assert_true(otter_ab_status_get(f->sys, &st, &err) < 0);
 		assert_true(err.code == OTTER_E_FORMAT || err.code == OTTER_E_INVALID);
 		test_check_msg(err.msg, "is damaged (move it away");
+	}
+	/* Counts past their caps: 33 slots, 51 events. */
+	{
+		char buf[8192];
+		size_t off = (size_t)sprintf(buf, "{\"format\": 1, \"slots\": {");
+
+		for (int i = 0; i < 33; i++)
+			off += (size_t)sprintf(buf + off, "%s\"s%d\": {}", i ? "," : "", i);
+		sprintf(buf + off, "}}");
+		write_file(f->path[P_STATE], buf, strlen(buf));
+		otter_error_clear(&err);
+		assert_err(otter_ab_status_get(f->sys, &st, &err), OTTER_E_FORMAT, &err,
+			   "too many slots");
+		off = (size_t)sprintf(buf, "{\"format\": 1, \"events\": [");
+		for (int i = 0; i < 51; i++)
+			off += (size_t)sprintf(buf + off, "%s{}", i ? "," : "");
+		sprintf(buf + off, "]}");
+		write_file(f->path[P_STATE], buf, strlen(buf));
+		otter_error_clear(&err);
+		assert_err(otter_ab_status_get(f->sys, &st, &err), OTTER_E_FORMAT, &err,
+			   "more than 50 events");
 	}
 	/* Too large. */
 	{
@@ -800,6 +841,62 @@ static void test_slot_lock(void **state)
 	assert_ok(otter_slot_activate(f->sys, "A", &err));
 }
 
+static void test_slot_odd_devices_and_arguments(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_writer *w = NULL;
+	uint8_t digest[32] = {0};
+	otter_ab_status st;
+	char missing[600];
+
+	/* The target device does not exist. */
+	snprintf(missing, sizeof(missing), "%s/no-such-device", f->dir);
+	load_system(f, missing);
+	assert_err(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err),
+		   OTTER_E_IO, &err, "slot rootfs.1: device");
+	/* A character device or a directory is not a slot. */
+	load_system(f, "/dev/null");
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err),
+		   OTTER_E_INVALID, &err, "neither a block device nor a regular file");
+	load_system(f, f->dir);
+	otter_error_clear(&err);
+	assert_true(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err) < 0);
+	assert_null(w);
+	/* NULL arguments everywhere are errors, not crashes. */
+	load_system(f, f->path[P_B]);
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_open(NULL, f->sys, "rootfs", 10, digest, NULL, &err),
+		   OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_open(&w, f->sys, NULL, 10, digest, NULL, &err),
+		   OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_write(NULL, digest, 1, &err), OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_finish(NULL, &err), OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_stream(NULL, "x", &err), OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_install(f->sys, "rootfs", NULL, 10, digest, NULL, &err),
+		   OTTER_E_INVALID, &err, "no image given");
+	otter_error_clear(&err);
+	assert_err(otter_slot_activate(f->sys, NULL, &err), OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_ab_status_get(NULL, &st, &err), OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_mark_good(NULL, NULL, &err), OTTER_E_INVALID, &err, NULL);
+	otter_error_clear(&err);
+	assert_err(otter_slot_mark_bad(NULL, NULL, &err), OTTER_E_INVALID, &err, NULL);
+	assert_null(otter_slot_writer_target(NULL));
+	assert_null(otter_slot_writer_free(NULL));
+	/* A writer given a missing source file. */
+	assert_ok(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err));
+	assert_err(otter_slot_writer_stream(w, missing, &err), OTTER_E_IO, &err, "open image");
+	otter_slot_writer_free(w);
+}
+
 static void test_slot_alloc_failures(void **state)
 {
 	struct fixture *f = *state;
@@ -852,6 +949,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_damaged_bookkeeping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_ext4_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_odd_devices_and_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_alloc_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("slot", tests, NULL, NULL);
