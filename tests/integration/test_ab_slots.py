@@ -472,3 +472,42 @@ def test_ext4_type_checked(tmp_path, bootloader):
     run(["e2fsck", "-fn", b], check=True)
     out, _, _ = run(["debugfs", "-R", "cat /hello", b], check=True)
     assert out.strip() == "hi"
+
+
+@pytest.mark.parametrize("bootloader", BOOTLOADERS)
+def test_several_classes_switch_together(tmp_path, bootloader):
+    """kernel and rootfs slots share bootnames: both B slots are written, one activation
+    switches both, and an incomplete kernel install blocks the switch."""
+    dev = Device(tmp_path, bootloader)
+    for name in ("kernel-a.img", "kernel-b.img"):
+        with open(tmp_path / name, "wb") as f:
+            f.write(b"\x00" * (1024 * 1024))
+    with open(dev.conf, "a") as f:
+        f.write(f"\n[slot.kernel.0]\ndevice={tmp_path / 'kernel-a.img'}\nbootname=A\n"
+                f"\n[slot.kernel.1]\ndevice={tmp_path / 'kernel-b.img'}\nbootname=B\n")
+    dev.first_boot()
+    kernel, rootfs = image(300_000, 20), image(700_000, 21)
+    kpath = dev.write_image(kernel, "kernel.bin")
+    # A kernel install cut short (a wrong hash): B's kernel slot is incomplete ...
+    dev.otter("install", kpath, "--class", "kernel", "--sha256", "1" * 64, "--length",
+              str(len(kernel)), "--no-activate", check=False)
+    # ... so the rootfs install writes and verifies, but refuses to switch B.
+    _o, err, rc = dev.install(rootfs, check=None)
+    assert rc == 1 and "slot kernel.1 holds an incomplete install" in err
+    assert dev.status()["primary"] == "A"
+    assert dev.sim.pick_without_writing() == "A"
+    # Done properly: kernel first without activation, then rootfs, which activates B.
+    dev.otter("install", kpath, "--class", "kernel", "--sha256", sha256(kernel), "--length",
+              str(len(kernel)), "--no-activate", "--version", "k2", check=True)
+    assert dev.status()["primary"] == "A"
+    dev.install(rootfs, version="r2")
+    st = dev.status()
+    assert st["primary"] == "B"
+    by_name = {s["name"]: s for s in st["slots"]}
+    assert by_name["kernel.1"]["version"] == "k2" and by_name["rootfs.1"]["version"] == "r2"
+    assert open(tmp_path / "kernel-b.img", "rb").read()[:len(kernel)] == kernel
+    assert dev.sim.reboot() == "B"
+    dev.otter("mark-good", check=True)
+    st = dev.status()
+    assert all(s["state"] == "good" for s in st["slots"] if s["bootname"] == "B")
+    assert dev.slot_bytes("A") == PATTERN_A

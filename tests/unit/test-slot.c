@@ -645,10 +645,16 @@ static void test_slot_marks(void **state)
 	otter_error err = OTTER_ERROR_INIT;
 	otter_ab_status st;
 
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_PENDING_REBOOT);
+	/* Marking the activated slot bad cancels the update. */
 	assert_ok(otter_slot_mark_bad(f->sys, "B", &err));
 	assert_grubvar(f, "ORDER", "A");
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.slots[1].health, OTTER_SLOT_BAD);
+	assert_int_equal(st.update, OTTER_UPDATE_NONE);
+	assert_null(st.activated);
 	assert_ok(otter_slot_mark_good(f->sys, "A", &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.slots[0].health, OTTER_SLOT_GOOD);

@@ -438,6 +438,11 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	r = otter_boot_mark_bad(boot, bn, err);
 	if (r < 0)
 		return r;
+	/* Marking the activated slot bad cancels the pending update. */
+	if (state_string(root, "activated") && strcmp(state_string(root, "activated"), bn) == 0) {
+		json_object_del(root, "activated");
+		json_object_del(root, "activated-at");
+	}
 	r = ab_state_set_confirmed(root, bn, false, err);
 	if (r == 0)
 		r = ab_state_event(root, "marked-bad", bn, NULL, err);
