@@ -29,13 +29,22 @@
 #include <stdint.h>
 
 #include <otter/error.h>
-#include <otter/system.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define OTTER_BOOT_MAX_BOOTNAMES 8
+#define OTTER_BOOT_TRIES_MAX     9  /* the shipped scripts count in one decimal digit */
+#define OTTER_BOOTNAME_MAX       16 /* bytes of a bootname */
+
+typedef enum otter_bootloader {
+	OTTER_BOOTLOADER_UBOOT = 0,
+	OTTER_BOOTLOADER_GRUB = 1,
+} otter_bootloader;
+
+/* True for names usable in U-Boot and GRUB variable names: 1..16 bytes of [A-Za-z0-9_]. */
+OTTER_PUBLIC bool otter_bootname_is_valid(const char *s);
 
 typedef struct otter_boot_options {
 	unsigned version;            /* OTTER_BOOT_OPTIONS_VERSION */
@@ -54,9 +63,6 @@ typedef struct otter_boot otter_boot;
 /* Checks the options; touches no file. */
 OTTER_PUBLIC int otter_boot_new(otter_boot **out, const otter_boot_options *opts,
 				otter_error *err) OTTER_WARN_UNUSED_RESULT;
-/* The same, with everything taken from the system configuration. */
-OTTER_PUBLIC int otter_boot_new_from_system(otter_boot **out, const otter_system *sys,
-					    otter_error *err) OTTER_WARN_UNUSED_RESULT;
 OTTER_PUBLIC otter_boot *otter_boot_free(otter_boot *boot);
 
 /* The state of one bootname as the environment has it. */

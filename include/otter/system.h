@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <otter/boot.h>
 #include <otter/error.h>
 
 #ifdef __cplusplus
@@ -28,11 +29,6 @@ extern "C" {
 #endif
 
 #define OTTER_SYSTEM_CONF_DEFAULT "/etc/otter/system.conf"
-
-typedef enum otter_bootloader {
-	OTTER_BOOTLOADER_UBOOT = 0,
-	OTTER_BOOTLOADER_GRUB = 1,
-} otter_bootloader;
 
 typedef enum otter_slot_type {
 	OTTER_SLOT_RAW = 0,
@@ -49,6 +45,10 @@ OTTER_PUBLIC int otter_system_load(otter_system **out, const char *path, otter_e
 OTTER_PUBLIC int otter_system_parse(otter_system **out, const char *name, const uint8_t *data,
 				    size_t len, otter_error *err) OTTER_WARN_UNUSED_RESULT;
 OTTER_PUBLIC otter_system *otter_system_free(otter_system *sys);
+
+/* A boot state handle (include/otter/boot.h) set up from this configuration. */
+OTTER_PUBLIC int otter_system_new_boot(const otter_system *sys, otter_boot **out,
+				       otter_error *err) OTTER_WARN_UNUSED_RESULT;
 
 /* Borrowed strings, valid as long as sys. */
 OTTER_PUBLIC const char *otter_system_compatible(const otter_system *sys);

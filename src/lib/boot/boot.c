@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/slot/system-private.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
@@ -13,6 +12,21 @@
 
 #define CMDLINE_MAX (64u * 1024u)
 #define CMDLINE_KEY "otter.slot="
+
+bool otter_bootname_is_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > OTTER_BOOTNAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_'))
+			return false;
+	}
+	return true;
+}
 
 const char *otter_bootloader_name(otter_bootloader b)
 {
@@ -43,15 +57,15 @@ int otter_boot_new(otter_boot **out, const otter_boot_options *opts, otter_error
 	if (opts->bootloader != OTTER_BOOTLOADER_UBOOT && opts->bootloader != OTTER_BOOTLOADER_GRUB)
 		return otter_error_set(err, OTTER_E_INVALID, "boot: unknown bootloader %d",
 				       (int)opts->bootloader);
-	if (opts->tries < 1 || opts->tries > OTTER_TRIES_MAX)
+	if (opts->tries < 1 || opts->tries > OTTER_BOOT_TRIES_MAX)
 		return otter_error_set(err, OTTER_E_INVALID, "boot: tries must be 1..%u, not %u",
-				       OTTER_TRIES_MAX, opts->tries);
+				       OTTER_BOOT_TRIES_MAX, opts->tries);
 	if (opts->n_bootnames < 2 || opts->n_bootnames > OTTER_BOOT_MAX_BOOTNAMES)
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "boot: need 2..%d bootnames, not %zu",
 				       OTTER_BOOT_MAX_BOOTNAMES, opts->n_bootnames);
 	for (size_t i = 0; i < opts->n_bootnames; i++) {
-		if (!opts->bootnames[i] || !bootname_is_valid(opts->bootnames[i]))
+		if (!opts->bootnames[i] || !otter_bootname_is_valid(opts->bootnames[i]))
 			return otter_error_set(err, OTTER_E_INVALID, "boot: invalid bootname '%s'",
 					       opts->bootnames[i] ? opts->bootnames[i] : "");
 		for (size_t j = 0; j < i; j++)
@@ -83,22 +97,6 @@ int otter_boot_new(otter_boot **out, const otter_boot_options *opts, otter_error
 nomem:
 	otter_boot_free(boot);
 	return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-}
-
-int otter_boot_new_from_system(otter_boot **out, const otter_system *sys, otter_error *err)
-{
-	otter_boot_options opts = {
-		.version = OTTER_BOOT_OPTIONS_VERSION,
-		.bootloader = otter_system_bootloader(sys),
-		.cmdline_path = otter_system_cmdline(sys),
-		.tries = otter_system_tries(sys),
-		.bootnames = sys->bootnames,
-		.n_bootnames = sys->n_bootnames,
-	};
-
-	opts.env_path = opts.bootloader == OTTER_BOOTLOADER_GRUB ? otter_system_grubenv(sys)
-								 : otter_system_fw_env_config(sys);
-	return otter_boot_new(out, &opts, err);
 }
 
 int boot_name_index(const otter_boot *boot, const char *name, size_t len)

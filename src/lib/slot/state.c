@@ -87,7 +87,7 @@ static int validate(const json_t *root, otter_error *err)
 	    (r = json_get_member(root, "confirmed", JSON_OBJECT, false, w, &conf, err)) < 0 ||
 	    (r = json_get_member(root, "rolled-back", JSON_OBJECT, false, w, &rb, err)) < 0 ||
 	    (r = json_get_member(root, "events", JSON_ARRAY, false, w, &events, err)) < 0 ||
-	    (r = check_string(root, "activated", OTTER_BOOTNAME_MAX, w, bootname_is_valid, err)) <
+	    (r = check_string(root, "activated", OTTER_BOOTNAME_MAX, w, otter_bootname_is_valid, err)) <
 		    0 ||
 	    (r = check_string(root, "activated-at", 31, w, is_time, err)) < 0)
 		return r;
@@ -116,14 +116,14 @@ static int validate(const json_t *root, otter_error *err)
 	}
 	if (conf)
 		json_object_foreach(conf, key, v)
-			if (!json_is_boolean(v) || !bootname_is_valid(key))
+			if (!json_is_boolean(v) || !otter_bootname_is_valid(key))
 				return otter_error_set(err, OTTER_E_FORMAT,
 						       "%s: confirmed entries are bootname: bool",
 						       w);
 	if (rb) {
-		if ((r = check_string(rb, "failed", OTTER_BOOTNAME_MAX, w, bootname_is_valid,
+		if ((r = check_string(rb, "failed", OTTER_BOOTNAME_MAX, w, otter_bootname_is_valid,
 				      err)) < 0 ||
-		    (r = check_string(rb, "booted", OTTER_BOOTNAME_MAX, w, bootname_is_valid,
+		    (r = check_string(rb, "booted", OTTER_BOOTNAME_MAX, w, otter_bootname_is_valid,
 				      err)) < 0 ||
 		    (r = check_string(rb, "at", 31, w, is_time, err)) < 0)
 			return r;
@@ -354,7 +354,7 @@ int ab_activate_locked(const otter_system *sys, const char *bootname, otter_erro
 					       "activate %s (install it again first)",
 					       otter_slot_name(s), bn);
 	}
-	r = otter_boot_new_from_system(&boot, sys, err);
+	r = otter_system_new_boot(sys, &boot, err);
 	if (r == 0)
 		r = otter_boot_mark_active(boot, bn, err);
 	if (r < 0)
@@ -383,7 +383,7 @@ int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_er
 	r = ab_lock(sys, &lock, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "mark-good");
-	r = otter_boot_new_from_system(&boot, sys, err);
+	r = otter_system_new_boot(sys, &boot, err);
 	if (r < 0)
 		return r;
 	if (!bootname) {
@@ -422,7 +422,7 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	r = ab_lock(sys, &lock, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "mark-bad");
-	r = otter_boot_new_from_system(&boot, sys, err);
+	r = otter_system_new_boot(sys, &boot, err);
 	if (r < 0)
 		return r;
 	if (!bootname) {
@@ -545,7 +545,7 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	if (!sys || !out)
 		return otter_error_set(err, OTTER_E_INVALID, "status: invalid arguments");
 	memset(out, 0, sizeof(*out));
-	r = otter_boot_new_from_system(&boot, sys, err);
+	r = otter_system_new_boot(sys, &boot, err);
 	if (r < 0)
 		return r;
 	r = ab_state_load(sys, &root, err);

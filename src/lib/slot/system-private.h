@@ -8,9 +8,7 @@
 
 #define OTTER_SYSTEM_MAX_SLOTS     32u
 #define OTTER_SYSTEM_MAX_BOOTNAMES 8u
-#define OTTER_BOOTNAME_MAX         16u
 #define OTTER_CLASS_MAX            32u
-#define OTTER_TRIES_MAX            9u
 
 struct otter_slot {
 	char *name;  /* class.index */
@@ -46,8 +44,5 @@ struct otter_system {
 int system_parse_ext(otter_system **out, const char *name, const uint8_t *data, size_t len,
 		     const ini_section *extra, size_t n_extra, void *extra_userdata,
 		     otter_error *err);
-
-/* True for bootnames usable in U-Boot/GRUB variable names: [A-Za-z0-9_], 1..16 bytes. */
-bool bootname_is_valid(const char *s);
 
 #endif

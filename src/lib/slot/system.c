@@ -32,7 +32,7 @@ static const ini_key bootloader_keys[] = {
 	 "/etc/fw_env.config", false},
 	{"grubenv", INI_PATH, BL_FIELD(grubenv), 0, PATH_MAX_LEN, NULL, "/boot/grub/grubenv",
 	 false},
-	{"tries", INI_U64, BL_FIELD(tries), 1, OTTER_TRIES_MAX, NULL, "3", false},
+	{"tries", INI_U64, BL_FIELD(tries), 1, OTTER_BOOT_TRIES_MAX, NULL, "3", false},
 };
 
 static const ini_key slot_keys[] = {
@@ -40,21 +40,6 @@ static const ini_key slot_keys[] = {
 	{"type", INI_ENUM, SLOT_FIELD(type), 0, 0, slot_type_names, "raw", false},
 	{"bootname", INI_STRING, SLOT_FIELD(bootname), 0, OTTER_BOOTNAME_MAX, NULL, NULL, true},
 };
-
-bool bootname_is_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > OTTER_BOOTNAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '_'))
-			return false;
-	}
-	return true;
-}
 
 static bool class_is_valid(const char *s, size_t n)
 {
@@ -116,7 +101,7 @@ static int end_slot(void *userdata, void *target, otter_error *err)
 	otter_system *sys = userdata;
 	otter_slot *slot = target;
 
-	if (!bootname_is_valid(slot->bootname))
+	if (!otter_bootname_is_valid(slot->bootname))
 		return otter_error_set(err, OTTER_E_CONFIG,
 				       "bootname: '%s' must be 1..%u bytes of A-Z a-z 0-9 _ (it "
 				       "names bootloader variables)",
@@ -253,6 +238,22 @@ int otter_system_load(otter_system **out, const char *path, otter_error *err)
 		return otter_error_prefix(err, r == OTTER_E_NOT_FOUND ? r : OTTER_E_CONFIG,
 					  "system configuration");
 	return otter_system_parse(out, path, data, len, err);
+}
+
+int otter_system_new_boot(const otter_system *sys, otter_boot **out, otter_error *err)
+{
+	otter_boot_options opts = {
+		.version = OTTER_BOOT_OPTIONS_VERSION,
+		.bootloader = otter_system_bootloader(sys),
+		.cmdline_path = otter_system_cmdline(sys),
+		.tries = otter_system_tries(sys),
+		.bootnames = sys->bootnames,
+		.n_bootnames = sys->n_bootnames,
+	};
+
+	opts.env_path = opts.bootloader == OTTER_BOOTLOADER_GRUB ? otter_system_grubenv(sys)
+								 : otter_system_fw_env_config(sys);
+	return otter_boot_new(out, &opts, err);
 }
 
 const char *otter_system_compatible(const otter_system *sys)

@@ -187,7 +187,7 @@ int otter_slot_writer_open(otter_slot_writer **out, const otter_system *sys,
 	r = ab_lock(sys, &w->lock_fd, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "install");
-	r = otter_boot_new_from_system(&w->boot, sys, err);
+	r = otter_system_new_boot(sys, &w->boot, err);
 	if (r < 0)
 		return r;
 	r = otter_boot_get_booted(w->boot, &booted, err);
