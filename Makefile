@@ -20,10 +20,16 @@ SECONDS ?= 60
 # Tests: cmocka, pytest (Debian's /usr/bin/python3), python3-securesystemslib and
 # python3-cryptography (independent canonical JSON / signature checks), nginx (repository
 # server on 127.0.0.1), faketime, procps, libclang-rt-14-dev (ASan/UBSan and libFuzzer).
+# A/B slots: libubootenv-dev and libzstd-dev (build); libubootenv-tool (fw_printenv/fw_setenv),
+# grub-common (grub-editenv, grub-script-check), grub-emu (runs grub.cfg in real GRUB), zstd,
+# e2fsprogs (mkfs.ext4, e2fsck, debugfs), mount (losetup), util-linux and bsdutils (script),
+# strace (syscall fault injection) and time (peak RSS in bench/).
 DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 	libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev \
 	python3 python3-pytest python3-securesystemslib python3-cryptography \
-	nginx faketime procps curl ca-certificates
+	nginx faketime procps curl ca-certificates \
+	libubootenv-dev libzstd-dev libubootenv-tool grub-common zstd e2fsprogs util-linux mount \
+	bsdutils strace time grub-emu
 # Node.js and npm run tuf-js, the independent TUF client of the otter-repo interoperability
 # test (tests/integration/test_repo_tufjs.py installs tuf-js with npm into the build folder).
 # Installed only when node or npm is missing: a machine with Node.js from elsewhere keeps it

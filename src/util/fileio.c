@@ -43,6 +43,29 @@ void crashpoint(const char *name)
 	}
 }
 
+size_t crashpoint_limit(const char *name, uint64_t pos, size_t len)
+{
+	const char *want = getenv("OTTER_TEST_CRASHPOINT");
+	const char *at;
+	uint64_t n = 0;
+	size_t nlen = strlen(name);
+
+	if (!want || strncmp(want, name, nlen) != 0 || want[nlen] != '@')
+		return len;
+	at = want + nlen + 1;
+	for (; *at >= '0' && *at <= '9'; at++)
+		n = n * 10 + (uint64_t)(*at - '0');
+	if (n < pos || n - pos >= len)
+		return len;
+	return (size_t)(n - pos);
+}
+
+void crashpoint_cut(const char *name)
+{
+	fprintf(stderr, "crashpoint %s reached\n", name);
+	_exit(99);
+}
+
 int fileio_write_all(int fd, const void *buf, size_t len, otter_error *err)
 {
 	const uint8_t *p = buf;

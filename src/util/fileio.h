@@ -59,4 +59,13 @@ void fileio_remove_stale_tmp(int dirfd);
  */
 void crashpoint(const char *name);
 
+/*
+ * Byte-granular crash points for streaming writes: when OTTER_TEST_CRASHPOINT is "name@N",
+ * returns how many of the len bytes about to be written at stream offset pos may go out
+ * before the cut (N - pos when N falls in [pos, pos + len), else len). The caller writes that
+ * many and then calls crashpoint_cut(name) if the result was smaller than len.
+ */
+size_t crashpoint_limit(const char *name, uint64_t pos, size_t len);
+void crashpoint_cut(const char *name) __attribute__((noreturn));
+
 #endif

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef OTTER_SLOT_H
+#define OTTER_SLOT_H
+
+/*
+ * A/B slot installs and slot bookkeeping (docs/ab-updates.md).
+ *
+ * Installing is three steps, so that the agent can drive them from its own download loop and
+ * install several classes before switching once:
+ *
+ *   otter_slot_writer_open()    picks the inactive slot of a class (never one with the booted
+ *                               bootname, never the booted device), checks the image fits
+ *   otter_slot_writer_write()   streams bytes in (raw or zstd), hashing the input as it comes;
+ *                               the first 4 KiB of the slot are written last
+ *   otter_slot_writer_finish()  checks length and SHA-256 against what the caller expected,
+ *                               fsyncs, reads the slot back and hashes it again, records it
+ *   otter_slot_activate()       one atomic boot environment write: the bootname goes first in
+ *                               the order with full tries
+ *
+ * A slot of type=ext4 only takes an image with an ext4 superblock (checked before anything
+ * changes). Changes are serialised between processes by a lock in the data directory
+ * (OTTER_E_BUSY, never waited for); otter_ab_status_get only reports while it is held.
+ *
+ * Before the first byte reaches a slot, its bookkeeping entry says "installing" and its
+ * bootname leaves the boot order (it is no longer a valid fallback); activation refuses a
+ * bootname with any slot still "installing", so a torn or unverified write can never boot.
+ * Refusals found before the first byte (unknown class, image larger than the slot, no
+ * inactive slot, malformed arguments) change nothing at all.
+ *
+ * Bookkeeping lives in <data-directory>/slots.json, replaced atomically on every change.
+ * Library code never prints; progress goes to a callback.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <otter/error.h>
+#include <otter/system.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OTTER_SHA256_SIZE 32
+#define OTTER_SLOT_VERSION_MAX 128 /* bytes of a recorded image version */
+
+typedef enum otter_compression {
+	OTTER_COMPRESSION_AUTO = 0, /* zstd if the stream starts with the zstd magic, else raw */
+	OTTER_COMPRESSION_NONE = 1,
+	OTTER_COMPRESSION_ZSTD = 2,
+} otter_compression;
+
+/* done = input bytes consumed so far, total = expected input length. */
+typedef void (*otter_progress_fn)(void *userdata, uint64_t done, uint64_t total);
+
+typedef struct otter_slot_writer_options {
+	unsigned version;              /* OTTER_SLOT_WRITER_OPTIONS_VERSION */
+	otter_compression compression;
+	const char *image_version;     /* recorded in the bookkeeping; may be NULL */
+	otter_progress_fn progress;
+	void *progress_userdata;
+} otter_slot_writer_options;
+
+#define OTTER_SLOT_WRITER_OPTIONS_VERSION 1
+#define OTTER_SLOT_WRITER_OPTIONS_INIT {OTTER_SLOT_WRITER_OPTIONS_VERSION, 0, NULL, NULL, NULL}
+
+typedef struct otter_slot_writer otter_slot_writer;
+
+/*
+ * expected_len and expected_sha256 describe the stream as given (compressed when zstd), as
+ * the caller verified them (TUF target length and hashes). sys must outlive the writer.
+ */
+OTTER_PUBLIC int otter_slot_writer_open(otter_slot_writer **out, const otter_system *sys,
+					const char *class_name, uint64_t expected_len,
+					const uint8_t expected_sha256[OTTER_SHA256_SIZE],
+					const otter_slot_writer_options *opts, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+OTTER_PUBLIC int otter_slot_writer_write(otter_slot_writer *w, const void *data, size_t len,
+					 otter_error *err) OTTER_WARN_UNUSED_RESULT;
+OTTER_PUBLIC int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/*
+ * Streams source into the writer: a path, "-" for standard input, or an http://, https:// or
+ * file:// URL (stopped at the expected length). Then call otter_slot_writer_finish.
+ */
+OTTER_PUBLIC int otter_slot_writer_stream(otter_slot_writer *w, const char *source,
+					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
+/* The slot being written (borrowed from sys). */
+OTTER_PUBLIC const otter_slot *otter_slot_writer_target(const otter_slot_writer *w);
+/*
+ * Frees; an unfinished install stays "installing" and cannot be activated. A writer holds
+ * the data directory's lock from open to free: one writer at a time, and free the writers
+ * before otter_slot_activate (OTTER_E_BUSY otherwise, as for another process).
+ */
+OTTER_PUBLIC otter_slot_writer *otter_slot_writer_free(otter_slot_writer *w);
+
+/*
+ * Makes bootname the one the next boot tries (one environment write), after checking that
+ * none of its slots holds an incomplete install. Recorded in the bookkeeping.
+ */
+OTTER_PUBLIC int otter_slot_activate(const otter_system *sys, const char *bootname,
+				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
+/*
+ * Convenience: open, stream source, finish, activate. source is a path, "-" for standard
+ * input, or an http://, https:// or file:// URL.
+ */
+OTTER_PUBLIC int otter_slot_install(const otter_system *sys, const char *class_name,
+				    const char *source, uint64_t expected_len,
+				    const uint8_t expected_sha256[OTTER_SHA256_SIZE],
+				    const otter_slot_writer_options *opts, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+
+/* ---- state and marks ---- */
+
+typedef enum otter_slot_health {
+	OTTER_SLOT_UNKNOWN = 0, /* bootable, not confirmed since it was last written */
+	OTTER_SLOT_GOOD = 1,    /* bootable and confirmed with mark-good */
+	OTTER_SLOT_BAD = 2,     /* the bootloader will not boot it */
+} otter_slot_health;
+
+typedef enum otter_update_state {
+	OTTER_UPDATE_NONE = 0,           /* nothing activated (or activation not recorded) */
+	OTTER_UPDATE_PENDING_REBOOT = 1, /* activated, not booted yet */
+	OTTER_UPDATE_TRYING = 2,         /* booted into the activated slot, not confirmed yet */
+	OTTER_UPDATE_CONFIRMED = 3,      /* booted into the activated slot and confirmed */
+	OTTER_UPDATE_ROLLED_BACK = 4,    /* the activated slot ran out of tries; fell back */
+} otter_update_state;
+
+typedef struct otter_slot_info {
+	const otter_slot *slot;
+	bool booted;             /* its bootname is the booted one */
+	otter_slot_health health;
+	bool in_order;
+	unsigned tries_left;
+	bool installing;         /* an install was started and not completed */
+	bool installed;          /* bookkeeping has a verified install */
+	char version[OTTER_SLOT_VERSION_MAX + 1];
+	char sha256[2 * OTTER_SHA256_SIZE + 1]; /* of the image as given */
+	uint64_t size;
+	char installed_at[32];   /* UTC, "" if unknown */
+} otter_slot_info;
+
+typedef struct otter_ab_status {
+	const char *booted;      /* NULL if the command line names no slot */
+	const char *primary;     /* NULL if the boot order is empty */
+	otter_update_state update;
+	const char *activated;   /* last activated bootname, or NULL */
+	const char *rollback_failed; /* when rolled back: the bootname that failed */
+	char rollback_at[32];
+	size_t n_slots;
+	otter_slot_info slots[32];
+} otter_ab_status;
+
+/*
+ * Reads the boot state and the bookkeeping. Detects a rollback (the first slot in the order
+ * is not the booted one and has no tries left): records it and marks the failed bootname bad,
+ * so this call may write. Borrowed strings live as long as sys.
+ */
+OTTER_PUBLIC int otter_ab_status_get(const otter_system *sys, otter_ab_status *out,
+				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
+/* bootname NULL = the booted one. */
+OTTER_PUBLIC int otter_slot_mark_good(const otter_system *sys, const char *bootname,
+				      otter_error *err) OTTER_WARN_UNUSED_RESULT;
+OTTER_PUBLIC int otter_slot_mark_bad(const otter_system *sys, const char *bootname,
+				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
+OTTER_PUBLIC const char *otter_slot_health_name(otter_slot_health h);
+OTTER_PUBLIC const char *otter_update_state_name(otter_update_state s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <otter/slot.h>
+
+#include "otter.h"
+#include "util/cleanup.h"
+
+DEFINE_CLEANUP_FUNC(otter_system, otter_system_free)
+
+static void help(void)
+{
+	printf("Usage: otter status [--json]\n"
+	       "\n"
+	       "Shows the booted slot, the primary slot (first in the boot order), the state of\n"
+	       "the last update (none, pending-reboot, trying, confirmed, rolled-back) and, per\n"
+	       "slot: good, bad or unknown, tries left, installed version and image hash.\n"
+	       "When the bootloader fell back from an activated slot that ran out of tries, this\n"
+	       "marks that slot bad and records the rollback in the data directory.\n"
+	       "\n"
+	       "  --json     machine-readable output\n"
+	       "  -h, --help show this help\n");
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static int print_json(const otter_ab_status *st)
+{
+	json_t *root = json_object(), *slots = json_array();
+	char *text;
+
+	json_object_set_new(root, "booted", str_or_null(st->booted));
+	json_object_set_new(root, "primary", str_or_null(st->primary));
+	json_object_set_new(root, "update", json_string(otter_update_state_name(st->update)));
+	json_object_set_new(root, "activated", str_or_null(st->activated));
+	if (st->update == OTTER_UPDATE_ROLLED_BACK)
+		json_object_set_new(root, "rollback",
+				    json_pack("{s:o, s:o}", "failed",
+					      str_or_null(st->rollback_failed), "at",
+					      str_or_null(st->rollback_at)));
+	else
+		json_object_set_new(root, "rollback", json_null());
+	for (size_t i = 0; i < st->n_slots; i++) {
+		const otter_slot_info *s = &st->slots[i];
+		json_t *o = json_object();
+
+		json_object_set_new(o, "name", json_string(otter_slot_name(s->slot)));
+		json_object_set_new(o, "class", json_string(otter_slot_class(s->slot)));
+		json_object_set_new(o, "bootname", json_string(otter_slot_bootname(s->slot)));
+		json_object_set_new(o, "device", json_string(otter_slot_device(s->slot)));
+		json_object_set_new(o, "state", json_string(otter_slot_health_name(s->health)));
+		json_object_set_new(o, "booted", json_boolean(s->booted));
+		json_object_set_new(o, "in-order", json_boolean(s->in_order));
+		json_object_set_new(o, "tries-left", json_integer(s->tries_left));
+		json_object_set_new(o, "installing", json_boolean(s->installing));
+		json_object_set_new(o, "version", str_or_null(s->version));
+		json_object_set_new(o, "sha256", str_or_null(s->sha256));
+		json_object_set_new(o, "size",
+				    s->installed ? json_integer((json_int_t)s->size) : json_null());
+		json_object_set_new(o, "installed-at", str_or_null(s->installed_at));
+		json_array_append_new(slots, o);
+	}
+	json_object_set_new(root, "slots", slots);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text) {
+		fprintf(stderr, "otter status: out of memory\n");
+		return EXIT_FAIL;
+	}
+	printf("%s\n", text);
+	free(text);
+	return EXIT_OK;
+}
+
+static void print_text(const otter_ab_status *st)
+{
+	printf("booted:  %s\n", st->booted ? st->booted : "(unknown: no otter.slot= on the "
+							  "kernel command line)");
+	printf("primary: %s\n", st->primary ? st->primary : "(none: the boot order is empty)");
+	printf("update:  %s", otter_update_state_name(st->update));
+	if (st->update == OTTER_UPDATE_ROLLED_BACK)
+		printf(" (%s failed, rolled back at %s)",
+		       st->rollback_failed ? st->rollback_failed : "?", st->rollback_at);
+	else if (st->activated)
+		printf(" (activated %s)", st->activated);
+	printf("\n");
+	for (size_t i = 0; i < st->n_slots; i++) {
+		const otter_slot_info *s = &st->slots[i];
+
+		printf("slot %s (bootname %s, %s):\n", otter_slot_name(s->slot),
+		       otter_slot_bootname(s->slot), otter_slot_device(s->slot));
+		printf("  state: %s%s%s, tries left %u%s\n", otter_slot_health_name(s->health),
+		       s->booted ? ", booted" : "", s->installing ? ", install incomplete" : "",
+		       s->tries_left, s->in_order ? "" : ", not in the boot order");
+		if (s->installed)
+			printf("  installed: version %s, sha256 %s, %" PRIu64 " bytes, at %s\n",
+			       s->version[0] ? s->version : "(none)", s->sha256, s->size,
+			       s->installed_at);
+	}
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	_cleanup_(otter_system_freep) otter_system *sys = NULL;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_ab_status st;
+	bool json = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			help();
+			return EXIT_OK;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "otter status: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (cli_load_system(&sys))
+		return EXIT_FAIL;
+	if (otter_ab_status_get(sys, &st, &err) < 0)
+		return cli_fail("status", &err);
+	if (json)
+		return print_json(&st);
+	print_text(&st);
+	return EXIT_OK;
+}
