@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The [update] section of system.conf, parsed with the system configuration. */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent-private.h"
+#include "lib/slot/system-private.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/fileio.h"
+#include "util/ini.h"
+
+#define F(field) offsetof(agent_config, field)
+#define DAY      86400u
+
+static const ini_key update_keys[] = {
+	{"repository", INI_STRING, F(repository), 0, 1000, NULL, NULL, false},
+	{"trusted-root", INI_PATH, F(trusted_root), 0, 0, NULL, "/etc/otter/root.json", false},
+	{"metadata-directory", INI_PATH, F(metadata_dir), 0, 0, NULL, NULL, false},
+	{"release-prefix", INI_STRING, F(release_prefix), 0, 0, NULL, "releases/", false},
+	{"hardware-id", INI_STRING, F(hardware_id), 0, 128, NULL, NULL, false},
+	{"reboot-command", INI_STRING, F(reboot_command), 0, 1000, NULL, "/sbin/reboot", false},
+	{"health-check", INI_STRING, F(health_check), 0, 1000, NULL, NULL, false},
+	{"watchdog-device", INI_PATH, F(watchdog_device), 0, 0, NULL, NULL, false},
+	{"version-file", INI_PATH, F(version_file), 0, 0, NULL, "/etc/os-release", false},
+	{"poll-interval", INI_U64, F(poll_interval), 10, 30 * DAY, NULL, "3600", false},
+	{"poll-jitter", INI_U64, F(poll_jitter), 0, DAY, NULL, "300", false},
+	{"confirm-deadline", INI_U64, F(confirm_deadline), 10, DAY, NULL, "300", false},
+	{"retry-min", INI_U64, F(retry_min), 1, DAY, NULL, "60", false},
+	{"retry-max", INI_U64, F(retry_max), 1, 7 * DAY, NULL, "3600", false},
+	{"download-attempts", INI_U64, F(download_attempts), 1, 1000, NULL, "5", false},
+	{"connect-timeout", INI_U64, F(connect_timeout), 1, 600, NULL, "30", false},
+	{"slow-timeout", INI_U64, F(slow_timeout), 1, 3600, NULL, "60", false},
+	{"min-speed", INI_U64, F(min_speed), 1, 1u << 30, NULL, "1024", false},
+	{"watchdog-interval", INI_U64, F(watchdog_interval), 1, 3600, NULL, "10", false},
+};
+
+static int begin_update(void *userdata, const char *subname, void **target, otter_error *err)
+{
+	agent_config *cfg = userdata;
+
+	*target = cfg;
+	return 0;
+}
+
+static int end_update(void *userdata, void *target, otter_error *err)
+{
+	agent_config *cfg = target;
+
+	if (cfg->retry_min > cfg->retry_max)
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "retry-min: larger than retry-max (%llu > %llu)",
+				       (unsigned long long)cfg->retry_min,
+				       (unsigned long long)cfg->retry_max);
+	if (cfg->release_prefix && strstr(cfg->release_prefix, ".."))
+		return otter_error_set(err, OTTER_E_CONFIG, "release-prefix: must not contain '..'");
+	return 0;
+}
+
+static const ini_section update_section = {
+	"update", false, update_keys, ELEMENTSOF(update_keys), begin_update, end_update, NULL,
+};
+
+void agent_config_clear(agent_config *cfg)
+{
+	free(cfg->repository);
+	free(cfg->trusted_root);
+	free(cfg->metadata_dir);
+	free(cfg->release_prefix);
+	free(cfg->hardware_id);
+	free(cfg->reboot_command);
+	free(cfg->health_check);
+	free(cfg->watchdog_device);
+	free(cfg->version_file);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, otter_error *err)
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+	int r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	r = fileio_read(AT_FDCWD, path, INI_MAX_FILE_SIZE, &data, &len, err);
+	if (r < 0)
+		return otter_error_prefix(err, r == OTTER_E_NOT_FOUND ? r : OTTER_E_CONFIG,
+					  "system configuration");
+	r = system_parse_ext(sys, path, data, len, &update_section, 1, cfg, err);
+	if (r < 0)
+		agent_config_clear(cfg);
+	return r;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Commands (health check, reboot), clocks, logging and the watchdogs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent-private.h"
+#include "util/fileio.h"
+#include "util/sdnotify.h"
+#include "util/strutil.h"
+
+extern char **environ;
+
+int64_t agent_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int64_t agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void agent_log(const otter_agent *a, int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (!a->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	a->log(a->userdata, level, msg);
+}
+
+void agent_notify_status(otter_agent *a, const char *status)
+{
+	char buf[600];
+
+	strfmt(buf, sizeof(buf), "STATUS=%s", status);
+	sdnotify_send(buf);
+}
+
+void agent_watchdog_tick(otter_agent *a)
+{
+	int64_t now = agent_now_ms();
+
+	/* systemd: ping at half the interval, as sd_watchdog_enabled(3) advises. */
+	if (a->sd_watchdog_usec &&
+	    now - a->last_sd_ping_ms >= (int64_t)(a->sd_watchdog_usec / 2000)) {
+		sdnotify_send("WATCHDOG=1");
+		a->last_sd_ping_ms = now;
+	}
+	if (a->wd_fd >= 0 &&
+	    now - a->last_hw_ping_ms >= (int64_t)a->cfg.watchdog_interval * 1000) {
+		/* Any write keeps a Linux watchdog device from firing. */
+		if (write(a->wd_fd, "\0", 1) < 0)
+			agent_log(a, 4, "feeding watchdog %s: %s, ignoring", a->cfg.watchdog_device,
+				  strerror(errno));
+		a->last_hw_ping_ms = now;
+	}
+}
+
+int agent_run_command(otter_agent *a, const char *what, const char *command, uint64_t timeout_s,
+		      int *status, otter_error *err)
+{
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)command, NULL};
+	posix_spawnattr_t attr;
+	int64_t deadline = timeout_s ? agent_now_ms() + (int64_t)timeout_s * 1000 : 0;
+	pid_t pid;
+	int r, wstatus = 0;
+
+	posix_spawnattr_init(&attr);
+	/* Its own process group, so a time limit can stop everything it started. */
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
+	r = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0)
+		return otter_error_set_errno(err, r, "%s: cannot start '%s'", what, command);
+	agent_log(a, 6, "%s: running '%s'", what, command);
+	for (;;) {
+		pid_t w = waitpid(pid, &wstatus, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
+			return otter_error_set_errno(err, errno, "%s: waiting for '%s'", what,
+						     command);
+		agent_watchdog_tick(a);
+		if (deadline && agent_now_ms() >= deadline) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, &wstatus, 0);
+			agent_log(a, 4, "%s: '%s' did not finish within %llu s", what, command,
+				  (unsigned long long)timeout_s);
+			*status = -1;
+			return 0;
+		}
+		usleep(50 * 1000);
+	}
+	*status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+	return 0;
+}

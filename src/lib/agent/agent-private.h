@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef OTTER_LIB_AGENT_PRIVATE_H
+#define OTTER_LIB_AGENT_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <otter/agent.h>
+#include <otter/release.h>
+#include <otter/tuf.h>
+
+#define AGENT_MAX_MIRRORS  8
+#define AGENT_MAX_FAILED   64
+#define AGENT_STATE_FILE   "agent.json"
+#define AGENT_STATE_MAX    (64 * 1024)
+#define AGENT_VERSION_MAX  64
+#define AGENT_RELEASE_MAX  512
+
+/* [update] in system.conf (docs/agent.md has the reference). */
+typedef struct agent_config {
+	char *repository;       /* base URLs, space-separated: <url>/metadata/, <url>/targets/ */
+	char *trusted_root;     /* the root.json the device was provisioned with */
+	char *metadata_dir;     /* default <data-directory>/tuf */
+	char *release_prefix;   /* where releases are listed: default "releases/" */
+	char *hardware_id;      /* optional: matched against a release's "hardware" */
+	char *reboot_command;
+	char *health_check;     /* optional command: exit 0 = healthy */
+	char *watchdog_device;  /* optional hardware watchdog, e.g. /dev/watchdog */
+	char *version_file;     /* VERSION_ID= of the running software when nothing else says */
+	uint64_t poll_interval, poll_jitter;
+	uint64_t confirm_deadline;
+	uint64_t retry_min, retry_max;
+	uint64_t download_attempts;
+	uint64_t connect_timeout, slow_timeout, min_speed;
+	uint64_t watchdog_interval;
+} agent_config;
+
+/* Loads system.conf with the [update] section. */
+int agent_config_load(otter_system **sys, agent_config *cfg, const char *path,
+		      otter_error *err);
+void agent_config_clear(agent_config *cfg);
+
+/* <data-directory>/agent.json */
+typedef struct agent_state {
+	otter_agent_state state;
+	char current_version[AGENT_VERSION_MAX];
+	char current_release[AGENT_RELEASE_MAX];
+	char pending_version[AGENT_VERSION_MAX];
+	char pending_release[AGENT_RELEASE_MAX];
+	char pending_bootname[16];
+	int64_t pending_since;  /* entering pending-reboot, then pending-confirm */
+	int64_t last_check;     /* 0 = never */
+	char last_result[256];
+	char last_error[512];
+	uint64_t failures;      /* consecutive failed cycles, for the backoff */
+	char failed[AGENT_MAX_FAILED][AGENT_VERSION_MAX]; /* versions never retried */
+	size_t n_failed;
+} agent_state;
+
+/* Loads the state; a missing file is a fresh idle state; a damaged one is set aside. */
+int agent_state_load(const char *data_dir, agent_state *st, bool *was_damaged,
+		     otter_error *err);
+int agent_state_save(const char *data_dir, const agent_state *st, otter_error *err);
+struct json_t *agent_state_to_json(const agent_state *st);
+bool agent_state_failed(const agent_state *st, const char *version);
+void agent_state_add_failed(agent_state *st, const char *version);
+
+struct otter_agent {
+	otter_system *sys;
+	agent_config cfg;
+	char *config_path;
+	char *mirrors[AGENT_MAX_MIRRORS];
+	size_t n_mirrors;
+	agent_state st;
+	otter_agent_log_fn log;
+	otter_agent_progress_fn progress;
+	void *userdata;
+	/* watchdogs */
+	int wd_fd;
+	uint64_t sd_watchdog_usec;
+	int64_t last_sd_ping_ms, last_hw_ping_ms;
+};
+
+void agent_log(const otter_agent *a, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Feeds the watchdogs when due; cheap, call often (also from download progress). */
+void agent_watchdog_tick(otter_agent *a);
+void agent_notify_status(otter_agent *a, const char *status);
+int64_t agent_now(void);
+int64_t agent_now_ms(void);
+
+/* Persists the state and passes the crash point "agent-<state>". */
+int agent_save(otter_agent *a, otter_error *err);
+
+/* Runs a shell command with a time limit (0 = none); *status gets its exit status (or -1 if
+ * it was killed for the time limit or by a signal). */
+int agent_run_command(otter_agent *a, const char *what, const char *command, uint64_t timeout_s,
+		      int *status, otter_error *err);
+
+/* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
+int agent_updater(otter_agent *a, otter_tuf_updater **out, size_t *mirror, otter_error *err);
+int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
+			const char *slot_class, const otter_tuf_target *t, const char *version,
+			otter_error *err);
+
+#endif

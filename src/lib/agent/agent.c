@@ -1,0 +1,827 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The update agent's state machine (docs/agent.md).
+ *
+ *   idle/confirmed/rolled-back/failed --cycle--> downloading --> installing
+ *       --activate--> pending-reboot --boot new slots--> pending-confirm
+ *       --health ok--> confirmed     --health bad / deadline / fallback--> rolled-back
+ *
+ * Every transition is persisted (agent.json, atomically) before the action it announces is
+ * taken, and each step is idempotent, so a restart from any state converges:
+ *   downloading/installing  -> nothing was activated: the cycle runs again (slots being
+ *                              written are "installing" and can never be activated);
+ *                              or, if the activation reached the environment, pending-reboot
+ *   pending-reboot          -> still on the old slot: the reboot is requested again;
+ *                              booted the new one: pending-confirm; fell back: rolled-back
+ *   pending-confirm         -> the health check runs again, within the same deadline
+ * The boot environment is the truth about which software runs; agent.json says why.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <otter/json.h>
+#include <otter/slot.h>
+
+#include "agent-private.h"
+#include "lib/json/json-util.h"
+#include "util/alloc.h"
+#include "util/cleanup.h"
+#include "util/fileio.h"
+#include "util/sdnotify.h"
+#include "util/strutil.h"
+
+#define LOG_ERR     3
+#define LOG_WARNING 4
+#define LOG_NOTICE  5
+#define LOG_INFO    6
+#define LOG_DEBUG   7
+
+/* How often a pending reboot that did not happen is requested again. */
+#define REBOOT_RETRY_S 300
+
+const otter_system *otter_agent_system(const otter_agent *a)
+{
+	return a->sys;
+}
+
+otter_agent *otter_agent_free(otter_agent *a)
+{
+	if (!a)
+		return NULL;
+	if (a->wd_fd >= 0) {
+		/* Magic close: a clean stop disarms the hardware watchdog. */
+		if (write(a->wd_fd, "V", 1) < 0)
+			agent_log(a, LOG_WARNING, "disarming watchdog: %s", strerror(errno));
+		close(a->wd_fd);
+	}
+	for (size_t i = 0; i < a->n_mirrors; i++)
+		free(a->mirrors[i]);
+	agent_config_clear(&a->cfg);
+	otter_system_free(a->sys);
+	free(a->config_path);
+	free(a);
+	return NULL;
+}
+
+DEFINE_CLEANUP_FUNC(otter_agent, otter_agent_free)
+
+static int add_mirror(otter_agent *a, const char *url, size_t len, otter_error *err)
+{
+	if (a->n_mirrors == AGENT_MAX_MIRRORS)
+		return otter_error_set(err, OTTER_E_CONFIG, "repository: more than %d URLs",
+				       AGENT_MAX_MIRRORS);
+	a->mirrors[a->n_mirrors] = otter_strndup(url, len);
+	if (!a->mirrors[a->n_mirrors])
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	a->n_mirrors++;
+	return 0;
+}
+
+int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_error *err)
+{
+	_cleanup_(otter_agent_freep) otter_agent *a = NULL;
+	otter_agent_options defaults = OTTER_AGENT_OPTIONS_INIT;
+	bool damaged;
+	int r;
+
+	if (!out)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	if (!opts)
+		opts = &defaults;
+	if (opts->version != OTTER_AGENT_OPTIONS_VERSION)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: unknown options version");
+	a = otter_calloc(1, sizeof(*a));
+	if (!a)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	a->wd_fd = -1;
+	a->log = opts->log;
+	a->progress = opts->progress;
+	a->userdata = opts->userdata;
+	a->config_path = otter_strdup(opts->config_path ? opts->config_path
+							 : OTTER_SYSTEM_CONF_DEFAULT);
+	if (!a->config_path)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = agent_config_load(&a->sys, &a->cfg, a->config_path, err);
+	if (r < 0)
+		return r;
+	if (!a->cfg.metadata_dir) {
+		a->cfg.metadata_dir = path_join(otter_system_data_dir(a->sys), "tuf");
+		if (!a->cfg.metadata_dir)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	}
+	if (opts->offline_dir) {
+		/* A copy of the repository on a USB stick: exactly the same TUF checks. */
+		_cleanup_free_ char *abs = realpath(opts->offline_dir, NULL);
+		_cleanup_free_ char *url = NULL;
+
+		if (!abs)
+			return otter_error_set_errno(err, errno, "update folder '%s'",
+						     opts->offline_dir);
+		url = str_concat("file://", abs);
+		if (!url)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+		r = add_mirror(a, url, strlen(url), err);
+		if (r < 0)
+			return r;
+	} else if (a->cfg.repository) {
+		const char *p = a->cfg.repository;
+
+		while (*p) {
+			size_t n;
+
+			p += strspn(p, " \t");
+			n = strcspn(p, " \t");
+			if (n == 0)
+				break;
+			if (strncmp(p, "https://", 8) != 0 && strncmp(p, "http://", 7) != 0 &&
+			    strncmp(p, "file://", 7) != 0)
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s: repository: '%.*s' is not an http(s):// "
+						       "or file:// URL",
+						       a->config_path, (int)n, p);
+			r = add_mirror(a, p, n, err);
+			if (r < 0)
+				return r;
+			p += n;
+		}
+	}
+	r = agent_state_load(otter_system_data_dir(a->sys), &a->st, &damaged, err);
+	if (r < 0)
+		return r;
+	if (damaged)
+		agent_log(a, LOG_WARNING, "%s", a->st.last_error);
+	if (sdnotify_watchdog_usec(&a->sd_watchdog_usec))
+		agent_log(a, LOG_DEBUG, "systemd watchdog every %" PRIu64 " us",
+			  a->sd_watchdog_usec);
+	*out = TAKE_PTR(a);
+	return 0;
+}
+
+int agent_save(otter_agent *a, otter_error *err)
+{
+	char point[64];
+	int r = agent_state_save(otter_system_data_dir(a->sys), &a->st, err);
+
+	if (r < 0)
+		return r;
+	agent_notify_status(a, otter_agent_state_name(a->st.state));
+	strfmt(point, sizeof(point), "agent-%s", otter_agent_state_name(a->st.state));
+	crashpoint(point);
+	return 0;
+}
+
+static void set_state(otter_agent *a, otter_agent_state s)
+{
+	if (a->st.state != s)
+		agent_log(a, LOG_INFO, "state: %s -> %s", otter_agent_state_name(a->st.state),
+			  otter_agent_state_name(s));
+	a->st.state = s;
+}
+
+static void clear_pending(agent_state *st)
+{
+	st->pending_version[0] = st->pending_release[0] = st->pending_bootname[0] = '\0';
+	st->pending_since = 0;
+}
+
+/* VERSION_ID=... of an os-release(5) style file (quotes allowed), or "". */
+static void version_from_file(const char *path, char *out, size_t size)
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+	char *line, *save = NULL;
+
+	out[0] = '\0';
+	if (!path || fileio_read(AT_FDCWD, path, 64 * 1024, &data, &len, NULL) < 0)
+		return;
+	for (line = strtok_r((char *)data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *v;
+		size_t n;
+
+		if (strncmp(line, "VERSION_ID=", 11) != 0)
+			continue;
+		v = line + 11;
+		n = strlen(v);
+		if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+			v[n - 1] = '\0';
+			v++;
+		}
+		if (otter_version_valid(v))
+			strfmt(out, size, "%s", v);
+		return;
+	}
+}
+
+/*
+ * The version running now: what the agent confirmed last, else what the booted slot's
+ * bookkeeping says was installed, else VERSION_ID in version-file (the factory image).
+ */
+static void installed_version(otter_agent *a, const otter_ab_status *ab, char *out, size_t size)
+{
+	out[0] = '\0';
+	if (a->st.current_version[0]) {
+		strfmt(out, size, "%s", a->st.current_version);
+		return;
+	}
+	for (size_t i = 0; ab && i < ab->n_slots; i++)
+		if (ab->slots[i].booted && ab->slots[i].installed && ab->slots[i].version[0] &&
+		    otter_version_valid(ab->slots[i].version)) {
+			strfmt(out, size, "%s", ab->slots[i].version);
+			return;
+		}
+	version_from_file(a->cfg.version_file, out, size);
+}
+
+static void record_error(otter_agent *a, const otter_error *e)
+{
+	strfmt(a->st.last_error, sizeof(a->st.last_error), "%s", e->msg);
+}
+
+static int request_reboot(otter_agent *a, otter_error *err)
+{
+	int status = 0, r;
+
+	agent_log(a, LOG_NOTICE, "rebooting: %s", a->cfg.reboot_command);
+	crashpoint("agent-reboot");
+	r = agent_run_command(a, "reboot", a->cfg.reboot_command, 120, &status, err);
+	if (r < 0)
+		return r;
+	if (status != 0)
+		return otter_error_set(err, OTTER_E_FAILED,
+				       "reboot command '%s' failed (status %d)",
+				       a->cfg.reboot_command, status);
+	return 0;
+}
+
+/* Health verdict on the booted new software: mark good, or mark bad and go back. */
+static int confirm_or_roll_back(otter_agent *a, otter_error *err)
+{
+	int64_t deadline = a->st.pending_since + (int64_t)a->cfg.confirm_deadline;
+	int64_t left = deadline - agent_now();
+	bool healthy = true;
+	char why[256] = "";
+	int r;
+
+	if (left <= 0) {
+		healthy = false;
+		strfmt(why, sizeof(why), "not confirmed within the %" PRIu64 " s deadline",
+		       a->cfg.confirm_deadline);
+	} else if (a->cfg.health_check) {
+		int status = 0;
+		otter_error e = OTTER_ERROR_INIT;
+
+		r = agent_run_command(a, "health check", a->cfg.health_check, (uint64_t)left,
+				      &status, &e);
+		if (r < 0) {
+			healthy = false;
+			strfmt(why, sizeof(why), "%s", e.msg);
+		} else if (status != 0) {
+			healthy = false;
+			if (status < 0)
+				strfmt(why, sizeof(why), "health check did not finish before the "
+							 "deadline");
+			else
+				strfmt(why, sizeof(why), "health check '%s' failed (exit status %d)",
+				       a->cfg.health_check, status);
+		}
+	}
+	if (healthy) {
+		r = otter_slot_mark_good(a->sys, NULL, err);
+		if (r < 0)
+			return otter_error_prefix(err, r, "confirming release %s",
+						  a->st.pending_version);
+		agent_log(a, LOG_NOTICE, "release %s confirmed healthy", a->st.pending_version);
+		strfmt(a->st.current_version, sizeof(a->st.current_version), "%s",
+		       a->st.pending_version);
+		strfmt(a->st.current_release, sizeof(a->st.current_release), "%s",
+		       a->st.pending_release);
+		strfmt(a->st.last_result, sizeof(a->st.last_result), "release %s installed and "
+								      "confirmed",
+		       a->st.pending_version);
+		a->st.last_error[0] = '\0';
+		clear_pending(&a->st);
+		set_state(a, OTTER_AGENT_CONFIRMED);
+		return agent_save(a, err);
+	}
+
+	agent_log(a, LOG_ERR, "release %s is unhealthy: %s; rolling back", a->st.pending_version,
+		  why);
+	/* Persist the verdict first: after the reboot, the fallback is expected. */
+	agent_state_add_failed(&a->st, a->st.pending_version);
+	strfmt(a->st.last_error, sizeof(a->st.last_error), "release %s rolled back: %s",
+	       a->st.pending_version, why);
+	strfmt(a->st.last_result, sizeof(a->st.last_result), "release %s rolled back",
+	       a->st.pending_version);
+	set_state(a, OTTER_AGENT_ROLLED_BACK);
+	a->st.pending_since = agent_now();
+	r = agent_save(a, err);
+	if (r < 0)
+		return r;
+	r = otter_slot_mark_bad(a->sys, NULL, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "marking release %s bad", a->st.pending_version);
+	return request_reboot(a, err);
+}
+
+int otter_agent_boot_check(otter_agent *a, otter_error *err)
+{
+	otter_ab_status ab;
+	int r;
+
+	if (!a)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	/* Also detects and records a fallback made by the bootloader. */
+	r = otter_ab_status_get(a->sys, &ab, err);
+	if (r < 0)
+		return r;
+
+	switch (a->st.state) {
+	case OTTER_AGENT_DOWNLOADING:
+	case OTTER_AGENT_INSTALLING:
+		if (ab.update == OTTER_UPDATE_PENDING_REBOOT && ab.activated &&
+		    a->st.pending_bootname[0] && strcmp(ab.activated, a->st.pending_bootname) == 0) {
+			/* The activation reached the environment just before a crash. */
+			set_state(a, OTTER_AGENT_PENDING_REBOOT);
+			a->st.pending_since = agent_now();
+			return agent_save(a, err);
+		}
+		agent_log(a, LOG_WARNING, "the install of release %s was interrupted; it will be "
+					  "done again",
+			  a->st.pending_version);
+		strfmt(a->st.last_error, sizeof(a->st.last_error),
+		       "install of release %s was interrupted", a->st.pending_version);
+		clear_pending(&a->st);
+		set_state(a, OTTER_AGENT_FAILED);
+		return agent_save(a, err);
+
+	case OTTER_AGENT_PENDING_REBOOT:
+	case OTTER_AGENT_PENDING_CONFIRM:
+		if (ab.update == OTTER_UPDATE_ROLLED_BACK ||
+		    (ab.booted && strcmp(ab.booted, a->st.pending_bootname) != 0 &&
+		     ab.update != OTTER_UPDATE_PENDING_REBOOT)) {
+			agent_log(a, LOG_ERR, "release %s did not boot: the bootloader fell back "
+					      "to slot %s",
+				  a->st.pending_version, ab.booted ? ab.booted : "?");
+			agent_state_add_failed(&a->st, a->st.pending_version);
+			strfmt(a->st.last_error, sizeof(a->st.last_error),
+			       "release %s rolled back by the bootloader (it never confirmed)",
+			       a->st.pending_version);
+			strfmt(a->st.last_result, sizeof(a->st.last_result),
+			       "release %s rolled back", a->st.pending_version);
+			clear_pending(&a->st);
+			set_state(a, OTTER_AGENT_ROLLED_BACK);
+			return agent_save(a, err);
+		}
+		if (ab.booted && strcmp(ab.booted, a->st.pending_bootname) == 0) {
+			if (a->st.state == OTTER_AGENT_PENDING_REBOOT) {
+				/* First start in the new software: the deadline starts now. */
+				set_state(a, OTTER_AGENT_PENDING_CONFIRM);
+				a->st.pending_since = agent_now();
+				r = agent_save(a, err);
+				if (r < 0)
+					return r;
+			}
+			return confirm_or_roll_back(a, err);
+		}
+		/* Still running the old software: the reboot has not happened (yet). */
+		if (a->st.state == OTTER_AGENT_PENDING_REBOOT &&
+		    agent_now() - a->st.pending_since >= REBOOT_RETRY_S) {
+			a->st.pending_since = agent_now();
+			r = agent_save(a, err);
+			if (r == 0)
+				r = request_reboot(a, err);
+			return r;
+		}
+		return 0;
+
+	case OTTER_AGENT_ROLLED_BACK:
+		if (!a->st.pending_version[0] || !ab.booted)
+			return 0;
+		if (strcmp(ab.booted, a->st.pending_bootname) != 0) {
+			/* After the reboot that followed the verdict: the old software runs. */
+			clear_pending(&a->st);
+			return agent_save(a, err);
+		}
+		/* Still on the failed slot: the verdict was saved, then a crash or a reboot that
+		 * did not happen. Marking bad is idempotent; reboot again (not in a tight loop). */
+		r = otter_slot_mark_bad(a->sys, NULL, err);
+		if (r < 0)
+			return r;
+		if (agent_now() - a->st.pending_since < 10)
+			return 0;
+		a->st.pending_since = agent_now();
+		r = agent_save(a, err);
+		return r == 0 ? request_reboot(a, err) : r;
+
+	default:
+		return 0;
+	}
+}
+
+struct pick {
+	otter_agent *a;
+	const char *installed;
+	char version[AGENT_VERSION_MAX];
+	char path[AGENT_RELEASE_MAX];
+	json_t *doc;
+	unsigned skipped_failed;
+};
+
+static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *err)
+{
+	struct pick *p = userdata;
+	const json_t *custom = otter_tuf_target_custom(t);
+	json_t *doc = custom ? json_object_get(custom, "otter") : NULL;
+	otter_release *r = NULL;
+	otter_error e = OTTER_ERROR_INIT;
+
+	if (!doc)
+		return 0;
+	if (otter_release_from_json(&r, doc, otter_tuf_target_path(t), &e) < 0) {
+		agent_log(p->a, LOG_WARNING, "%s, ignoring", e.msg);
+		return 0;
+	}
+	if (!otter_release_matches(r, otter_system_compatible(p->a->sys), p->a->cfg.hardware_id) ||
+	    (p->installed[0] && otter_version_compare(r->version, p->installed) <= 0) ||
+	    (p->version[0] && otter_version_compare(r->version, p->version) <= 0)) {
+		otter_release_free(r);
+		return 0;
+	}
+	if (agent_state_failed(&p->a->st, r->version)) {
+		p->skipped_failed++;
+		otter_release_free(r);
+		return 0;
+	}
+	strfmt(p->version, sizeof(p->version), "%s", r->version);
+	strfmt(p->path, sizeof(p->path), "%s", otter_tuf_target_path(t));
+	json_decref(p->doc);
+	p->doc = json_incref(doc);
+	otter_release_free(r);
+	return 0;
+}
+
+static int find_release(otter_agent *a, otter_tuf_updater *u, struct pick *p, otter_error *err)
+{
+	return otter_tuf_foreach_target(u, a->cfg.release_prefix, pick_release, p, err);
+}
+
+int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error *err)
+{
+	otter_tuf_updater *u = NULL;
+	otter_ab_status ab;
+	struct pick p = {.a = a};
+	char installed[AGENT_VERSION_MAX];
+	size_t mirror;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = otter_ab_status_get(a->sys, &ab, err);
+	if (r < 0)
+		return r;
+	installed_version(a, &ab, installed, sizeof(installed));
+	p.installed = installed;
+	r = agent_updater(a, &u, &mirror, err);
+	if (r == 0)
+		r = find_release(a, u, &p, err);
+	otter_tuf_updater_free(u);
+	json_decref(p.doc);
+	if (r < 0)
+		return r;
+	strfmt(out->installed, sizeof(out->installed), "%s", installed);
+	out->available = p.version[0] != '\0';
+	strfmt(out->version, sizeof(out->version), "%s", p.version);
+	strfmt(out->release, sizeof(out->release), "%s", p.path);
+	return 0;
+}
+
+/* Downloads the release document itself and checks it is the signed custom copy. */
+static int fetch_release(otter_agent *a, otter_tuf_updater *u, const struct pick *p,
+			 otter_release **out, otter_error *err)
+{
+	_cleanup_free_ char *dir = path_join(otter_system_data_dir(a->sys), "downloads");
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ uint8_t *data = NULL, *c1 = NULL, *c2 = NULL;
+	otter_tuf_target *t = NULL;
+	otter_release *rel = NULL;
+	size_t len, l1, l2;
+	int r;
+
+	if (!dir)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = otter_tuf_find_target(u, p->path, &t, err);
+	if (r == 0)
+		r = otter_tuf_download_target(u, t, dir, &path, err);
+	otter_tuf_target_free(t);
+	if (r == 0)
+		r = fileio_read(AT_FDCWD, path, OTTER_RELEASE_DOC_MAX, &data, &len, err);
+	if (r == 0)
+		r = otter_release_parse(&rel, data, len, p->path, err);
+	if (r == 0)
+		r = otter_json_canonical(rel->doc, &c1, &l1, err);
+	if (r == 0)
+		r = otter_json_canonical(p->doc, &c2, &l2, err);
+	if (r == 0 && (l1 != l2 || memcmp(c1, c2, l1) != 0))
+		r = otter_error_set(err, OTTER_E_FORMAT,
+				    "%s: the release document differs from its signed description",
+				    p->path);
+	if (r < 0) {
+		otter_release_free(rel);
+		return r;
+	}
+	*out = rel;
+	return 0;
+}
+
+static int target_bootname(otter_agent *a, const otter_ab_status *ab, char *out, size_t size,
+			   otter_error *err)
+{
+	size_t n = otter_system_n_bootnames(a->sys);
+
+	if (!ab->booted)
+		return otter_error_set(err, OTTER_E_STATE,
+				       "the kernel command line (%s) names no booted slot "
+				       "(otter.slot=): cannot tell which slots are inactive",
+				       otter_system_cmdline(a->sys));
+	for (size_t i = 0; i < n; i++) {
+		const char *b = otter_system_bootname(a->sys, i);
+		if (strcmp(b, ab->booted) != 0) {
+			strfmt(out, size, "%s", b);
+			return 0;
+		}
+	}
+	return otter_error_set(err, OTTER_E_CONFIG, "no inactive slots are configured");
+}
+
+static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
+{
+	otter_tuf_updater *u = NULL;
+	otter_release *rel = NULL;
+	otter_ab_status ab;
+	struct pick p = {.a = a};
+	char installed_v[AGENT_VERSION_MAX];
+	size_t mirror;
+	int r;
+
+	*installed = false;
+	r = otter_ab_status_get(a->sys, &ab, err);
+	if (r < 0)
+		return r;
+	installed_version(a, &ab, installed_v, sizeof(installed_v));
+	p.installed = installed_v;
+
+	agent_notify_status(a, "checking for updates");
+	r = agent_updater(a, &u, &mirror, err);
+	if (r < 0)
+		goto out;
+	r = find_release(a, u, &p, err);
+	if (r < 0)
+		goto out;
+	a->st.last_check = agent_now();
+	if (!p.version[0]) {
+		strfmt(a->st.last_result, sizeof(a->st.last_result), "no newer release for %s%s",
+		       otter_system_compatible(a->sys),
+		       p.skipped_failed ? " (releases that failed before are skipped)" : "");
+		agent_log(a, LOG_INFO, "%s (installed: %s)", a->st.last_result,
+			  installed_v[0] ? installed_v : "unknown");
+		if (a->st.state == OTTER_AGENT_FAILED)
+			set_state(a, OTTER_AGENT_IDLE);
+		a->st.last_error[0] = '\0';
+		a->st.failures = 0;
+		r = agent_save(a, err);
+		goto out;
+	}
+	agent_log(a, LOG_NOTICE, "release %s available (installed: %s)", p.version,
+		  installed_v[0] ? installed_v : "unknown");
+	r = fetch_release(a, u, &p, &rel, err);
+	if (r < 0)
+		goto out;
+	/* Every slot class switches with the bootname, so a release must cover them all. */
+	for (size_t i = 0; i < otter_system_n_slots(a->sys); i++) {
+		const char *cls = otter_slot_class(otter_system_slot(a->sys, i));
+		if (!otter_release_image_for(rel, cls)) {
+			r = otter_error_set(err, OTTER_E_FORMAT,
+					    "release %s has no image for slot class '%s' of this "
+					    "device: refusing it",
+					    rel->version, cls);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < rel->n_images; i++) {
+		bool known = false;
+		for (size_t j = 0; j < otter_system_n_slots(a->sys) && !known; j++)
+			known = strcmp(otter_slot_class(otter_system_slot(a->sys, j)),
+				       rel->images[i].slot_class) == 0;
+		if (!known) {
+			r = otter_error_set(err, OTTER_E_FORMAT,
+					    "release %s has an image for slot class '%s', which this "
+					    "device does not have: refusing it",
+					    rel->version, rel->images[i].slot_class);
+			goto out;
+		}
+	}
+
+	strfmt(a->st.pending_version, sizeof(a->st.pending_version), "%s", rel->version);
+	strfmt(a->st.pending_release, sizeof(a->st.pending_release), "%s", p.path);
+	r = target_bootname(a, &ab, a->st.pending_bootname, sizeof(a->st.pending_bootname), err);
+	if (r < 0)
+		goto out;
+	a->st.pending_since = 0;
+	set_state(a, OTTER_AGENT_DOWNLOADING);
+	r = agent_save(a, err);
+	if (r < 0)
+		goto out;
+
+	for (size_t i = 0; i < rel->n_images; i++) {
+		otter_tuf_target *t = NULL;
+		char status[300];
+
+		strfmt(status, sizeof(status), "downloading release %s: %s", rel->version,
+		       rel->images[i].slot_class);
+		agent_notify_status(a, status);
+		r = otter_tuf_find_target(u, rel->images[i].target, &t, err);
+		if (r == 0)
+			r = agent_install_image(a, u, mirror, rel->images[i].slot_class, t,
+						rel->version, err);
+		otter_tuf_target_free(t);
+		if (r < 0) {
+			otter_error_prefix(err, r, "release %s, image %s", rel->version,
+					   rel->images[i].target);
+			goto out;
+		}
+	}
+
+	set_state(a, OTTER_AGENT_INSTALLING);
+	r = agent_save(a, err);
+	if (r < 0)
+		goto out;
+	r = otter_slot_activate(a->sys, a->st.pending_bootname, err);
+	if (r < 0)
+		goto out;
+	agent_log(a, LOG_NOTICE, "release %s installed in slots %s; activated for the next boot",
+		  rel->version, a->st.pending_bootname);
+	set_state(a, OTTER_AGENT_PENDING_REBOOT);
+	a->st.pending_since = agent_now();
+	a->st.failures = 0;
+	a->st.last_error[0] = '\0';
+	strfmt(a->st.last_result, sizeof(a->st.last_result),
+	       "release %s installed, waiting for the reboot", rel->version);
+	r = agent_save(a, err);
+	if (r < 0)
+		goto out;
+	*installed = true;
+	r = request_reboot(a, err);
+out:
+	otter_release_free(rel);
+	otter_tuf_updater_free(u);
+	json_decref(p.doc);
+	return r;
+}
+
+int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
+{
+	otter_error saveerr = OTTER_ERROR_INIT;
+	int r;
+
+	*installed = false;
+	if (!a)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	r = otter_agent_boot_check(a, err);
+	if (r < 0)
+		return r;
+	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM)
+		return otter_error_set(err, OTTER_E_STATE,
+				       "release %s is %s: nothing else is installed until it is "
+				       "confirmed or rolled back",
+				       a->st.pending_version, otter_agent_state_name(a->st.state));
+	r = do_cycle(a, installed, err);
+	if (r < 0 && !*installed) {
+		/* Nothing was activated: the running software is untouched. */
+		a->st.last_check = agent_now();
+		a->st.failures++;
+		record_error(a, err);
+		strfmt(a->st.last_result, sizeof(a->st.last_result), "update failed");
+		clear_pending(&a->st);
+		set_state(a, OTTER_AGENT_FAILED);
+		if (agent_save(a, &saveerr) < 0)
+			agent_log(a, LOG_ERR, "%s", saveerr.msg);
+	}
+	return r;
+}
+
+static uint64_t random_below(uint64_t n)
+{
+	uint64_t v = 0;
+
+	if (n == 0)
+		return 0;
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (uint64_t)agent_now_ms();
+	return v % n;
+}
+
+/* Seconds until the next check: the interval with jitter, or an exponential backoff. */
+static uint64_t next_delay(const otter_agent *a)
+{
+	uint64_t d;
+
+	if (a->st.failures > 0) {
+		unsigned shift = a->st.failures > 20 ? 20 : (unsigned)a->st.failures - 1;
+		d = a->cfg.retry_min << shift;
+		if (d > a->cfg.retry_max || d < a->cfg.retry_min)
+			d = a->cfg.retry_max;
+		return d + random_below(d / 4 + 1);
+	}
+	return a->cfg.poll_interval + random_below(a->cfg.poll_jitter + 1);
+}
+
+int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
+		    otter_error *err)
+{
+	int64_t next_check;
+	int r;
+
+	if (!a || !stop)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	if (a->cfg.watchdog_device) {
+		a->wd_fd = open(a->cfg.watchdog_device, O_WRONLY | O_CLOEXEC);
+		if (a->wd_fd < 0)
+			return otter_error_set_errno(err, errno, "opening watchdog device '%s'",
+						     a->cfg.watchdog_device);
+		agent_log(a, LOG_INFO, "feeding %s every %" PRIu64 " s", a->cfg.watchdog_device,
+			  a->cfg.watchdog_interval);
+	}
+	agent_watchdog_tick(a);
+	{
+		otter_error e = OTTER_ERROR_INIT;
+		r = otter_agent_boot_check(a, &e);
+		if (r < 0) {
+			agent_log(a, LOG_ERR, "after boot: %s", e.msg);
+			record_error(a, &e);
+		}
+	}
+	sdnotify_send("READY=1");
+	agent_notify_status(a, otter_agent_state_name(a->st.state));
+	/* A first check soon after start (jittered, so a fleet does not poll at once). */
+	next_check = agent_now_ms() + (int64_t)random_below(a->cfg.poll_jitter / 10 + 2) * 1000;
+
+	while (!*stop) {
+		agent_watchdog_tick(a);
+		if ((check_now && *check_now) || agent_now_ms() >= next_check) {
+			otter_error e = OTTER_ERROR_INIT;
+			bool installed = false;
+
+			if (check_now)
+				*check_now = 0;
+			if (a->st.state == OTTER_AGENT_PENDING_REBOOT ||
+			    a->st.state == OTTER_AGENT_PENDING_CONFIRM ||
+			    a->st.state == OTTER_AGENT_ROLLED_BACK) {
+				r = otter_agent_boot_check(a, &e);
+				if (r < 0)
+					agent_log(a, LOG_ERR, "%s", e.msg);
+			}
+			if (a->st.state != OTTER_AGENT_PENDING_REBOOT &&
+			    a->st.state != OTTER_AGENT_PENDING_CONFIRM) {
+				r = otter_agent_update(a, &installed, &e);
+				if (r < 0)
+					agent_log(a, LOG_ERR, "update: %s", e.msg);
+			}
+			next_check = agent_now_ms() + (int64_t)next_delay(a) * 1000;
+			agent_log(a, LOG_DEBUG, "next check in %" PRId64 " s",
+				  (next_check - agent_now_ms()) / 1000);
+			agent_notify_status(a, otter_agent_state_name(a->st.state));
+		}
+		usleep(200 * 1000);
+	}
+	sdnotify_send("STOPPING=1");
+	return 0;
+}
+
+json_t *otter_agent_status_json(const char *config_path, otter_error *err)
+{
+	otter_system *sys = NULL;
+	agent_config cfg;
+	agent_state st;
+	bool damaged;
+	json_t *o;
+	int r;
+
+	r = agent_config_load(&sys, &cfg, config_path ? config_path : OTTER_SYSTEM_CONF_DEFAULT,
+			      err);
+	if (r < 0)
+		return NULL;
+	r = agent_state_load(otter_system_data_dir(sys), &st, &damaged, err);
+	agent_config_clear(&cfg);
+	otter_system_free(sys);
+	if (r < 0)
+		return NULL;
+	o = agent_state_to_json(&st);
+	if (!o)
+		otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	return o;
+}
