@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "cleanup.h"
+#include "strutil.h"
 
 void crashpoint(const char *name)
 {
@@ -46,15 +47,13 @@ void crashpoint(const char *name)
 size_t crashpoint_limit(const char *name, uint64_t pos, size_t len)
 {
 	const char *want = getenv("OTTER_TEST_CRASHPOINT");
-	const char *at;
 	uint64_t n = 0;
 	size_t nlen = strlen(name);
 
 	if (!want || strncmp(want, name, nlen) != 0 || want[nlen] != '@')
 		return len;
-	at = want + nlen + 1;
-	for (; *at >= '0' && *at <= '9'; at++)
-		n = n * 10 + (uint64_t)(*at - '0');
+	if (parse_u64(want + nlen + 1, &n) < 0)
+		return len;
 	if (n < pos || n - pos >= len)
 		return len;
 	return (size_t)(n - pos);

@@ -388,6 +388,18 @@ static void test_slot_refusals_before_writing(void **state)
 	assert_err(otter_slot_install(f->sys, "rootfs", "/nonexistent/image", 10, digest, NULL,
 				      &err),
 		   OTTER_E_IO, &err, "open image");
+	/* A boot environment otter cannot make sense of: refused before anything. */
+	write_grubenv(f, (const char *[]){"ORDER", "A X", NULL});
+	{
+		struct snapshot s2;
+
+		snap(f, &s2);
+		otter_error_clear(&err);
+		assert_err(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, &opts, &err),
+			   OTTER_E_BOOT, &err, "ORDER names 'X'");
+		assert_unchanged(f, &s2);
+		write_grubenv(f, (const char *[]){"ORDER", "A B", NULL});
+	}
 	/* Not booted by our script: no slot is known to be inactive. */
 	write_file(f->path[P_CMDLINE], "quiet", 5);
 	otter_error_clear(&err);
@@ -898,6 +910,7 @@ static void test_slot_odd_devices_and_arguments(void **state)
 	assert_null(otter_slot_writer_target(NULL));
 	assert_null(otter_slot_writer_free(NULL));
 	/* A writer given a missing source file. */
+	otter_error_clear(&err);
 	assert_ok(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, NULL, &err));
 	assert_err(otter_slot_writer_stream(w, missing, &err), OTTER_E_IO, &err, "open image");
 	otter_slot_writer_free(w);

@@ -460,18 +460,18 @@ static int detect_rollback(const otter_system *sys, otter_boot *boot, json_t *ro
 			   const char *booted, otter_error *err)
 {
 	json_t *rb = json_object_get(root, "rolled-back");
-	const char *primary;
+	const char *order[OTTER_BOOT_MAX_BOOTNAMES], *primary;
 	otter_boot_slot_state st;
+	size_t n = 0;
 	char now[32];
 	int r;
 
-	r = otter_boot_get_primary(boot, &primary, err);
-	if (r == OTTER_E_BOOT) {
-		otter_error_clear(err);
-		return 0; /* empty order: nothing to detect */
-	}
+	r = otter_boot_get_order(boot, order, OTTER_BOOT_MAX_BOOTNAMES, &n, err);
 	if (r < 0)
 		return r;
+	if (n == 0)
+		return 0; /* empty order: nothing to detect */
+	primary = order[0];
 	if (strcmp(primary, booted) == 0)
 		return 0;
 	r = otter_boot_get_state(boot, primary, &st, err);

@@ -195,11 +195,16 @@ int otter_slot_writer_open(otter_slot_writer **out, const otter_system *sys,
 		return otter_error_prefix(err, r,
 					  "install: cannot tell which slot is running, so no slot "
 					  "is safe to write");
-	/* Reading the primary also proves the environment is readable before anything. */
-	r = otter_boot_get_primary(w->boot, &primary, err);
-	if (r < 0 && r != OTTER_E_BOOT)
-		return otter_error_prefix(err, r, "install");
-	otter_error_clear(err);
+	/* Reading the order also proves the environment readable and sane before anything. */
+	{
+		const char *order[OTTER_BOOT_MAX_BOOTNAMES];
+		size_t n = 0;
+
+		r = otter_boot_get_order(w->boot, order, OTTER_BOOT_MAX_BOOTNAMES, &n, err);
+		if (r < 0)
+			return otter_error_prefix(err, r, "install");
+		primary = n > 0 ? order[0] : NULL;
+	}
 	/* The inactive slot: any slot of the class whose bootname is not the booted one;
 	 * with more than two, prefer one that is not first in the boot order. */
 	for (size_t i = 0; i < otter_system_n_slots(sys); i++) {
