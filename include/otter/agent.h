@@ -109,6 +109,11 @@ OTTER_PUBLIC struct json_t *otter_agent_status_json(const char *config_path, ott
 
 OTTER_PUBLIC const otter_system *otter_agent_system(const otter_agent *a);
 
+/* Loads system.conf including the agent's [update] section (otter_system_load alone refuses
+ * it as unknown), for programs that only need the system part. */
+OTTER_PUBLIC int otter_agent_system_load(otter_system **out, const char *path, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -91,35 +91,28 @@ static int stage_blob(int blobfd, item *it, otter_error *err)
 	return 0;
 }
 
-static int run_add(const args *a)
+/*
+ * Stages n files as targets: files[i] under paths[i], with customs[i] (may be NULL) in
+ * roles[i] (NULL: the default role for the path). Everything is checked before anything is
+ * written. Returns the exit status (messages printed).
+ */
+int add_targets(const char *repo_dir, size_t n, const char *const *files,
+		const char *const *paths, json_t *const *customs, const char *const *roles)
 {
 	otter_error err = OTTER_ERROR_INIT;
 	_cleanup_(repo_freep) repo *r = NULL;
-	_cleanup_(json_decrefp) json_t *custom = NULL;
-	const char *const *paths;
-	const char *custom_s = args_value(a, "custom"), *role_opt = args_value(a, "role");
-	size_t n_paths = args_list(a, "path", &paths), n = a->n_pos;
 	item items[MAX_FILES];
 	int blobfd = -1, rc = 1;
 
-	if (n == 0)
-		return cli_failf("no FILE given (usage: otter-repo add-target FILE... "
-				 "[--path TARGETPATH...])");
-	if (n > MAX_FILES)
-		return cli_failf("at most %d files at once", MAX_FILES);
-	if (n_paths && n_paths != n)
-		return cli_failf("%zu files but %zu --path values: give one target path per file, "
-				 "or none (the file names are used)",
-				 n, n_paths);
+	if (n == 0 || n > MAX_FILES)
+		return cli_failf("between 1 and %d files at once", MAX_FILES);
 	memset(items, 0, sizeof(items));
 	for (size_t i = 0; i < n; i++)
 		items[i].fd = -1;
 
-	/* Everything is checked before anything is written. */
 	for (size_t i = 0; i < n; i++) {
-		items[i].file = a->pos[i];
-		items[i].path = n_paths ? otter_strdup(paths[i])
-					: default_path(a->pos[i], args_value(a, "prefix"));
+		items[i].file = files[i];
+		items[i].path = otter_strdup(paths[i]);
 		if (!items[i].path) {
 			cli_failf("out of memory");
 			goto out;
@@ -136,24 +129,15 @@ static int run_add(const args *a)
 				goto out;
 			}
 	}
-	if (custom_s) {
-		if (otter_json_parse(&custom, (const uint8_t *)custom_s, strlen(custom_s), 65536,
-				     &err) < 0 ||
-		    tuf_repo_check_ascii(custom, "--custom", &err) < 0) {
-			otter_error_prefix(&err, err.code, "--custom must be a JSON object");
-			cli_fail(&err);
-			goto out;
-		}
-	}
-	if (repo_open(&r, repo_dir_arg(a), REPO_OPEN_LOCK, &err) < 0) {
+	if (repo_open(&r, repo_dir, REPO_OPEN_LOCK, &err) < 0) {
 		cli_fail(&err);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		repo_role *role;
 
-		if (role_opt)
-			items[i].role = otter_strdup(role_opt);
+		if (roles && roles[i])
+			items[i].role = otter_strdup(roles[i]);
 		else if (repo_default_target_role(r, items[i].path, &items[i].role, &err) < 0) {
 			cli_fail(&err);
 			goto out;
@@ -207,7 +191,7 @@ static int run_add(const args *a)
 		json_t *s, *tf = NULL;
 
 		if (repo_stage_role(r, role, &s, &err) < 0 ||
-		    tuf_repo_targetfile(&tf, &items[i].d, custom, &err) < 0) {
+		    tuf_repo_targetfile(&tf, &items[i].d, customs ? customs[i] : NULL, &err) < 0) {
 			cli_fail(&err);
 			goto out;
 		}
@@ -229,13 +213,65 @@ static int run_add(const args *a)
 			 items[i].role, v, items[i].path, items[i].d.length, items[i].d.sha256);
 		items[i].created_blob = false; /* keep */
 	}
-	cli_info("next: sign the staged roles (otter-repo status shows which keys), then "
-		 "otter-repo publish");
 	rc = 0;
 out:
 	items_clear(items, n, blobfd);
 	if (blobfd >= 0)
 		close(blobfd);
+	return rc;
+}
+
+static int run_add(const args *a)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	_cleanup_(json_decrefp) json_t *custom = NULL;
+	const char *const *paths;
+	const char *custom_s = args_value(a, "custom"), *role_opt = args_value(a, "role");
+	size_t n_paths = args_list(a, "path", &paths), n = a->n_pos;
+	const char *file_list[MAX_FILES], *path_list[MAX_FILES], *role_list[MAX_FILES];
+	json_t *custom_list[MAX_FILES];
+	char *defaults[MAX_FILES] = {0};
+	int rc = 1;
+
+	if (n == 0)
+		return cli_failf("no FILE given (usage: otter-repo add-target FILE... "
+				 "[--path TARGETPATH...])");
+	if (n > MAX_FILES)
+		return cli_failf("at most %d files at once", MAX_FILES);
+	if (n_paths && n_paths != n)
+		return cli_failf("%zu files but %zu --path values: give one target path per file, "
+				 "or none (the file names are used)",
+				 n, n_paths);
+	if (custom_s) {
+		if (otter_json_parse(&custom, (const uint8_t *)custom_s, strlen(custom_s), 65536,
+				     &err) < 0 ||
+		    tuf_repo_check_ascii(custom, "--custom", &err) < 0) {
+			otter_error_prefix(&err, err.code, "--custom must be a JSON object");
+			return cli_fail(&err);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		file_list[i] = a->pos[i];
+		if (n_paths) {
+			path_list[i] = paths[i];
+		} else {
+			defaults[i] = default_path(a->pos[i], args_value(a, "prefix"));
+			if (!defaults[i]) {
+				cli_failf("out of memory");
+				goto out;
+			}
+			path_list[i] = defaults[i];
+		}
+		custom_list[i] = custom;
+		role_list[i] = role_opt;
+	}
+	rc = add_targets(repo_dir_arg(a), n, file_list, path_list, custom_list, role_list);
+	if (rc == 0)
+		cli_info("next: sign the staged roles (otter-repo status shows which keys), then "
+			 "otter-repo publish");
+out:
+	for (size_t i = 0; i < n; i++)
+		free(defaults[i]);
 	return rc;
 }
 

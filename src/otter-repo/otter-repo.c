@@ -14,7 +14,7 @@
 static const command *const commands[] = {
 	&cmd_init,      &cmd_key,     &cmd_add_target, &cmd_remove_target, &cmd_delegate,
 	&cmd_undelegate, &cmd_stage,  &cmd_sign,       &cmd_import,        &cmd_publish,
-	&cmd_rotate,    &cmd_refresh, &cmd_status,     &cmd_verify,
+	&cmd_rotate,    &cmd_refresh, &cmd_status,     &cmd_verify,     &cmd_add_release,
 };
 
 static const char common_help[] =

@@ -71,7 +71,15 @@ typedef struct command {
 
 extern const command cmd_init, cmd_key, cmd_add_target, cmd_remove_target, cmd_delegate,
 	cmd_undelegate, cmd_stage, cmd_sign, cmd_import, cmd_publish, cmd_rotate, cmd_refresh,
-	cmd_status, cmd_verify;
+	cmd_status, cmd_verify, cmd_add_release;
+
+/*
+ * Stages n files as targets: files[i] under target path paths[i], with custom data
+ * customs[i] (may be NULL) in role roles[i] (roles or roles[i] NULL: the default role for
+ * the path). Checks everything before writing anything; prints; returns the exit status.
+ */
+int add_targets(const char *repo_dir, size_t n, const char *const *files,
+		const char *const *paths, json_t *const *customs, const char *const *roles);
 
 /* ---- output ---- */
 

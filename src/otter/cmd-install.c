@@ -35,41 +35,9 @@ static void help(void)
 	       "every 10%% otherwise.\n");
 }
 
-struct progress {
-	bool tty;
-	struct timespec start, last;
-	unsigned last_decile;
-};
-
-static double seconds_since(const struct timespec *a, const struct timespec *b)
-{
-	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
 static void on_progress(void *userdata, uint64_t done, uint64_t total)
 {
-	struct progress *p = userdata;
-	struct timespec now;
-	unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
-	double elapsed;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	elapsed = seconds_since(&p->start, &now);
-	if (p->tty) {
-		if (done != total && seconds_since(&p->last, &now) < 0.2)
-			return;
-		p->last = now;
-		fprintf(stderr, "\r%3u%%  %8.1f MB/s  %" PRIu64 " of %" PRIu64 " bytes", pct,
-			elapsed > 0 ? (double)done / 1e6 / elapsed : 0.0, done, total);
-		if (done == total)
-			fprintf(stderr, "\n");
-		return;
-	}
-	if (pct / 10 > p->last_decile || done == total) {
-		p->last_decile = pct / 10;
-		fprintf(stderr, "progress: %u%% (%" PRIu64 " of %" PRIu64 " bytes, %.1f MB/s)\n",
-			pct, done, total, elapsed > 0 ? (double)done / 1e6 / elapsed : 0.0);
-	}
+	cli_progress_update(userdata, done, total);
 }
 
 int cmd_install(int argc, char **argv)
@@ -91,7 +59,7 @@ int cmd_install(int argc, char **argv)
 	otter_slot_writer *w = NULL;
 	const char *class_name = NULL, *sha = NULL, *len_arg = NULL, *image;
 	uint8_t digest[OTTER_SHA256_SIZE];
-	struct progress prog = {0};
+	struct cli_progress prog;
 	bool activate = true;
 	uint64_t len;
 	int c, r;
@@ -149,8 +117,7 @@ int cmd_install(int argc, char **argv)
 	}
 	if (cli_load_system(&sys))
 		return EXIT_FAIL;
-	prog.tty = isatty(STDERR_FILENO) == 1;
-	clock_gettime(CLOCK_MONOTONIC, &prog.start);
+	cli_progress_init(&prog, class_name);
 	opts.progress = on_progress;
 	opts.progress_userdata = &prog;
 	if (activate) {

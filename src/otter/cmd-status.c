@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include <otter/agent.h>
 #include <otter/slot.h>
 
 #include "otter.h"
@@ -33,7 +34,7 @@ static json_t *str_or_null(const char *s)
 	return s && *s ? json_string(s) : json_null();
 }
 
-static int print_json(const otter_ab_status *st)
+static int print_json(const otter_ab_status *st, json_t *agent)
 {
 	json_t *root = json_object(), *slots = json_array();
 	char *text;
@@ -70,6 +71,7 @@ static int print_json(const otter_ab_status *st)
 		json_array_append_new(slots, o);
 	}
 	json_object_set_new(root, "slots", slots);
+	json_object_set_new(root, "agent", agent ? json_incref(agent) : json_null());
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (!text) {
@@ -81,7 +83,37 @@ static int print_json(const otter_ab_status *st)
 	return EXIT_OK;
 }
 
-static void print_text(const otter_ab_status *st)
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void print_agent(json_t *agent)
+{
+	json_t *cur = json_object_get(agent, "current"), *pend = json_object_get(agent, "pending");
+	json_t *failed = json_object_get(agent, "failed-releases"), *v;
+	size_t i;
+
+	printf("agent:   %s\n", jstr(agent, "state"));
+	printf("  current release: %s\n", cur ? jstr(cur, "version") : "(not installed by otter)");
+	if (pend)
+		printf("  pending release: %s in slots %s (%s)\n", jstr(pend, "version"),
+		       jstr(pend, "bootname"), jstr(pend, "release"));
+	printf("  last check: %s%s%s\n", json_object_get(agent, "last-check")
+						  ? jstr(agent, "last-check") : "never",
+	       json_object_get(agent, "last-result") ? ": " : "", jstr(agent, "last-result"));
+	if (json_object_get(agent, "last-error"))
+		printf("  last error: %s\n", jstr(agent, "last-error"));
+	if (json_array_size(failed) > 0) {
+		printf("  failed releases (not retried):");
+		json_array_foreach(failed, i, v)
+			printf(" %s", json_string_value(v));
+		printf("\n");
+	}
+}
+
+static void print_text(const otter_ab_status *st, json_t *agent)
 {
 	printf("booted:  %s\n", st->booted ? st->booted : "(unknown: no otter.slot= on the "
 							  "kernel command line)");
@@ -106,6 +138,7 @@ static void print_text(const otter_ab_status *st)
 			       s->version[0] ? s->version : "(none)", s->sha256, s->size,
 			       s->installed_at);
 	}
+	print_agent(agent);
 }
 
 int cmd_status(int argc, char **argv)
@@ -117,6 +150,7 @@ int cmd_status(int argc, char **argv)
 	};
 	_cleanup_(otter_system_freep) otter_system *sys = NULL;
 	otter_error err = OTTER_ERROR_INIT;
+	_cleanup_(json_decrefp) json_t *agent = NULL;
 	otter_ab_status st;
 	bool json = false;
 	int c;
@@ -141,8 +175,11 @@ int cmd_status(int argc, char **argv)
 		return EXIT_FAIL;
 	if (otter_ab_status_get(sys, &st, &err) < 0)
 		return cli_fail("status", &err);
+	agent = otter_agent_status_json(arg_config, &err);
+	if (!agent)
+		return cli_fail("status", &err);
 	if (json)
-		return print_json(&st);
-	print_text(&st);
+		return print_json(&st, agent);
+	print_text(&st, agent);
 	return EXIT_OK;
 }

@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <inttypes.h>
+#include <unistd.h>
+
+#include <otter/agent.h>
 #include <otter/net.h>
 
 #include "otter.h"
@@ -25,14 +29,16 @@ static const struct command commands[] = {
 	{"mark-good", cmd_mark_good, "confirm the booted slot (resets its tries)"},
 	{"mark-bad", cmd_mark_bad, "take a slot (default: the booted one) out of the boot order"},
 	{"mark-active", cmd_mark_active, "make a slot the one the next boot tries"},
+	{"update", cmd_update, "check for, download and install the newest release (one cycle)"},
+	{"daemon", cmd_daemon, "the update agent: poll, install, confirm or roll back"},
 };
 
 static void help(void)
 {
 	printf("Usage: otter [--config FILE] COMMAND [OPTIONS] [ARGS]\n"
 	       "\n"
-	       "A/B updates on the device: installs images into the inactive slot, switches the\n"
-	       "bootloader to it, confirms or rolls back.\n"
+	       "Secure A/B updates on the device: fetches releases through TUF, installs images\n"
+	       "into the inactive slots, switches the bootloader to them, confirms or rolls back.\n"
 	       "\n"
 	       "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -44,7 +50,7 @@ static void help(void)
 	       "  --version          show the version\n"
 	       "\n"
 	       "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n"
-	       "See docs/ab-updates.md.\n");
+	       "See docs/agent.md and docs/ab-updates.md.\n");
 }
 
 int cli_fail(const char *cmd, const otter_error *err)
@@ -53,11 +59,57 @@ int cli_fail(const char *cmd, const otter_error *err)
 	return EXIT_FAIL;
 }
 
+void cli_progress_init(struct cli_progress *p, const char *label)
+{
+	memset(p, 0, sizeof(*p));
+	p->tty = isatty(STDERR_FILENO) == 1;
+	snprintf(p->label, sizeof(p->label), "%s", label ? label : "");
+	clock_gettime(CLOCK_MONOTONIC, &p->start);
+}
+
+static double seconds_since(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t total)
+{
+	struct timespec now;
+	unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
+	double elapsed, rate;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	elapsed = seconds_since(&p->start, &now);
+	rate = elapsed > 0 ? (double)done / 1e6 / elapsed : 0.0;
+	if (p->tty) {
+		char bar[31];
+		unsigned fill = pct * 30 / 100;
+
+		if (done != total && seconds_since(&p->last, &now) < 0.1)
+			return;
+		p->last = now;
+		memset(bar, '#', fill);
+		memset(bar + fill, '.', 30 - fill);
+		bar[30] = '\0';
+		fprintf(stderr, "\r  %-8s [%s] %3u%%  %7.1f MB/s  %.1f of %.1f MB", p->label, bar,
+			pct, rate, (double)done / 1e6, (double)total / 1e6);
+		if (done == total)
+			fprintf(stderr, "\n");
+		return;
+	}
+	if (pct / 10 > p->last_decile || done == total) {
+		p->last_decile = pct / 10;
+		fprintf(stderr, "%s%sprogress: %u%% (%" PRIu64 " of %" PRIu64 " bytes, %.1f MB/s)\n",
+			p->label, p->label[0] ? " " : "", pct, done, total, rate);
+	}
+}
+
 int cli_load_system(otter_system **out)
 {
 	otter_error err = OTTER_ERROR_INIT;
 
-	if (otter_system_load(out, arg_config, &err) < 0) {
+	/* With the agent's [update] section, which the slot module alone would refuse. */
+	if (otter_agent_system_load(out, arg_config, &err) < 0) {
 		fprintf(stderr, "otter: %s\n", err.msg);
 		return EXIT_FAIL;
 	}

@@ -3,6 +3,8 @@
 #define OTTER_CLI_OTTER_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <otter/error.h>
 #include <otter/system.h>
@@ -22,10 +24,28 @@ int cli_fail(const char *cmd, const otter_error *err);
 /* Resolves a SLOT argument, a bootname ("B") or a slot name ("rootfs.1"), to a bootname. */
 const char *cli_bootname_arg(const otter_system *sys, const char *arg);
 
+/*
+ * Progress on stderr: a bar redrawn in place on a terminal, a line every 10 % otherwise.
+ */
+struct cli_progress {
+	bool tty;
+	struct timespec start, last;
+	unsigned last_decile;
+	char label[32];
+};
+void cli_progress_init(struct cli_progress *p, const char *label);
+void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t total);
+
+/* Agent log messages on stderr, filtered by verbosity (syslog levels; default 6, info). */
+void cli_agent_log(void *userdata, int level, const char *msg);
+void cli_set_verbosity(int level);
+
 int cmd_status(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_mark_good(int argc, char **argv);
 int cmd_mark_bad(int argc, char **argv);
 int cmd_mark_active(int argc, char **argv);
+int cmd_update(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
 
 #endif

@@ -375,7 +375,7 @@ def test_progress_output(dev):
            f"{sha256(img)} --length {len(img)}")
     p = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=60)
     assert p.returncode == 0, p.stdout
-    assert b"\r100%" in p.stdout and b"MB/s" in p.stdout
+    assert b"\r  rootfs   [" in p.stdout and b"#] 100%" in p.stdout and b"MB/s" in p.stdout
     assert b"progress:" not in p.stdout  # the terminal form, not the plain lines
 
 

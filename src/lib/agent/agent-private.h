@@ -48,7 +48,9 @@ typedef struct agent_state {
 	char pending_version[AGENT_VERSION_MAX];
 	char pending_release[AGENT_RELEASE_MAX];
 	char pending_bootname[16];
-	int64_t pending_since;  /* entering pending-reboot, then pending-confirm */
+	int64_t pending_since;  /* pending-reboot: reboot last requested (0: not yet);
+				 * pending-confirm: first boot (deadline base);
+				 * rolled-back: verdict or last reboot request */
 	int64_t last_check;     /* 0 = never */
 	char last_result[256];
 	char last_error[512];
@@ -60,6 +62,8 @@ typedef struct agent_state {
 /* Loads the state; a missing file is a fresh idle state; a damaged one is set aside. */
 int agent_state_load(const char *data_dir, agent_state *st, bool *was_damaged,
 		     otter_error *err);
+/* Parses agent.json bytes (strictly; fuzzed). */
+int agent_state_parse(const uint8_t *data, size_t len, agent_state *st, otter_error *err);
 int agent_state_save(const char *data_dir, const agent_state *st, otter_error *err);
 struct json_t *agent_state_to_json(const agent_state *st);
 bool agent_state_failed(const agent_state *st, const char *version);

@@ -170,7 +170,7 @@ static int time_field(const json_t *o, const char *key, int64_t *out, otter_erro
 	return 0;
 }
 
-static int parse_state(const uint8_t *data, size_t len, agent_state *st, otter_error *err)
+int agent_state_parse(const uint8_t *data, size_t len, agent_state *st, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *o = NULL;
 	json_t *cur, *pend, *failed, *v;
@@ -246,7 +246,7 @@ int agent_state_load(const char *data_dir, agent_state *st, bool *was_damaged,
 	if (r == OTTER_E_NOT_FOUND)
 		return 0;
 	if (r == 0)
-		r = parse_state(data, len, st, &perr);
+		r = agent_state_parse(data, len, st, &perr);
 	if (r == 0)
 		return 0;
 	if (r == OTTER_E_NOMEM || r == OTTER_E_IO)

@@ -259,6 +259,17 @@ static int request_reboot(otter_agent *a, otter_error *err)
 	return 0;
 }
 
+/* pending_since, in pending-reboot: when the reboot was last requested (0: not yet). */
+static int reboot_into_pending(otter_agent *a, otter_error *err)
+{
+	int r = request_reboot(a, err);
+
+	if (r < 0)
+		return r;
+	a->st.pending_since = agent_now();
+	return agent_save(a, err);
+}
+
 /* Health verdict on the booted new software: mark good, or mark bad and go back. */
 static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 {
@@ -348,8 +359,9 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 		    a->st.pending_bootname[0] && strcmp(ab.activated, a->st.pending_bootname) == 0) {
 			/* The activation reached the environment just before a crash. */
 			set_state(a, OTTER_AGENT_PENDING_REBOOT);
-			a->st.pending_since = agent_now();
-			return agent_save(a, err);
+			a->st.pending_since = 0;
+			r = agent_save(a, err);
+			return r == 0 ? reboot_into_pending(a, err) : r;
 		}
 		agent_log(a, LOG_WARNING, "the install of release %s was interrupted; it will be "
 					  "done again",
@@ -389,15 +401,12 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 			}
 			return confirm_or_roll_back(a, err);
 		}
-		/* Still running the old software: the reboot has not happened (yet). */
+		/* Still running the old software: the reboot was not requested (a crash right
+		 * after the activation), or it did not happen: request it (again). */
 		if (a->st.state == OTTER_AGENT_PENDING_REBOOT &&
-		    agent_now() - a->st.pending_since >= REBOOT_RETRY_S) {
-			a->st.pending_since = agent_now();
-			r = agent_save(a, err);
-			if (r == 0)
-				r = request_reboot(a, err);
-			return r;
-		}
+		    (a->st.pending_since == 0 ||
+		     agent_now() - a->st.pending_since >= REBOOT_RETRY_S))
+			return reboot_into_pending(a, err);
 		return 0;
 
 	case OTTER_AGENT_ROLLED_BACK:
@@ -589,9 +598,9 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		       p.skipped_failed ? " (releases that failed before are skipped)" : "");
 		agent_log(a, LOG_INFO, "%s (installed: %s)", a->st.last_result,
 			  installed_v[0] ? installed_v : "unknown");
+		/* last-error keeps the last failure (a rollback, say) until something else happens. */
 		if (a->st.state == OTTER_AGENT_FAILED)
 			set_state(a, OTTER_AGENT_IDLE);
-		a->st.last_error[0] = '\0';
 		a->st.failures = 0;
 		r = agent_save(a, err);
 		goto out;
@@ -666,7 +675,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	agent_log(a, LOG_NOTICE, "release %s installed in slots %s; activated for the next boot",
 		  rel->version, a->st.pending_bootname);
 	set_state(a, OTTER_AGENT_PENDING_REBOOT);
-	a->st.pending_since = agent_now();
+	a->st.pending_since = 0;
 	a->st.failures = 0;
 	a->st.last_error[0] = '\0';
 	strfmt(a->st.last_result, sizeof(a->st.last_result),
@@ -675,7 +684,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	if (r < 0)
 		goto out;
 	*installed = true;
-	r = request_reboot(a, err);
+	r = reboot_into_pending(a, err);
 out:
 	otter_release_free(rel);
 	otter_tuf_updater_free(u);
@@ -694,11 +703,16 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	r = otter_agent_boot_check(a, err);
 	if (r < 0)
 		return r;
-	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM)
-		return otter_error_set(err, OTTER_E_STATE,
-				       "release %s is %s: nothing else is installed until it is "
-				       "confirmed or rolled back",
-				       a->st.pending_version, otter_agent_state_name(a->st.state));
+	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM) {
+		agent_log(a, LOG_NOTICE,
+			  "release %s is %s: nothing else is installed until it is confirmed or "
+			  "rolled back",
+			  a->st.pending_version, otter_agent_state_name(a->st.state));
+		return 0;
+	}
+	/* Rolled back and waiting for the reboot into the previous software. */
+	if (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0])
+		return 0;
 	r = do_cycle(a, installed, err);
 	if (r < 0 && !*installed) {
 		/* Nothing was activated: the running software is untouched. */
@@ -800,6 +814,16 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 	}
 	sdnotify_send("STOPPING=1");
 	return 0;
+}
+
+int otter_agent_system_load(otter_system **out, const char *path, otter_error *err)
+{
+	agent_config cfg;
+	int r = agent_config_load(out, &cfg, path ? path : OTTER_SYSTEM_CONF_DEFAULT, err);
+
+	if (r == 0)
+		agent_config_clear(&cfg);
+	return r;
 }
 
 json_t *otter_agent_status_json(const char *config_path, otter_error *err)

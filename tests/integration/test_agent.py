@@ -1,0 +1,255 @@
+"""The update agent end to end, for both bootloaders: a repository made with otter-repo and
+served by nginx, a simulated device, `otter update` and the boot-script simulator."""
+
+import os
+import shutil
+
+import pytest
+
+from agentfixture import UpdateEnv
+
+BOOTLOADERS = ["uboot", "grub"]
+
+
+@pytest.fixture(params=BOOTLOADERS)
+def env(request, tmp_path, nginx):
+    return UpdateEnv(tmp_path, nginx, bootloader=request.param)
+
+
+def install_and_boot(env, version, **kw):
+    data = env.release(version, **kw)
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.agent()["state"] == "pending-reboot"
+    assert env.reboot() == "B"
+    return data
+
+
+def test_update_reboot_confirm(env):
+    data = env.release("1.1")
+    out, _, _ = env.update("--check", check=True)
+    assert "update available: 1.1" in out and "installed: 1.0" in out
+    env.update(check=True)
+    assert env.reboot_requested()
+    st = env.status()
+    assert st["agent"]["state"] == "pending-reboot"
+    assert st["agent"]["pending"]["version"] == "1.1"
+    assert st["primary"] == "B" and st["booted"] == "A"
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+    assert env.reboot() == "B"
+    env.update(check=True)           # after boot: health check passes, confirmed
+    st = env.status()
+    assert st["agent"]["state"] == "confirmed"
+    assert st["agent"]["current"]["version"] == "1.1"
+    assert "pending" not in st["agent"]
+    slot_b = next(s for s in st["slots"] if s["bootname"] == "B")
+    assert slot_b["state"] == "good" and slot_b["version"] == "1.1"
+    # Nothing newer: a second cycle does nothing.
+    out, _, _ = env.update("--check", check=True)
+    assert "up to date (installed: 1.1)" in out
+    assert not env.reboot_requested()
+    # And the next release goes to slot A.
+    env.release("1.2")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.status()["primary"] == "A"
+
+
+def test_failed_health_check_rolls_back(env):
+    install_and_boot(env, "1.1")
+    env.update(check=True)
+    assert env.agent()["current"]["version"] == "1.1"
+    env.release("1.2")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "A"
+    env.set_healthy(False)          # 1.2 is broken
+    _, _, rc = env.update()
+    assert env.reboot_requested()    # back to the previous software
+    st = env.status()
+    assert st["agent"]["state"] == "rolled-back"
+    assert "1.2" in st["agent"]["failed-releases"]
+    assert "health check" in st["agent"]["last-error"]
+    env.set_healthy(True)
+    assert env.reboot() == "B"       # the bootloader skips the bad slot
+    env.update(check=True)
+    st = env.status()
+    assert st["booted"] == "B"
+    assert st["agent"]["current"]["version"] == "1.1"
+    assert not env.reboot_requested()    # 1.2 is never retried
+    assert "no newer release" in st["agent"]["last-result"]
+    slot_a = next(s for s in st["slots"] if s["bootname"] == "A")
+    assert slot_a["state"] == "bad" and slot_a["version"] == "1.2"
+    # A fixed 1.3 is installed again.
+    env.release("1.3")
+    env.update(check=True)
+    assert env.reboot_requested()
+
+
+def test_bootloader_fallback_is_recognised(env):
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    # The new software never starts the agent: the tries run out, the bootloader falls back.
+    booted = [env.reboot() for _ in range(4)]
+    assert booted[:3] == ["B", "B", "B"] and booted[3] == "A"
+    env.update(check=True)
+    st = env.status()
+    assert st["booted"] == "A"
+    assert st["agent"]["state"] == "rolled-back"
+    assert "1.1" in st["agent"]["failed-releases"]
+    assert "bootloader" in st["agent"]["last-error"]
+    assert not env.reboot_requested()
+
+
+def test_tampered_image_is_refused(env):
+    env.release("1.1")
+    for path in env.image_file("1.1"):
+        with open(path, "r+b") as f:
+            f.seek(1000)
+            f.write(b"attacker was here")
+    _, err, rc = env.update()
+    assert rc == 1
+    assert "sha" in err.lower() or "hash" in err.lower()
+    st = env.status()
+    assert st["agent"]["state"] == "failed"
+    assert st["booted"] == "A" and st["primary"] == "A"
+    assert not env.reboot_requested()
+    slot_a = next(s for s in st["slots"] if s["bootname"] == "A")
+    assert slot_a["state"] == "good"
+    slot_b = next(s for s in st["slots"] if s["bootname"] == "B")
+    assert not slot_b["in-order"] and slot_b["version"] != "1.1"
+    # Activation never happened: A is still the one the bootloader picks.
+    assert env.reboot() == "A"
+
+
+def test_freeze_attack_expired_metadata_is_refused(env):
+    env.release("1.1")
+    # Two days later the timestamp (1 day) has expired: whatever the server says is stale.
+    _, err, rc = env.dev.otter("update", wrap=["faketime", "-f", "+2d"])
+    assert rc == 1
+    assert "expired" in err
+    assert env.agent()["state"] == "failed"
+    assert env.status()["primary"] == "A"
+    assert not env.reboot_requested()
+
+
+def test_repository_unreachable_changes_nothing(env):
+    env.write_conf(repository="http://127.0.0.1:9/nothing-listens-here")
+    before = env.dev.env_bytes()
+    _, err, rc = env.update()
+    assert rc == 1
+    agent = env.agent()
+    assert agent["state"] == "failed"
+    assert agent["consecutive-failures"] == 1
+    assert "127.0.0.1:9" in agent["last-error"]
+    _, _, rc = env.update()
+    assert env.agent()["consecutive-failures"] == 2
+    assert env.dev.env_bytes() == before
+    # Back online: it recovers.
+    env.write_conf()
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.agent()["consecutive-failures"] == 0
+
+
+def test_never_a_downgrade_nor_another_device(env):
+    env.release("0.9")
+    env.release("5.0", compatible="other-device")
+    env.release("6.0", hardware=["rev-z"])
+    out, _, _ = env.update("--check", check=True)
+    assert "up to date (installed: 1.0)" in out
+    env.update(check=True)
+    assert not env.reboot_requested()
+    assert env.agent()["state"] == "idle"
+
+
+def test_hardware_id_selects_release(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx, extra_update="hardware-id=rev-b\n")
+    env.release("1.1", hardware=["rev-a"])
+    env.release("1.2", hardware=["rev-b", "rev-c"])
+    out, _, _ = env.update("--check", check=True)
+    assert "update available: 1.2" in out
+
+
+def test_offline_update_from_a_folder(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1")
+    stick = os.path.join(str(tmp_path), "usb-stick")
+    shutil.copytree(env.repo.path, stick, ignore=shutil.ignore_patterns("staging", "*.conf"))
+    nginx.stop()                     # no network at all
+    env.update("--from", stick, check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+    # The same checks apply: a tampered stick is refused.
+    env.reboot()
+    env.update("--from", stick, check=True)
+    assert env.agent()["current"]["version"] == "1.1"
+    env.release("1.2")
+    shutil.rmtree(stick)
+    shutil.copytree(env.repo.path, stick)
+    for root, _dirs, files in os.walk(os.path.join(stick, "targets", "images")):
+        for n in files:
+            if "1.2" in root:
+                with open(os.path.join(root, n), "r+b") as f:
+                    f.write(b"X")
+    _, _, rc = env.update("--from", stick)
+    assert rc == 1
+    assert not env.reboot_requested()
+
+
+def test_mirrors_fall_back(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1")
+    # Mirror 1 is down; mirror 2 serves a copy where the image was tampered with; mirror 3 is
+    # good. The install ends with the good bytes.
+    bad = os.path.join(nginx.root, "bad-mirror")
+    shutil.copytree(env.repo.path, bad)
+    for root, _dirs, files in os.walk(os.path.join(bad, "targets", "images")):
+        for n in files:
+            with open(os.path.join(root, n), "r+b") as f:
+                f.write(b"evil")
+    env.write_conf(repository=f"http://127.0.0.1:9/down {nginx.url('bad-mirror')} "
+                              f"{env.repo_url}")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+
+
+def test_release_needs_every_slot_class(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx, classes=("rootfs", "kernel"))
+    # Published by hand without a kernel image: refused.
+    path, _ = env.image("1.1")
+    env.repo("add-release", "--compatible", "test-device", "--version", "1.1",
+             "--image", f"rootfs={path}")
+    env.repo("publish", "--key", os.path.join(env.keys, "targets-1.pem"))
+    _, err, rc = env.update()
+    assert rc == 1 and "no image for slot class 'kernel'" in err
+    # Both classes: installed together, switched together.
+    data = env.release("1.2")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", "kernel", len(data["kernel"])) == data["kernel"]
+    assert env.slot("B", "rootfs", len(data["rootfs"])) == data["rootfs"]
+    assert env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["current"]["version"] == "1.2"
+
+
+def test_pending_update_blocks_another(env):
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    env.release("1.2")
+    _, err, rc = env.update()
+    assert rc == 0 and "release 1.1 is pending-reboot: nothing else is installed" in err
+    assert env.agent()["pending"]["version"] == "1.1"
+
+
+def test_status_text_shows_the_agent(env):
+    env.release("1.1")
+    env.update(check=True)
+    out, _, _ = env.otter("status", check=True)
+    assert "agent:   pending-reboot" in out
+    assert "pending release: 1.1 in slots B" in out

@@ -1,0 +1,335 @@
+"""The agent under faults: a proxy that drops or stalls the connection mid-image (resume,
+slow-retrieval abort and retry), the agent killed at each state transition (it resumes or
+rolls back on restart, and the device always keeps a good slot), and the daemon's systemd
+notifications and watchdogs."""
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from agentfixture import UpdateEnv
+from conftest import free_port
+
+IMAGE_SIZE = 1 << 20
+
+
+class FaultyProxy:
+    """Relays 127.0.0.1:port to nginx. The first `faults` responses to requests whose path
+    contains `match` are cut ("drop") or frozen ("stall") after `after` bytes."""
+
+    def __init__(self, upstream_port, match="/images/", mode="drop", faults=1, after=300_000):
+        self.upstream = upstream_port
+        self.match, self.mode, self.faults, self.after = match, mode, faults, after
+        self.port = free_port()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(16)
+        self.lock = threading.Lock()
+        self.faulted = 0
+        self.closed = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.relay, args=(c,), daemon=True).start()
+
+    def relay(self, client):
+        up = socket.create_connection(("127.0.0.1", self.upstream))
+        sent = 0
+        fault = False
+        try:
+            while True:
+                r, _, _ = select.select([client, up], [], [], 30)
+                if not r:
+                    return
+                if client in r:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    if self.match.encode() in data:
+                        with self.lock:
+                            if self.faulted < self.faults:
+                                self.faulted += 1
+                                fault = True
+                    up.sendall(data)
+                if up in r:
+                    data = up.recv(65536)
+                    if not data:
+                        return
+                    if fault and sent + len(data) > self.after:
+                        client.sendall(data[:max(0, self.after - sent)])
+                        if self.mode == "stall":
+                            # Past curl's speed window (about 5 s of average) plus the
+                            # agent's slow-timeout (2 s): the agent must give up first.
+                            time.sleep(25)
+                        return
+                    client.sendall(data)
+                    sent += len(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            up.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["drop", "stall"])
+def test_interrupted_download_resumes(tmp_path, nginx, mode):
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1", size=IMAGE_SIZE)
+    proxy = FaultyProxy(nginx.port, mode=mode)
+    try:
+        env.write_conf(repository=f"http://127.0.0.1:{proxy.port}/repo")
+        start = time.monotonic()
+        _, err, rc = env.update()
+        assert rc == 0, err
+        assert proxy.faulted == 1
+        assert env.reboot_requested()
+        assert env.slot("B", length=IMAGE_SIZE) == data["rootfs"]
+        # The second attempt continued where the first stopped (HTTP Range -> 206).
+        assert "resuming rootfs at byte" in err
+        assert any("/images/" in p and status == 206 for p, status in nginx.requests())
+        if mode == "stall":
+            assert time.monotonic() - start < 30
+            assert "too slow" in err.lower() or "timed out" in err.lower() or \
+                "timeout" in err.lower()
+    finally:
+        proxy.close()
+
+
+def test_download_gives_up_and_retries_next_cycle(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    env.release("1.1", size=IMAGE_SIZE)
+    proxy = FaultyProxy(nginx.port, mode="drop", faults=10, after=100_000)
+    try:
+        env.write_conf(repository=f"http://127.0.0.1:{proxy.port}/repo")
+        _, err, rc = env.update()
+        assert rc == 1 and "giving up after 3 attempts" in err
+        st = env.status()
+        assert st["agent"]["state"] == "failed"
+        assert st["primary"] == "A" and not env.reboot_requested()
+        proxy.faults = 0
+        _, _, rc = env.update()
+        assert rc == 0 and env.reboot_requested()
+    finally:
+        proxy.close()
+
+
+def bootable_is_good(env, good):
+    """The slot the bootloader would pick now holds a complete, verified image."""
+    pick = env.dev.sim.pick_without_writing()
+    assert pick in good, f"the bootloader would boot {pick}, which holds no verified image"
+    content = good[pick]
+    assert env.slot(pick, length=len(content)) == content
+
+
+def crash(env, point, *args):
+    _, err, rc = env.update(*args, env={"OTTER_TEST_CRASHPOINT": point})
+    assert rc == 99, f"crash point {point} was not reached: {err}"
+
+
+INSTALL_POINTS = ["agent-downloading", "agent-download:3", "agent-download:12",
+                  "agent-installing", "agent-pending-reboot", "agent-reboot", "rename:1",
+                  "rename:3", "fsync-dir:2"]
+
+
+@pytest.mark.parametrize("point", INSTALL_POINTS)
+def test_crash_during_install_resumes(tmp_path, nginx, point):
+    env = UpdateEnv(tmp_path, nginx)
+    a_image = env.slot("A")
+    data = env.release("1.1", size=IMAGE_SIZE)
+    good = {"A": a_image}
+    crash(env, point)
+    bootable_is_good(env, dict(good, B=data["rootfs"]))
+    assert env.slot("A") == a_image      # the booted slot is never touched
+    # Restart: the agent finishes the job (reinstalls, or requests the pending reboot).
+    _, err, rc = env.update()
+    assert rc == 0, err
+    assert env.reboot_requested()
+    assert env.agent()["state"] == "pending-reboot"
+    assert env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+    assert env.slot("B", length=IMAGE_SIZE) == data["rootfs"]
+
+
+@pytest.mark.parametrize("point", ["agent-pending-confirm", "agent-confirmed", "rename:1"])
+def test_crash_during_confirmation(tmp_path, nginx, point):
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1", size=IMAGE_SIZE)
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    crash(env, point)
+    bootable_is_good(env, {"A": env.slot("A"), "B": data["rootfs"]})
+    env.update(check=True)
+    st = env.status()
+    assert st["agent"]["state"] == "confirmed"
+    assert next(s for s in st["slots"] if s["bootname"] == "B")["state"] == "good"
+
+
+@pytest.mark.parametrize("point", ["agent-rolled-back", "agent-reboot", "rename:2"])
+def test_crash_during_rollback(tmp_path, nginx, point):
+    env = UpdateEnv(tmp_path, nginx)
+    a_image = env.slot("A")
+    env.release("1.1", size=IMAGE_SIZE)
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    env.set_healthy(False)
+    crash(env, point)
+    # Restarting settles it: B is marked bad, the reboot requested, A boots.
+    env.update()
+    assert env.reboot() == "A"
+    env.update(check=True)
+    st = env.status()
+    assert st["agent"]["state"] == "rolled-back"
+    assert "1.1" in st["agent"]["failed-releases"]
+    assert env.slot("A") == a_image
+    bootable_is_good(env, {"A": a_image})
+
+
+def test_power_cut_before_reboot_is_requested(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    env.release("1.1")
+    crash(env, "agent-reboot")
+    # The power went out before the reboot command; the device boots the activated slot.
+    assert env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+
+
+def test_confirm_deadline(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    # A health check that hangs: the deadline decides.
+    with open(env.dev.conf) as f:
+        text = f.read()
+    text = text.replace(f"health-check=test -e {env.healthy_flag}", "health-check=sleep 30")
+    text = text.replace("confirm-deadline=60", "confirm-deadline=10")
+    with open(env.dev.conf, "w") as f:
+        f.write(text)
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    start = time.monotonic()
+    env.update()
+    assert time.monotonic() - start < 20
+    agent = env.agent()
+    assert agent["state"] == "rolled-back"
+    assert "deadline" in agent["last-error"]
+    assert env.reboot_requested()
+
+
+# ---- the daemon ----
+
+
+class Daemon:
+    def __init__(self, env, notify=None, extra_env=None):
+        e = dict(os.environ)
+        if notify:
+            e["NOTIFY_SOCKET"] = notify
+            e["WATCHDOG_USEC"] = "400000"
+        e.update(extra_env or {})
+        self.p = subprocess.Popen([env.dev.otter_exe, "--config", env.dev.conf, "daemon"],
+                                  env=e, stderr=subprocess.PIPE, text=True)
+
+    def signal(self, sig):
+        self.p.send_signal(sig)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        _, err = self.p.communicate(timeout=20)
+        print(err)
+        return self.p.returncode, err
+
+
+def wait_for(cond, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_daemon_cycle_with_systemd_notify(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    path = os.path.join(str(tmp_path), "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    messages = []
+
+    def drain():
+        while True:
+            try:
+                messages.append(sock.recv(4096).decode())
+            except socket.timeout:
+                return
+
+    d = Daemon(env, notify=path)
+    try:
+        assert wait_for(lambda: (drain(), any("READY=1" in m for m in messages))[1])
+        assert wait_for(lambda: (drain(), any("WATCHDOG=1" in m for m in messages))[1])
+        data = env.release("1.1")
+        d.signal(signal.SIGUSR1)        # check now
+        assert wait_for(lambda: os.path.exists(env.reboot_marker), timeout=60)
+        drain()
+        assert any(m.startswith("STATUS=") for m in messages)
+    finally:
+        rc, err = d.stop()
+    assert rc == 0
+    drain()
+    assert any("STOPPING=1" in m for m in messages)
+    assert env.reboot_requested()
+    assert env.agent()["state"] == "pending-reboot"
+    # After the reboot the daemon confirms the new software on its own.
+    assert env.reboot() == "B"
+    d = Daemon(env)
+    try:
+        assert wait_for(lambda: env.agent()["state"] == "confirmed")
+    finally:
+        d.stop()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+
+
+def test_daemon_feeds_hardware_watchdog(tmp_path, nginx):
+    wd = os.path.join(str(tmp_path), "watchdog")
+    open(wd, "w").close()
+    env = UpdateEnv(tmp_path, nginx,
+                    extra_update=f"watchdog-device={wd}\nwatchdog-interval=1\n")
+    d = Daemon(env)
+    time.sleep(3.5)
+    rc, _ = d.stop()
+    assert rc == 0
+    with open(wd, "rb") as f:
+        fed = f.read()
+    assert fed.count(b"\0") >= 3          # fed about once a second
+    assert fed.endswith(b"V")             # magic close on a clean stop
+
+
+def test_daemon_backs_off_when_the_repository_is_down(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    env.write_conf(repository="http://127.0.0.1:9/down")
+    d = Daemon(env)
+    try:
+        assert wait_for(lambda: env.agent().get("consecutive-failures", 0) >= 2, timeout=30)
+        assert env.agent()["state"] == "failed"
+    finally:
+        d.stop()
+    assert env.status()["primary"] == "A"
