@@ -3,6 +3,7 @@
 #
 #   make            build (build/)
 #   make deps       install the Debian packages the build, tests and demo need
+#   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
 #   make test       deps + build + every test suite (unit, integration, fuzz-corpus replay,
 #                   and the unit tests again under ASan+UBSan in build-asan/)
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
@@ -36,7 +37,7 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 # (nodesource's nodejs package conflicts with Debian's npm).
 NODE_PACKAGES := nodejs npm
 
-.PHONY: all build deps test test-unit test-asan fuzz conformance clean
+.PHONY: all build deps test test-unit test-asan fuzz conformance demo clean
 
 all: build
 
@@ -78,6 +79,10 @@ test: deps build $(ASAN_BUILD)/build.ninja
 		meson test -C $(ASAN_BUILD) --suite unit --suite fuzz --print-errorlogs \
 		--num-processes 2 || rc=1; \
 	exit $$rc
+
+# The end-to-end story: repository, nginx, a simulated device, four scenarios (README).
+demo: deps build
+	/usr/bin/python3 demo/demo.py --build $(BUILD)
 
 fuzz: deps
 	[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true \

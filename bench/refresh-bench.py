@@ -28,7 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from conftest import Nginx  # noqa: E402
+from servers import Nginx  # noqa: E402
 from tufrepo import Key, Repository  # noqa: E402
 
 

@@ -80,7 +80,9 @@ void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t total)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	elapsed = seconds_since(&p->start, &now);
-	rate = elapsed > 0 ? (double)done / 1e6 / elapsed : 0.0;
+	/* A rate over the first instants means nothing: show it from a quarter second on. */
+	rate = elapsed > 0 && (elapsed >= 0.25 || done == total) ? (double)done / 1e6 / elapsed
+								 : 0.0;
 	if (p->tty) {
 		char bar[31];
 		unsigned fill = pct * 30 / 100;

@@ -659,8 +659,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 						rel->version, err);
 		otter_tuf_target_free(t);
 		if (r < 0) {
-			otter_error_prefix(err, r, "release %s, image %s", rel->version,
-					   rel->images[i].target);
+			otter_error_prefix(err, r, "release %s", rel->version);
 			goto out;
 		}
 	}
