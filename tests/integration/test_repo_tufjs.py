@@ -16,6 +16,12 @@ TUFJS_VERSION = "5.0.1"
 SCRIPT = os.path.join(os.path.dirname(__file__), "tufjs-client.js")
 
 
+# npm error codes that mean the registry was not reached at all.
+NPM_UNREACHABLE = ("SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+                   "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_HAS_EXPIRED", "ENOTFOUND",
+                   "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH")
+
+
 @pytest.fixture(scope="session")
 def tufjs():
     """(node, NODE_PATH) with tuf-js installed under the build folder."""
@@ -35,8 +41,15 @@ def tufjs():
         # npm 9 (Debian bookworm) only warns about tuf-js's declared engines on Node 18; the
         # package works there (checked with Debian's nodejs 18.20.4).
         _, err, rc = run([npm, "install", "--prefix", prefix, "--no-audit", "--no-fund",
-                          "--no-save", "--engine-strict=false", f"tuf-js@{TUFJS_VERSION}"],
+                          "--no-save", "--engine-strict=false", "--fetch-retries=1",
+                          f"tuf-js@{TUFJS_VERSION}"],
                          timeout=600)
+        if rc != 0 and any(code in err for code in NPM_UNREACHABLE):
+            # The registry cannot be reached from here (no route, or TLS interception with a
+            # CA this machine does not trust): nothing about otter can be learnt. Any other
+            # npm failure still fails the test.
+            pytest.skip(f"npm registry unreachable from this machine, tuf-js interop not run: "
+                        f"{err.strip().splitlines()[0] if err.strip() else 'npm failed'}")
         assert rc == 0, f"npm could not install tuf-js@{TUFJS_VERSION}: {err}"
     out, _, _ = run([node, "--version"], check=True)
     print(f"tuf-js {TUFJS_VERSION} on Node.js {out.strip()}")
