@@ -17,9 +17,10 @@ PYTEST_SUMMARY = re.compile(r"^=+ (.*?) in [\d.]+s.*=+$", re.M)
 
 
 def count_entry(entry):
+    """(passed, failed, skipped) cases of one meson test."""
     out = entry.get("stdout") or ""
     good = entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
-    passed = failed = 0
+    passed = failed = skipped = 0
     if TAP_OK.search(out) or TAP_NOT_OK.search(out):
         passed = len(TAP_OK.findall(out))
         failed = len(TAP_NOT_OK.findall(out))
@@ -34,11 +35,15 @@ def count_entry(entry):
                     passed += int(n)
                 elif what.startswith(("failed", "error")):
                     failed += int(n)
+                elif what.startswith("skipped"):
+                    skipped += int(n)
+        elif entry.get("result") == "SKIP":
+            skipped = 1
         elif good:
             passed = 1
     if not good and failed == 0:
         failed = 1
-    return passed, failed
+    return passed, failed, skipped
 
 
 def main(dirs):
@@ -51,16 +56,21 @@ def main(dirs):
             print(f"{d}: no test results (did the build fail?)")
             total_f += 1
             continue
-        p = f = 0
+        p = f = sk = 0
         with open(log, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 line = line.strip()
                 if not line:
                     continue
-                a, b = count_entry(json.loads(line))
+                entry = json.loads(line)
+                a, b, c = count_entry(entry)
                 p += a
                 f += b
-        print(f"{d}: {p} passed, {f} failed")
+                sk += c
+                if c:
+                    print(f"{d}: {entry.get('name')}: {c} skipped (reasons: meson-logs/"
+                          f"testlog.txt)")
+        print(f"{d}: {p} passed, {f} failed, {sk} skipped")
         total_p += p
         total_f += f
     if total_p + total_f == 0:

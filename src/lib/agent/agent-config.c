@@ -19,6 +19,7 @@ static const ini_key update_keys[] = {
 	{"repository", INI_STRING, F(repository), 0, 1000, NULL, NULL, false},
 	{"trusted-root", INI_PATH, F(trusted_root), 0, 0, NULL, "/etc/otter/root.json", false},
 	{"metadata-directory", INI_PATH, F(metadata_dir), 0, 0, NULL, NULL, false},
+	{"download-directory", INI_PATH, F(download_dir), 0, 0, NULL, NULL, false},
 	{"release-prefix", INI_STRING, F(release_prefix), 0, 0, NULL, "releases/", false},
 	{"hardware-id", INI_STRING, F(hardware_id), 0, 128, NULL, NULL, false},
 	{"reboot-command", INI_STRING, F(reboot_command), 0, 1000, NULL, "/sbin/reboot", false},
@@ -68,6 +69,7 @@ void agent_config_clear(agent_config *cfg)
 	free(cfg->repository);
 	free(cfg->trusted_root);
 	free(cfg->metadata_dir);
+	free(cfg->download_dir);
 	free(cfg->release_prefix);
 	free(cfg->hardware_id);
 	free(cfg->reboot_command);

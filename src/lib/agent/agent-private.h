@@ -21,6 +21,8 @@ typedef struct agent_config {
 	char *repository;       /* base URLs, space-separated: <url>/metadata/, <url>/targets/ */
 	char *trusted_root;     /* the root.json the device was provisioned with */
 	char *metadata_dir;     /* default <data-directory>/tuf */
+	char *download_dir;     /* release documents; default <data-directory>/downloads
+				 * (images stream straight into their slot) */
 	char *release_prefix;   /* where releases are listed: default "releases/" */
 	char *hardware_id;      /* optional: matched against a release's "hardware" */
 	char *reboot_command;

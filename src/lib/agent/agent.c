@@ -110,11 +110,12 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	r = agent_config_load(&a->sys, &a->cfg, a->config_path, err);
 	if (r < 0)
 		return r;
-	if (!a->cfg.metadata_dir) {
+	if (!a->cfg.metadata_dir)
 		a->cfg.metadata_dir = path_join(otter_system_data_dir(a->sys), "tuf");
-		if (!a->cfg.metadata_dir)
-			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	}
+	if (!a->cfg.download_dir)
+		a->cfg.download_dir = path_join(otter_system_data_dir(a->sys), "downloads");
+	if (!a->cfg.metadata_dir || !a->cfg.download_dir)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	if (opts->offline_dir) {
 		/* A copy of the repository on a USB stick: exactly the same TUF checks. */
 		_cleanup_free_ char *abs = realpath(opts->offline_dir, NULL);
@@ -513,7 +514,7 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 static int fetch_release(otter_agent *a, otter_tuf_updater *u, const struct pick *p,
 			 otter_release **out, otter_error *err)
 {
-	_cleanup_free_ char *dir = path_join(otter_system_data_dir(a->sys), "downloads");
+	const char *dir = a->cfg.download_dir;
 	_cleanup_free_ char *path = NULL;
 	_cleanup_free_ uint8_t *data = NULL, *c1 = NULL, *c2 = NULL;
 	otter_tuf_target *t = NULL;
@@ -521,8 +522,6 @@ static int fetch_release(otter_agent *a, otter_tuf_updater *u, const struct pick
 	size_t len, l1, l2;
 	int r;
 
-	if (!dir)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	r = otter_tuf_find_target(u, p->path, &t, err);
 	if (r == 0)
 		r = otter_tuf_download_target(u, t, dir, &path, err);
