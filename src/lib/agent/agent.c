@@ -260,6 +260,17 @@ static int request_reboot(otter_agent *a, otter_error *err)
 	return 0;
 }
 
+/* The pending release failed: never retried; why goes into last-error. */
+static void record_rollback(otter_agent *a, const char *why)
+{
+	agent_state_add_failed(&a->st, a->st.pending_version);
+	strfmt(a->st.last_error, sizeof(a->st.last_error), "release %s rolled back: %s",
+	       a->st.pending_version, why);
+	strfmt(a->st.last_result, sizeof(a->st.last_result), "release %s rolled back",
+	       a->st.pending_version);
+	set_state(a, OTTER_AGENT_ROLLED_BACK);
+}
+
 /* pending_since, in pending-reboot: when the reboot was last requested (0: not yet). */
 static int reboot_into_pending(otter_agent *a, otter_error *err)
 {
@@ -325,12 +336,7 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 	agent_log(a, LOG_ERR, "release %s is unhealthy: %s; rolling back", a->st.pending_version,
 		  why);
 	/* Persist the verdict first: after the reboot, the fallback is expected. */
-	agent_state_add_failed(&a->st, a->st.pending_version);
-	strfmt(a->st.last_error, sizeof(a->st.last_error), "release %s rolled back: %s",
-	       a->st.pending_version, why);
-	strfmt(a->st.last_result, sizeof(a->st.last_result), "release %s rolled back",
-	       a->st.pending_version);
-	set_state(a, OTTER_AGENT_ROLLED_BACK);
+	record_rollback(a, why);
 	a->st.pending_since = agent_now();
 	r = agent_save(a, err);
 	if (r < 0)
@@ -381,14 +387,8 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 			agent_log(a, LOG_ERR, "release %s did not boot: the bootloader fell back "
 					      "to slot %s",
 				  a->st.pending_version, ab.booted ? ab.booted : "?");
-			agent_state_add_failed(&a->st, a->st.pending_version);
-			strfmt(a->st.last_error, sizeof(a->st.last_error),
-			       "release %s rolled back by the bootloader (it never confirmed)",
-			       a->st.pending_version);
-			strfmt(a->st.last_result, sizeof(a->st.last_result),
-			       "release %s rolled back", a->st.pending_version);
+			record_rollback(a, "the bootloader fell back (it never confirmed)");
 			clear_pending(&a->st);
-			set_state(a, OTTER_AGENT_ROLLED_BACK);
 			return agent_save(a, err);
 		}
 		if (ab.booted && strcmp(ab.booted, a->st.pending_bootname) == 0) {
