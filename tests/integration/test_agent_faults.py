@@ -333,3 +333,29 @@ def test_daemon_backs_off_when_the_repository_is_down(tmp_path, nginx):
     finally:
         d.stop()
     assert env.status()["primary"] == "A"
+
+
+@pytest.mark.parametrize("point", ["agent-downloading", "agent-download:5", "agent-installing",
+                                   "agent-pending-reboot", "agent-reboot"])
+def test_daemon_killed_at_each_transition_resumes(tmp_path, nginx, point):
+    env = UpdateEnv(tmp_path, nginx)
+    a_image = env.slot("A")
+    data = env.release("1.1", size=IMAGE_SIZE)
+    d = Daemon(env, extra_env={"OTTER_TEST_CRASHPOINT": point})
+    assert d.p.wait(60) == 99, f"the daemon did not stop at {point}"
+    d.p.stderr.close()
+    bootable_is_good(env, {"A": a_image, "B": data["rootfs"]})
+    # systemd restarts it: the cycle completes (or the pending reboot is requested).
+    d = Daemon(env)
+    try:
+        assert wait_for(lambda: os.path.exists(env.reboot_marker), timeout=60)
+    finally:
+        d.stop()
+    assert env.agent()["state"] == "pending-reboot"
+    assert env.reboot() == "B"
+    d = Daemon(env)
+    try:
+        assert wait_for(lambda: env.agent()["state"] == "confirmed")
+    finally:
+        d.stop()
+    assert env.slot("B", length=IMAGE_SIZE) == data["rootfs"]

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The agent's configuration ([update]), state file and construction. The cycle itself is
+ * exercised end to end by tests/integration/test_agent*.py. */
+#include "test-common.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <otter/agent.h>
+
+#include "lib/agent/agent-private.h"
+#include "util/fileio.h"
+
+struct fixture {
+	char *dir;
+	char conf[512];
+	char data[512];
+};
+
+static const char base_conf[] = "[system]\n"
+				"compatible=unit\n"
+				"bootloader=grub\n"
+				"data-directory=%s/data\n"
+				"cmdline=%s/cmdline\n"
+				"[bootloader]\n"
+				"grubenv=%s/grubenv\n"
+				"[slot.rootfs.0]\n"
+				"device=%s/a.img\n"
+				"bootname=A\n"
+				"[slot.rootfs.1]\n"
+				"device=%s/b.img\n"
+				"bootname=B\n";
+
+static void write_conf(struct fixture *f, const char *update)
+{
+	char text[4096];
+	otter_error err = OTTER_ERROR_INIT;
+	int n = snprintf(text, sizeof(text), base_conf, f->dir, f->dir, f->dir, f->dir, f->dir);
+
+	snprintf(text + n, sizeof(text) - (size_t)n, "%s", update);
+	assert_ok(fileio_write_atomic_path(f->conf, text, strlen(text), 0644, &err));
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	f->dir = test_tmpdir();
+	snprintf(f->conf, sizeof(f->conf), "%s/system.conf", f->dir);
+	snprintf(f->data, sizeof(f->data), "%s/data", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	rm_rf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void test_agent_config_defaults_and_values(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_system *sys = NULL;
+	agent_config cfg;
+
+	write_conf(f, "[update]\nrepository=https://a.example/r https://b.example/r\n"
+		      "poll-interval=60\nhealth-check=test -e /run/ok   # a comment\n");
+	assert_ok(agent_config_load(&sys, &cfg, f->conf, &err));
+	assert_string_equal(cfg.repository, "https://a.example/r https://b.example/r");
+	assert_true(cfg.poll_interval == 60);
+	assert_true(cfg.poll_jitter == 300);
+	assert_true(cfg.confirm_deadline == 300);
+	assert_string_equal(cfg.health_check, "test -e /run/ok");
+	assert_string_equal(cfg.trusted_root, "/etc/otter/root.json");
+	assert_string_equal(cfg.reboot_command, "/sbin/reboot");
+	assert_string_equal(cfg.release_prefix, "releases/");
+	assert_null(cfg.hardware_id);
+	agent_config_clear(&cfg);
+	otter_system_free(sys);
+	/* Without [update]: the defaults. */
+	write_conf(f, "");
+	assert_ok(agent_config_load(&sys, &cfg, f->conf, &err));
+	assert_null(cfg.repository);
+	assert_true(cfg.retry_max == 3600);
+	agent_config_clear(&cfg);
+	otter_system_free(sys);
+}
+
+static void test_agent_config_errors(void **state)
+{
+	static const struct {
+		const char *update;
+		const char *needle;
+	} cases[] = {
+		{"[update]\nrepositry=https://x\n", "repositry"},
+		{"[update]\npoll-interval=5\n", "poll-interval"},          /* below 10 */
+		{"[update]\npoll-interval=ten\n", "poll-interval"},
+		{"[update]\nretry-min=100\nretry-max=10\n", "retry-min"},
+		{"[update]\ntrusted-root=relative/root.json\n", "trusted-root"},
+		{"[update]\nrelease-prefix=../x/\n", "release-prefix"},
+		{"[update]\n[update]\n", "twice"},
+	};
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_system *sys = NULL;
+	agent_config cfg;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		otter_error_clear(&err);
+		write_conf(f, cases[i].update);
+		assert_err(agent_config_load(&sys, &cfg, f->conf, &err), OTTER_E_CONFIG, &err,
+			   cases[i].needle);
+		assert_non_null(strstr(err.msg, "system.conf:"));
+		assert_null(sys);
+	}
+	/* The plain system loader refuses [update] as unknown; the agent's accepts it. */
+	write_conf(f, "[update]\nrepository=https://x.example/r\n");
+	otter_error_clear(&err);
+	assert_err(otter_system_load(&sys, f->conf, &err), OTTER_E_CONFIG, &err, "update");
+	assert_ok(otter_agent_system_load(&sys, f->conf, &err));
+	otter_system_free(sys);
+}
+
+static void test_agent_new_mirrors(void **state)
+{
+	struct fixture *f = *state;
+	otter_agent_options o = OTTER_AGENT_OPTIONS_INIT;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a = NULL;
+
+	o.config_path = f->conf;
+	write_conf(f, "[update]\nrepository=  https://a.example/r\thttp://b/x  file:///mnt/r  \n");
+	assert_ok(otter_agent_new(&a, &o, &err));
+	assert_int_equal(a->n_mirrors, 3);
+	assert_string_equal(a->mirrors[0], "https://a.example/r");
+	assert_string_equal(a->mirrors[1], "http://b/x");
+	assert_string_equal(a->mirrors[2], "file:///mnt/r");
+	a = otter_agent_free(a);
+	write_conf(f, "[update]\nrepository=ftp://a.example/r\n");
+	assert_err(otter_agent_new(&a, &o, &err), OTTER_E_CONFIG, &err, "ftp://a.example/r");
+	otter_error_clear(&err);
+	write_conf(f, "[update]\nrepository=a b c d e f g h i\n");
+	assert_err(otter_agent_new(&a, &o, &err), OTTER_E_CONFIG, &err, NULL);
+	otter_error_clear(&err);
+	/* Offline: the folder becomes the only mirror; a missing one is an error. */
+	write_conf(f, "[update]\nrepository=https://a.example/r\n");
+	o.offline_dir = f->dir;
+	assert_ok(otter_agent_new(&a, &o, &err));
+	assert_int_equal(a->n_mirrors, 1);
+	assert_int_equal(strncmp(a->mirrors[0], "file:///tmp/otter-test-", 23), 0);
+	a = otter_agent_free(a);
+	o.offline_dir = "/nonexistent/usb";
+	assert_err(otter_agent_new(&a, &o, &err), OTTER_E_IO, &err, "/nonexistent/usb");
+}
+
+static void test_agent_state_roundtrip(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	agent_state st = {0}, back;
+	bool damaged;
+
+	/* No file: a fresh idle state. */
+	assert_ok(agent_state_load(f->data, &back, &damaged, &err));
+	assert_int_equal(back.state, OTTER_AGENT_IDLE);
+	assert_false(damaged);
+	st.state = OTTER_AGENT_PENDING_CONFIRM;
+	strcpy(st.current_version, "1.1");
+	strcpy(st.current_release, "releases/x/1.1.json");
+	strcpy(st.pending_version, "1.2");
+	strcpy(st.pending_release, "releases/x/1.2.json");
+	strcpy(st.pending_bootname, "B");
+	st.pending_since = 1893456000;
+	st.last_check = 1893455000;
+	strcpy(st.last_error, "a \"quoted\" error");
+	st.failures = 3;
+	agent_state_add_failed(&st, "1.0.1");
+	agent_state_add_failed(&st, "1.0.1"); /* once */
+	assert_ok(agent_state_save(f->data, &st, &err));
+	assert_ok(agent_state_load(f->data, &back, &damaged, &err));
+	assert_false(damaged);
+	assert_int_equal(back.state, OTTER_AGENT_PENDING_CONFIRM);
+	assert_string_equal(back.pending_bootname, "B");
+	assert_true(back.pending_since == 1893456000);
+	assert_string_equal(back.last_error, "a \"quoted\" error");
+	assert_true(back.failures == 3);
+	assert_int_equal(back.n_failed, 1);
+	assert_true(agent_state_failed(&back, "1.0.1"));
+	assert_true(agent_state_failed(&back, "1.0.1.0")); /* same version */
+	assert_false(agent_state_failed(&back, "1.0.2"));
+}
+
+static void test_agent_state_failed_list_is_bounded(void **state)
+{
+	agent_state st = {0};
+	char v[32];
+
+	for (int i = 0; i <= AGENT_MAX_FAILED; i++) {
+		snprintf(v, sizeof(v), "1.%d", i);
+		agent_state_add_failed(&st, v);
+	}
+	assert_int_equal(st.n_failed, AGENT_MAX_FAILED);
+	assert_false(agent_state_failed(&st, "1.0")); /* the oldest made room */
+	snprintf(v, sizeof(v), "1.%d", AGENT_MAX_FAILED);
+	assert_true(agent_state_failed(&st, v));
+}
+
+static void test_agent_state_damaged_is_set_aside(void **state)
+{
+	static const char *const bad[] = {
+		"{\"state\":\"flying\"}",
+		"{\"state\":\"idle\",\"failed-releases\":[\"x.y\"]}",
+		"{\"state\":\"idle\",\"pending\":{\"since\":\"yesterday\"}}",
+		"{\"state\":\"idle\",\"last-error\":\"\\u0001\"}",
+		"{\"state\":\"idle\",\"consecutive-failures\":-1}",
+		"not json",
+		"{\"state\":\"idle\",\"state\":\"idle\"}",
+	};
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	char path[600], aside[700];
+	agent_state st;
+	bool damaged;
+
+	snprintf(path, sizeof(path), "%s/agent.json", f->data);
+	snprintf(aside, sizeof(aside), "%s.damaged", path);
+	assert_ok(fileio_mkdir_p(f->data, 0755, &err));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_ok(fileio_write_atomic_path(path, bad[i], strlen(bad[i]), 0644, &err));
+		assert_ok(agent_state_load(f->data, &st, &damaged, &err));
+		assert_true(damaged);
+		assert_int_equal(st.state, OTTER_AGENT_IDLE);
+		assert_non_null(strstr(st.last_error, "damaged"));
+		assert_int_equal(access(path, F_OK), -1);
+		assert_int_equal(access(aside, F_OK), 0);
+	}
+	/* Larger than the cap: damaged too, not read into memory. */
+	{
+		size_t n = AGENT_STATE_MAX + 1;
+		char *big = malloc(n);
+		memset(big, ' ', n);
+		assert_ok(fileio_write_atomic_path(path, big, n, 0644, &err));
+		free(big);
+		assert_ok(agent_state_load(f->data, &st, &damaged, &err));
+		assert_true(damaged);
+		assert_non_null(strstr(st.last_error, "limit"));
+	}
+}
+
+static void test_agent_status_json(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	agent_state st = {0};
+	json_t *o;
+
+	write_conf(f, "[update]\nrepository=https://a.example/r\n");
+	st.state = OTTER_AGENT_ROLLED_BACK;
+	agent_state_add_failed(&st, "2.0");
+	assert_ok(agent_state_save(f->data, &st, &err));
+	o = otter_agent_status_json(f->conf, &err);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "state")), "rolled-back");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(o,
+									     "failed-releases"), 0)),
+			    "2.0");
+	assert_null(json_object_get(o, "pending"));
+	json_decref(o);
+	for (int s = 0; s < _OTTER_AGENT_STATE_MAX; s++)
+		assert_string_not_equal(otter_agent_state_name((otter_agent_state)s), "unknown");
+	assert_string_equal(otter_agent_state_name(_OTTER_AGENT_STATE_MAX), "unknown");
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_agent_config_defaults_and_values),
+		T(test_agent_config_errors),
+		T(test_agent_new_mirrors),
+		T(test_agent_state_roundtrip),
+		T(test_agent_state_failed_list_is_bounded),
+		T(test_agent_state_damaged_is_set_aside),
+		T(test_agent_status_json),
+	};
+	return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
+}
