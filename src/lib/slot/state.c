@@ -370,6 +370,34 @@ int ab_activate_locked(const otter_system *sys, const char *bootname, otter_erro
 	return r;
 }
 
+/*
+ * What marking a slot starts with: the lock, a boot handle, the bootname (NULL = the booted
+ * one) and the bookkeeping. "what" prefixes errors ("mark-good").
+ */
+static int mark_begin(const otter_system *sys, const char *bootname, const char *what,
+		      int *lock, otter_boot **boot, const char **bn, json_t **root,
+		      otter_error *err)
+{
+	int r;
+
+	if (!sys)
+		return otter_error_set(err, OTTER_E_INVALID, "%s: invalid arguments", what);
+	r = ab_lock(sys, lock, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "%s", what);
+	r = otter_system_new_boot(sys, boot, err);
+	if (r < 0)
+		return r;
+	if (!bootname) {
+		r = otter_boot_get_booted(*boot, bn, err);
+		if (r < 0)
+			return otter_error_prefix(err, r, "%s: which slot is booted", what);
+	} else if (!(*bn = check_bootname(sys, bootname, err))) {
+		return OTTER_E_INVALID;
+	}
+	return ab_state_load(sys, root, err);
+}
+
 int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
@@ -378,22 +406,7 @@ int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_er
 	const char *bn = NULL;
 	int r;
 
-	if (!sys)
-		return otter_error_set(err, OTTER_E_INVALID, "mark-good: invalid arguments");
-	r = ab_lock(sys, &lock, err);
-	if (r < 0)
-		return otter_error_prefix(err, r, "mark-good");
-	r = otter_system_new_boot(sys, &boot, err);
-	if (r < 0)
-		return r;
-	if (!bootname) {
-		r = otter_boot_get_booted(boot, &bn, err);
-		if (r < 0)
-			return otter_error_prefix(err, r, "mark-good: which slot is booted");
-	} else if (!(bn = check_bootname(sys, bootname, err))) {
-		return OTTER_E_INVALID;
-	}
-	r = ab_state_load(sys, &root, err);
+	r = mark_begin(sys, bootname, "mark-good", &lock, &boot, &bn, &root, err);
 	if (r < 0)
 		return r;
 	r = otter_boot_mark_good(boot, bn, err);
@@ -417,22 +430,7 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	const char *bn = NULL;
 	int r;
 
-	if (!sys)
-		return otter_error_set(err, OTTER_E_INVALID, "mark-bad: invalid arguments");
-	r = ab_lock(sys, &lock, err);
-	if (r < 0)
-		return otter_error_prefix(err, r, "mark-bad");
-	r = otter_system_new_boot(sys, &boot, err);
-	if (r < 0)
-		return r;
-	if (!bootname) {
-		r = otter_boot_get_booted(boot, &bn, err);
-		if (r < 0)
-			return otter_error_prefix(err, r, "mark-bad: which slot is booted");
-	} else if (!(bn = check_bootname(sys, bootname, err))) {
-		return OTTER_E_INVALID;
-	}
-	r = ab_state_load(sys, &root, err);
+	r = mark_begin(sys, bootname, "mark-bad", &lock, &boot, &bn, &root, err);
 	if (r < 0)
 		return r;
 	r = otter_boot_mark_bad(boot, bn, err);
