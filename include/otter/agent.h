@@ -77,8 +77,8 @@ OTTER_PUBLIC int otter_agent_boot_check(otter_agent *a, otter_error *err)
 
 typedef struct otter_agent_check {
 	bool available;           /* a newer release for this device exists */
-	char installed[64];       /* installed version ("" if unknown) */
-	char version[64];         /* the newest suitable release's version */
+	char installed[65];       /* installed version ("" if unknown) */
+	char version[65];         /* the newest suitable release's version */
 	char release[512];        /* its target path */
 } otter_agent_check;
 

@@ -9,6 +9,8 @@
  *  - connect timeout, total timeout and a minimum average speed over a time window (the
  *    slow-retrieval attack ends in OTTER_E_TIMEOUT);
  *  - redirects are followed only within the same protocol (at most 5);
+ *  - only the body of a 200 (or 206 when resuming) reaches the sink; the body of an error
+ *    page is discarded, and more than 64 KiB of it aborts the transfer;
  *  - HTTP 403, 404 and 410, and missing file:// files, give OTTER_E_NOT_FOUND;
  *  - resuming at an offset uses a Range request; a server that ignores it gives
  *    OTTER_E_NOT_SUPPORTED before any byte reaches the sink.
@@ -34,10 +36,14 @@ typedef struct otter_net_options {
 	const char *protocols;       /* curl protocol list; NULL = "http,https,file" */
 	const char *ca_file;         /* NULL = system default */
 	const char *user_agent;      /* NULL = "otter/<version>" */
+	/* Called about once a second during every transfer, also while no byte arrives (the
+	 * agent feeds its watchdogs from it). NULL = none. */
+	void (*tick)(void *userdata);
+	void *tick_userdata;
 } otter_net_options;
 
 #define OTTER_NET_OPTIONS_VERSION 1
-#define OTTER_NET_OPTIONS_INIT {OTTER_NET_OPTIONS_VERSION, 0, 0, 0, 0, NULL, NULL, NULL}
+#define OTTER_NET_OPTIONS_INIT {OTTER_NET_OPTIONS_VERSION, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL}
 
 /* Receives body bytes. A negative return aborts the transfer with that error. */
 typedef int (*otter_net_sink)(void *userdata, const uint8_t *data, size_t len, otter_error *err);

@@ -167,6 +167,15 @@ OTTER_PUBLIC int otter_slot_mark_good(const otter_system *sys, const char *bootn
 OTTER_PUBLIC int otter_slot_mark_bad(const otter_system *sys, const char *bootname,
 				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
 
+/*
+ * Moves a damaged bookkeeping file aside (<data-directory>/slots.json.damaged) and starts a
+ * fresh one that records the reset and its reason. The boot environment is untouched and
+ * stays authoritative; slots lose their recorded versions and hashes. For unattended
+ * recovery (the agent); people see the damage in otter status first.
+ */
+OTTER_PUBLIC int otter_slot_reset_bookkeeping(const otter_system *sys, const char *reason,
+					      otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
 OTTER_PUBLIC const char *otter_slot_health_name(otter_slot_health h);
 OTTER_PUBLIC const char *otter_update_state_name(otter_update_state s);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -332,6 +333,7 @@ int fileio_mkdir_p(const char *path, mode_t mode, otter_error *err)
 void fileio_remove_stale_tmp(int dirfd)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	time_t now = time(NULL);
 	DIR *d;
 	struct dirent *de;
 
@@ -342,8 +344,16 @@ void fileio_remove_stale_tmp(int dirfd)
 		close(fd);
 		return;
 	}
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, FILEIO_TMP_PREFIX, strlen(FILEIO_TMP_PREFIX)) == 0)
-			unlinkat(dirfd, de->d_name, 0);
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (strncmp(de->d_name, FILEIO_TMP_PREFIX, strlen(FILEIO_TMP_PREFIX)) != 0)
+			continue;
+		/* Another process may be writing it right now: only old ones are leftovers. */
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    now - st.st_mtime < FILEIO_TMP_STALE_S)
+			continue;
+		unlinkat(dirfd, de->d_name, 0);
+	}
 	closedir(d);
 }

@@ -49,7 +49,11 @@ int fileio_fsync_parent(const char *path, otter_error *err);
 /* mkdir -p with mode for missing components. */
 int fileio_mkdir_p(const char *path, mode_t mode, otter_error *err);
 
-/* Removes stale temp files (".otter-tmp-*") left by a crash in dirfd. */
+/*
+ * Removes temp files (".otter-tmp-*") a crash left in dirfd: those not modified for
+ * FILEIO_TMP_STALE_S seconds (a younger one may belong to a process writing it now).
+ */
+#define FILEIO_TMP_STALE_S 600
 void fileio_remove_stale_tmp(int dirfd);
 
 /*

@@ -253,3 +253,21 @@ def test_status_text_shows_the_agent(env):
     out, _, _ = env.otter("status", check=True)
     assert "agent:   pending-reboot" in out
     assert "pending release: 1.1 in slots B" in out
+
+
+def test_damaged_bookkeeping_does_not_stop_the_agent(env):
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    # The slot bookkeeping is damaged while the new software waits for confirmation.
+    with open(os.path.join(env.dev.data, "slots.json"), "w") as f:
+        f.write("{ damaged")
+    _, err, rc = env.update()
+    assert rc == 0, err
+    assert "starting the slot bookkeeping afresh" in err
+    assert env.agent()["state"] == "confirmed"
+    assert os.path.exists(os.path.join(env.dev.data, "slots.json.damaged"))
+    # A person running otter status sees the recorded reset.
+    events = env.dev.events("bookkeeping-reset")
+    assert events and "slots.json" in events[0]["detail"]

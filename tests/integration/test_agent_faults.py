@@ -359,3 +359,182 @@ def test_daemon_killed_at_each_transition_resumes(tmp_path, nginx, point):
     finally:
         d.stop()
     assert env.slot("B", length=IMAGE_SIZE) == data["rootfs"]
+
+
+# ---- regressions found in review ----
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_power_cut_right_after_activation(tmp_path, nginx, healthy):
+    """The environment was switched, agent.json still says installing, and the power went
+    out: the new slots boot and must still be supervised (health check, rollback)."""
+    env = UpdateEnv(tmp_path, nginx)
+    d11 = env.release("1.1", size=IMAGE_SIZE)
+    env.update(check=True)
+    assert env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+    env.release("1.2", size=IMAGE_SIZE)
+    crash(env, "agent-activated")
+    assert env.state_file()["state"] == "installing"
+    assert env.reboot() == "A"              # power back: the activated slots boot
+    env.set_healthy(healthy)
+    env.update()
+    agent = env.agent()
+    if healthy:
+        assert agent["state"] == "confirmed" and agent["current"]["version"] == "1.2"
+    else:
+        assert agent["state"] == "rolled-back" and "1.2" in agent["failed-releases"]
+        assert env.reboot_requested()
+        assert env.reboot() == "B"
+        env.update(check=True)
+        assert not env.reboot_requested()   # 1.2 is not installed again
+    # The confirmed fallback was never overwritten.
+    assert env.slot("B", length=IMAGE_SIZE) == d11["rootfs"]
+
+
+def test_restart_right_after_activation_requests_the_reboot(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    env.release("1.1", size=IMAGE_SIZE)
+    crash(env, "agent-activated")
+    env.update(check=True)                  # the daemon restarted, no reboot happened
+    assert env.agent()["state"] == "pending-reboot"
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+
+
+class CorruptingMirror:
+    """Serves a repository folder; images come back with a corrupted prefix, cut after
+    300 kB, and Range requests are dropped: a mirror that only ever gives bad bytes."""
+
+    def __init__(self, root):
+        import http.server
+        import socketserver
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                path = os.path.join(root, self.path.lstrip("/"))
+                if "/images/" in self.path:
+                    if self.headers.get("Range"):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    data = bytearray(open(path, "rb").read())
+                    for i in range(5000, 6000):
+                        data[i] ^= 0xFF
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(bytes(data[:300000]))
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if not os.path.isfile(path):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with open(path, "rb") as f:
+                    data = f.read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_bad_mirror_cannot_block_a_good_one(tmp_path, nginx):
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1", size=IMAGE_SIZE)
+    evil = CorruptingMirror(nginx.root)
+    try:
+        env.write_conf(repository=f"http://127.0.0.1:{evil.port}/repo {env.repo_url}")
+        _, err, rc = env.update()
+        assert rc == 0, err
+        assert env.reboot_requested()
+        assert env.slot("B", length=IMAGE_SIZE) == data["rootfs"]
+    finally:
+        evil.close()
+
+
+def test_watchdog_is_fed_while_the_network_stalls(tmp_path, nginx):
+    """A server that accepts and never answers: the watchdog is still fed every second."""
+    port = free_port()
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in range(50)],
+                     daemon=True).start()
+    wd = os.path.join(str(tmp_path), "watchdog")
+    os.mkfifo(wd)
+    stamps = []
+
+    def reader():
+        with open(wd, "rb", buffering=0) as f:
+            while f.read(1):
+                stamps.append(time.monotonic())
+
+    threading.Thread(target=reader, daemon=True).start()
+    env = UpdateEnv(tmp_path, nginx,
+                    extra_update=f"watchdog-device={wd}\nwatchdog-interval=1\n")
+    env.write_conf(repository=f"http://127.0.0.1:{port}/repo",
+                   extra_update=f"watchdog-device={wd}\nwatchdog-interval=1\n")
+    with open(env.dev.conf) as f:
+        text = f.read().replace("slow-timeout=2", "slow-timeout=15")
+    with open(env.dev.conf, "w") as f:
+        f.write(text)
+    d = Daemon(env)
+    time.sleep(12)
+    d.stop()
+    listener.close()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert len(stamps) >= 8
+    assert max(gaps) < 3, f"the watchdog went unfed for {max(gaps):.1f} s"
+
+
+def test_longest_version_is_kept_whole(tmp_path, nginx):
+    """A 64-byte version (the longest allowed) is stored whole: no reinstall loop."""
+    env = UpdateEnv(tmp_path, nginx)
+    version = "2." + "1" * 18 + "." + "2" * 18 + "." + "3" * 18 + ".44444"
+    assert len(version) == 64
+    env.release(version)
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    env.update(check=True)
+    agent = env.agent()
+    assert agent["state"] == "confirmed" and agent["current"]["version"] == version
+    env.update(check=True)
+    assert not env.reboot_requested()
+
+
+def test_wall_clock_jump_does_not_fail_the_confirmation(tmp_path, nginx):
+    """NTP sets a device without RTC two hours ahead right after boot: the deadline is on
+    the boot clock, so the healthy release is still confirmed."""
+    env = UpdateEnv(tmp_path, nginx)
+    env.release("1.1", size=IMAGE_SIZE)
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    crash(env, "agent-pending-confirm")       # the deadline started; then the clock jumps
+    _, err, rc = env.dev.otter("update", wrap=["faketime", "-f", "+2h"],
+                               env={"FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    assert rc == 0, err
+    agent = env.agent()
+    assert agent["state"] == "confirmed", agent

@@ -317,6 +317,74 @@ static void test_net_http_range(void **state)
 	otter_net_free(net);
 }
 
+/* An endless error page cannot hold the client: its body is bounded (64 KiB). */
+static void test_net_http_error_page_is_bounded(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_net *net = new_net(0, 0);
+	static char resp[300000];
+	struct server s = {0};
+	char url[128];
+	uint8_t *data = NULL;
+	size_t len;
+
+	strcpy(resp, "HTTP/1.0 404 Not Found\r\n\r\n");
+	memset(resp + strlen(resp), 'x', 250000);
+	server_start(&s, resp, 1);
+	url_of(url, sizeof(url), &s, "/root.json");
+	assert_err(otter_net_fetch_buf(net, url, 100, &data, &len, &err), OTTER_E_NETWORK, &err,
+		   "more than 65536 bytes");
+	assert_null(data);
+	server_stop(&s);
+	/* A small error page is just the status. */
+	otter_error_clear(&err);
+	server_start(&s, "HTTP/1.0 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", 1);
+	url_of(url, sizeof(url), &s, "/root.json");
+	assert_err(otter_net_fetch_buf(net, url, 100, &data, &len, &err), OTTER_E_NOT_FOUND, &err,
+		   NULL);
+	server_stop(&s);
+	/* A 2xx that is not 200 is not data. */
+	otter_error_clear(&err);
+	server_start(&s, "HTTP/1.0 203 Non-Authoritative\r\nContent-Length: 4\r\n\r\nbody", 1);
+	url_of(url, sizeof(url), &s, "/root.json");
+	assert_err(otter_net_fetch_buf(net, url, 100, &data, &len, &err), OTTER_E_NETWORK, &err,
+		   "unexpected HTTP status 203");
+	assert_null(data);
+	server_stop(&s);
+	otter_net_free(net);
+}
+
+static void count_tick(void *userdata)
+{
+	(*(unsigned *)userdata)++;
+}
+
+/* The tick hook runs while the transfer is idle (the agent feeds its watchdogs from it). */
+static void test_net_tick_while_idle(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_net_options o = OTTER_NET_OPTIONS_INIT;
+	otter_net *net = NULL;
+	struct server s = {0};
+	unsigned ticks = 0;
+	char url[128];
+	uint8_t *data = NULL;
+	size_t len;
+
+	o.tick = count_tick;
+	o.tick_userdata = &ticks;
+	assert_ok(otter_net_new(&net, &o, &err));
+	server_start(&s, "HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\n", 1);
+	s.trickle = "abcdefgh"; /* 2.4 s for 8 bytes */
+	url_of(url, sizeof(url), &s, "/slow");
+	assert_ok(otter_net_fetch_buf(net, url, 8, &data, &len, &err));
+	assert_string_equal((char *)data, "abcdefgh");
+	assert_true(ticks >= 3);
+	free(data);
+	server_stop(&s);
+	otter_net_free(net);
+}
+
 static void test_net_connection_refused(void **state)
 {
 	otter_error err = OTTER_ERROR_INIT;
@@ -349,6 +417,8 @@ int main(void)
 		cmocka_unit_test(test_net_http_slow_retrieval),
 		cmocka_unit_test(test_net_http_redirects),
 		cmocka_unit_test(test_net_http_range),
+		cmocka_unit_test(test_net_http_error_page_is_bounded),
+		cmocka_unit_test(test_net_tick_while_idle),
 		cmocka_unit_test(test_net_connection_refused),
 	};
 	signal(SIGPIPE, SIG_IGN);

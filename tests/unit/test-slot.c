@@ -771,6 +771,36 @@ static void test_slot_damaged_bookkeeping(void **state)
 	}
 }
 
+static void test_slot_reset_bookkeeping(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_ab_status st;
+	char aside[600];
+	size_t len;
+	uint8_t *data;
+
+	assert_int_equal(mkdir(f->path[P_DATA], 0755), 0);
+	write_file(f->path[P_STATE], "damaged{", 8);
+	assert_true(otter_ab_status_get(f->sys, &st, &err) < 0);
+	otter_error_clear(&err);
+	assert_ok(otter_slot_reset_bookkeeping(f->sys, "test reason", &err));
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	snprintf(aside, sizeof(aside), "%s.damaged", f->path[P_STATE]);
+	data = read_all(aside, &len);
+	assert_int_equal(len, 8);
+	assert_memory_equal(data, "damaged{", 8);
+	free(data);
+	data = read_all(f->path[P_STATE], &len);
+	assert_non_null(strstr((char *)data, "bookkeeping-reset"));
+	assert_non_null(strstr((char *)data, "test reason"));
+	free(data);
+	/* Without a file it just starts one. */
+	assert_int_equal(unlink(f->path[P_STATE]), 0);
+	assert_ok(otter_slot_reset_bookkeeping(f->sys, "again", &err));
+	assert_err(otter_slot_reset_bookkeeping(NULL, "x", &err), OTTER_E_INVALID, &err, NULL);
+}
+
 static void test_slot_ext4_type(void **state)
 {
 	struct fixture *f = *state;
@@ -966,6 +996,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_rollback_detection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_damaged_bookkeeping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_reset_bookkeeping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_ext4_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_odd_devices_and_arguments, setup, teardown),

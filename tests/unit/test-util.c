@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
@@ -274,13 +275,20 @@ static void test_util_fileio_tmp_discard(void **state)
 	fileio_tmp_discard(dfd, fd, tmp);
 	assert_int_equal(count_entries(dir), 0);
 	free(tmp);
-	/* Stale temp files from a crash are swept. */
+	/* Temp files left by a crash are swept once old; a fresh one (maybe another
+	 * process's, being written) is kept. */
 	assert_ok(fileio_tmp_create(dfd, 0644, &fd, &tmp, &err));
 	close(fd);
-	free(tmp);
+	fileio_remove_stale_tmp(dfd);
 	assert_int_equal(count_entries(dir), 1);
+	{
+		struct timespec old[2] = {{time(NULL) - FILEIO_TMP_STALE_S - 1, 0},
+					  {time(NULL) - FILEIO_TMP_STALE_S - 1, 0}};
+		assert_int_equal(utimensat(dfd, tmp, old, 0), 0);
+	}
 	fileio_remove_stale_tmp(dfd);
 	assert_int_equal(count_entries(dir), 0);
+	free(tmp);
 	assert_ok(fileio_mkdir_p("/tmp/otter-test-mk/a/b", 0755, &err));
 	rm_rf("/tmp/otter-test-mk");
 	close(dfd);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent-private.h"
+#include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/sdnotify.h"
 #include "util/strutil.h"
@@ -29,6 +30,30 @@ int64_t agent_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t agent_uptime(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+void agent_boot_id(char out[40])
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len;
+
+	out[0] = '\0';
+	if (fileio_read(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, &data, &len, NULL) < 0)
+		return;
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == ' '))
+		len--;
+	if (len == 0 || len >= 40)
+		return;
+	memcpy(out, data, len);
+	out[len] = '\0';
 }
 
 void agent_log(const otter_agent *a, int level, const char *fmt, ...)

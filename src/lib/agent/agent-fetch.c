@@ -32,11 +32,19 @@ static void tuf_log(void *userdata, int level, const char *msg)
 	agent_log(a, level, "%s", msg);
 }
 
-static void net_options(const otter_agent *a, otter_net_options *o)
+static void tick(void *userdata)
+{
+	agent_watchdog_tick(userdata);
+}
+
+/* Also feeds the watchdogs about once a second while a transfer waits for bytes. */
+static void net_options(otter_agent *a, otter_net_options *o)
 {
 	o->connect_timeout_s = (long)a->cfg.connect_timeout;
 	o->low_speed_time_s = (long)a->cfg.slow_timeout;
 	o->low_speed_limit = (long)a->cfg.min_speed;
+	o->tick = tick;
+	o->tick_userdata = a;
 }
 
 /* The trusted metadata folder, provisioned from the configured root on first use. */
@@ -156,10 +164,11 @@ static void pause_s(otter_agent *a, unsigned seconds)
 
 /* (Re)starts the stream from byte 0: a fresh writer and fresh hashes. */
 static int restart(struct stream *s, const otter_system *sys, const char *slot_class,
-		   const uint8_t sha256[32], const json_t *extra_hashes, const char *version,
-		   otter_error *err)
+		   const char *bootname, const uint8_t sha256[32], const json_t *extra_hashes,
+		   const char *version, otter_error *err)
 {
 	otter_slot_writer_options wo = OTTER_SLOT_WRITER_OPTIONS_INIT;
+	const char *target;
 	int r;
 
 	s->w = otter_slot_writer_free(s->w);
@@ -169,6 +178,13 @@ static int restart(struct stream *s, const otter_system *sys, const char *slot_c
 	r = otter_slot_writer_open(&s->w, sys, slot_class, s->total, sha256, &wo, err);
 	if (r < 0)
 		return r;
+	/* Every class must land in the slots of the one bootname that will be activated. */
+	target = otter_slot_bootname(otter_slot_writer_target(s->w));
+	if (strcmp(target, bootname) != 0)
+		return otter_error_set(err, OTTER_E_STATE,
+				       "the inactive %s slot has bootname %s, but the release goes to "
+				       "bootname %s: check the bootnames in the system configuration",
+				       slot_class, target, bootname);
 	if (extra_hashes && json_object_size(extra_hashes) > 0)
 		return tuf_hash_verifier_new(&s->extra, extra_hashes, s->what, err);
 	return 0;
@@ -180,8 +196,8 @@ static bool resumable(int r)
 }
 
 int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
-			const char *slot_class, const otter_tuf_target *t, const char *version,
-			otter_error *err)
+			const char *slot_class, const char *bootname, const otter_tuf_target *t,
+			const char *version, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *extra = NULL;
 	_cleanup_free_ char *url = NULL, *base = NULL;
@@ -217,7 +233,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 	r = otter_net_new(&net, &no, err);
 	if (r < 0)
 		return r;
-	r = restart(&s, a->sys, slot_class, sha256, extra, version, err);
+	r = restart(&s, a->sys, slot_class, bootname, sha256, extra, version, err);
 	if (r < 0)
 		goto out;
 	agent_log(a, 6, "installing %s (%" PRIu64 " bytes) into the inactive %s slot",
@@ -254,7 +270,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 		agent_log(a, 4, "downloading %s (attempt %u): %s", slot_class, attempts, e.msg);
 		if (r == OTTER_E_NOT_SUPPORTED && s.done > 0) {
 			/* The server ignored the range: start over. */
-			r = restart(&s, a->sys, slot_class, sha256, extra, version, err);
+			r = restart(&s, a->sys, slot_class, bootname, sha256, extra, version, err);
 			if (r < 0)
 				goto out;
 		} else if (!resumable(r)) {
@@ -267,7 +283,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 			}
 			mirror++;
 			attempts = 0;
-			r = restart(&s, a->sys, slot_class, sha256, extra, version, err);
+			r = restart(&s, a->sys, slot_class, bootname, sha256, extra, version, err);
 			if (r < 0)
 				goto out;
 			continue;
@@ -278,8 +294,13 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 				otter_error_prefix(err, r, "giving up after %u attempts", attempts);
 				goto out;
 			}
+			/* A stream is never assembled from two mirrors: bad bytes from one would
+			 * be blamed on the next, and a good mirror would never get a clean try. */
 			mirror++;
 			attempts = 0;
+			r = restart(&s, a->sys, slot_class, bootname, sha256, extra, version, err);
+			if (r < 0)
+				goto out;
 			continue;
 		}
 		pause_s(a, attempts < 5 ? 1u << (attempts - 1) : 16);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <otter/agent.h>
+#include <otter/boot.h>
 #include <otter/release.h>
 #include <otter/tuf.h>
 
@@ -13,7 +14,8 @@
 #define AGENT_MAX_FAILED   64
 #define AGENT_STATE_FILE   "agent.json"
 #define AGENT_STATE_MAX    (64 * 1024)
-#define AGENT_VERSION_MAX  64
+/* Sizes of fields, terminating NUL included: they hold every value validation allows. */
+#define AGENT_VERSION_MAX  65 /* a release version is at most 64 bytes (release.c) */
 #define AGENT_RELEASE_MAX  512
 
 /* [update] in system.conf (docs/agent.md has the reference). */
@@ -49,10 +51,12 @@ typedef struct agent_state {
 	char current_release[AGENT_RELEASE_MAX];
 	char pending_version[AGENT_VERSION_MAX];
 	char pending_release[AGENT_RELEASE_MAX];
-	char pending_bootname[16];
+	char pending_bootname[OTTER_BOOTNAME_MAX + 1];
 	int64_t pending_since;  /* pending-reboot: reboot last requested (0: not yet);
 				 * pending-confirm: first boot (deadline base);
 				 * rolled-back: verdict or last reboot request */
+	char pending_boot_id[40]; /* pending-confirm: the boot the deadline runs in */
+	int64_t pending_uptime;   /* ... and CLOCK_BOOTTIME seconds when it started */
 	int64_t last_check;     /* 0 = never */
 	char last_result[256];
 	char last_error[512];
@@ -94,6 +98,10 @@ void agent_watchdog_tick(otter_agent *a);
 void agent_notify_status(otter_agent *a, const char *status);
 int64_t agent_now(void);
 int64_t agent_now_ms(void);
+/* Seconds since boot (CLOCK_BOOTTIME: counts suspend, never jumps with NTP). */
+int64_t agent_uptime(void);
+/* The kernel's id of this boot (/proc/sys/kernel/random/boot_id), or "" if unknown. */
+void agent_boot_id(char out[40]);
 
 /* Persists the state and passes the crash point "agent-<state>". */
 int agent_save(otter_agent *a, otter_error *err);
@@ -106,7 +114,7 @@ int agent_run_command(otter_agent *a, const char *what, const char *command, uin
 /* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
 int agent_updater(otter_agent *a, otter_tuf_updater **out, size_t *mirror, otter_error *err);
 int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
-			const char *slot_class, const otter_tuf_target *t, const char *version,
-			otter_error *err);
+			const char *slot_class, const char *bootname, const otter_tuf_target *t,
+			const char *version, otter_error *err);
 
 #endif

@@ -99,6 +99,9 @@ json_t *agent_state_to_json(const agent_state *st)
 		set_str(p, "release", st->pending_release);
 		set_str(p, "bootname", st->pending_bootname);
 		set_time(p, "since", st->pending_since);
+		set_str(p, "boot-id", st->pending_boot_id);
+		if (st->pending_boot_id[0])
+			json_object_set_new(p, "uptime", json_integer((json_int_t)st->pending_uptime));
 		json_object_set_new(o, "pending", p);
 	}
 	set_time(o, "last-check", st->last_check);
@@ -205,8 +208,17 @@ int agent_state_parse(const uint8_t *data, size_t len, agent_state *st, otter_er
 				     sizeof(st->pending_release), err)) < 0 ||
 		     (r = copy_field(pend, "bootname", st->pending_bootname,
 				     sizeof(st->pending_bootname), err)) < 0 ||
-		     (r = time_field(pend, "since", &st->pending_since, err)) < 0))
+		     (r = time_field(pend, "since", &st->pending_since, err)) < 0 ||
+		     (r = copy_field(pend, "boot-id", st->pending_boot_id,
+				     sizeof(st->pending_boot_id), err)) < 0))
 		return r;
+	if (pend && json_object_get(pend, "uptime")) {
+		int64_t up;
+		r = json_get_int(pend, "uptime", true, AGENT_STATE_FILE, 0, INT64_MAX / 2, &up, err);
+		if (r < 0)
+			return r;
+		st->pending_uptime = up;
+	}
 	if ((r = time_field(o, "last-check", &st->last_check, err)) < 0 ||
 	    (r = copy_field(o, "last-result", st->last_result, sizeof(st->last_result), err)) <
 		    0 ||

@@ -177,6 +177,31 @@ int agent_save(otter_agent *a, otter_error *err)
 	return 0;
 }
 
+/*
+ * The A/B status. A damaged slot bookkeeping (slots.json) would stop an unattended device
+ * from ever updating or confirming again: it is set aside and started afresh, once; the
+ * boot environment, which says what runs, is untouched.
+ */
+static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	int r = otter_ab_status_get(a->sys, ab, &e);
+
+	if (r == 0)
+		return 0;
+	if ((r == OTTER_E_FORMAT || r == OTTER_E_INVALID || r == OTTER_E_TOO_LARGE) &&
+	    strstr(e.msg, "slots.json")) {
+		agent_log(a, LOG_WARNING, "%s: starting the slot bookkeeping afresh", e.msg);
+		r = otter_slot_reset_bookkeeping(a->sys, e.msg, err);
+		if (r == 0)
+			r = otter_ab_status_get(a->sys, ab, err);
+		return r;
+	}
+	if (err && !err->code)
+		*err = e;
+	return r;
+}
+
 static void set_state(otter_agent *a, otter_agent_state s)
 {
 	if (a->st.state != s)
@@ -188,7 +213,31 @@ static void set_state(otter_agent *a, otter_agent_state s)
 static void clear_pending(agent_state *st)
 {
 	st->pending_version[0] = st->pending_release[0] = st->pending_bootname[0] = '\0';
-	st->pending_since = 0;
+	st->pending_boot_id[0] = '\0';
+	st->pending_since = st->pending_uptime = 0;
+}
+
+/* The confirmation deadline starts now, in this boot. */
+static void start_deadline(otter_agent *a)
+{
+	a->st.pending_since = agent_now();
+	a->st.pending_uptime = agent_uptime();
+	agent_boot_id(a->st.pending_boot_id);
+}
+
+/*
+ * Seconds left before the confirmation deadline. It is measured on the boot clock, so a
+ * wall-clock jump (NTP on a device without RTC) changes nothing; a new boot (a power cut
+ * during the check) starts it again: the bootloader's tries bound the total.
+ */
+static int64_t deadline_left(otter_agent *a)
+{
+	char id[40];
+
+	agent_boot_id(id);
+	if (!id[0] || strcmp(id, a->st.pending_boot_id) != 0)
+		start_deadline(a);
+	return (int64_t)a->cfg.confirm_deadline - (agent_uptime() - a->st.pending_uptime);
 }
 
 /* VERSION_ID=... of an os-release(5) style file (quotes allowed), or "". */
@@ -285,8 +334,7 @@ static int reboot_into_pending(otter_agent *a, otter_error *err)
 /* Health verdict on the booted new software: mark good, or mark bad and go back. */
 static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 {
-	int64_t deadline = a->st.pending_since + (int64_t)a->cfg.confirm_deadline;
-	int64_t left = deadline - agent_now();
+	int64_t left = deadline_left(a);
 	bool healthy = true;
 	char why[256] = "";
 	int r;
@@ -355,20 +403,35 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 	if (!a)
 		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
 	/* Also detects and records a fallback made by the bootloader. */
-	r = otter_ab_status_get(a->sys, &ab, err);
+	r = ab_status(a, &ab, err);
 	if (r < 0)
 		return r;
 
 	switch (a->st.state) {
 	case OTTER_AGENT_DOWNLOADING:
 	case OTTER_AGENT_INSTALLING:
-		if (ab.update == OTTER_UPDATE_PENDING_REBOOT && ab.activated &&
-		    a->st.pending_bootname[0] && strcmp(ab.activated, a->st.pending_bootname) == 0) {
-			/* The activation reached the environment just before a crash. */
-			set_state(a, OTTER_AGENT_PENDING_REBOOT);
-			a->st.pending_since = 0;
-			r = agent_save(a, err);
-			return r == 0 ? reboot_into_pending(a, err) : r;
+		/*
+		 * "installing" is saved before the activation; a crash or power cut may have come
+		 * after the environment write. The environment says which: while being written,
+		 * the target slots are out of the boot order, so finding them booted or first in
+		 * the order means they were activated.
+		 */
+		if (a->st.state == OTTER_AGENT_INSTALLING && a->st.pending_bootname[0]) {
+			if (ab.booted && strcmp(ab.booted, a->st.pending_bootname) == 0) {
+				agent_log(a, LOG_NOTICE, "release %s was activated before an interruption "
+							 "and has booted: checking its health",
+					  a->st.pending_version);
+				set_state(a, OTTER_AGENT_PENDING_CONFIRM);
+				start_deadline(a);
+				r = agent_save(a, err);
+				return r == 0 ? confirm_or_roll_back(a, err) : r;
+			}
+			if (ab.primary && strcmp(ab.primary, a->st.pending_bootname) == 0) {
+				set_state(a, OTTER_AGENT_PENDING_REBOOT);
+				a->st.pending_since = 0;
+				r = agent_save(a, err);
+				return r == 0 ? reboot_into_pending(a, err) : r;
+			}
 		}
 		agent_log(a, LOG_WARNING, "the install of release %s was interrupted; it will be "
 					  "done again",
@@ -395,7 +458,7 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 			if (a->st.state == OTTER_AGENT_PENDING_REBOOT) {
 				/* First start in the new software: the deadline starts now. */
 				set_state(a, OTTER_AGENT_PENDING_CONFIRM);
-				a->st.pending_since = agent_now();
+				start_deadline(a);
 				r = agent_save(a, err);
 				if (r < 0)
 					return r;
@@ -463,6 +526,13 @@ static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *
 		otter_release_free(r);
 		return 0;
 	}
+	if (strlen(otter_tuf_target_path(t)) >= sizeof(p->path)) {
+		agent_log(p->a, LOG_WARNING, "release path '%.60s...' is longer than %zu bytes, "
+					     "ignoring",
+			  otter_tuf_target_path(t), sizeof(p->path) - 1);
+		otter_release_free(r);
+		return 0;
+	}
 	if (agent_state_failed(&p->a->st, r->version)) {
 		p->skipped_failed++;
 		otter_release_free(r);
@@ -491,7 +561,7 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	r = otter_ab_status_get(a->sys, &ab, err);
+	r = ab_status(a, &ab, err);
 	if (r < 0)
 		return r;
 	installed_version(a, &ab, installed, sizeof(installed));
@@ -577,7 +647,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	int r;
 
 	*installed = false;
-	r = otter_ab_status_get(a->sys, &ab, err);
+	r = ab_status(a, &ab, err);
 	if (r < 0)
 		return r;
 	installed_version(a, &ab, installed_v, sizeof(installed_v));
@@ -654,8 +724,8 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		agent_notify_status(a, status);
 		r = otter_tuf_find_target(u, rel->images[i].target, &t, err);
 		if (r == 0)
-			r = agent_install_image(a, u, mirror, rel->images[i].slot_class, t,
-						rel->version, err);
+			r = agent_install_image(a, u, mirror, rel->images[i].slot_class,
+						a->st.pending_bootname, t, rel->version, err);
 		otter_tuf_target_free(t);
 		if (r < 0) {
 			otter_error_prefix(err, r, "release %s", rel->version);
@@ -670,6 +740,9 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	r = otter_slot_activate(a->sys, a->st.pending_bootname, err);
 	if (r < 0)
 		goto out;
+	/* From here on the pending release is never dropped: the next boot may run it. */
+	*installed = true;
+	crashpoint("agent-activated");
 	agent_log(a, LOG_NOTICE, "release %s installed in slots %s; activated for the next boot",
 		  rel->version, a->st.pending_bootname);
 	set_state(a, OTTER_AGENT_PENDING_REBOOT);
@@ -681,7 +754,6 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	r = agent_save(a, err);
 	if (r < 0)
 		goto out;
-	*installed = true;
 	r = reboot_into_pending(a, err);
 out:
 	otter_release_free(rel);
@@ -712,7 +784,34 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	if (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0])
 		return 0;
 	r = do_cycle(a, installed, err);
-	if (r < 0 && !*installed) {
+	if (r < 0 && !*installed && a->st.state == OTTER_AGENT_INSTALLING) {
+		/*
+		 * The activation itself failed: did its environment write land anyway? Then the
+		 * pending release stays, so that the next boot is supervised. If the boot state
+		 * cannot even be read, "installing" stays too and boot_check decides later.
+		 */
+		otter_ab_status ab;
+		otter_error e = OTTER_ERROR_INIT;
+
+		if (ab_status(a, &ab, &e) < 0) {
+			record_error(a, err);
+			if (agent_save(a, &saveerr) < 0)
+				agent_log(a, LOG_ERR, "%s", saveerr.msg);
+			return r;
+		}
+		if (ab.primary && strcmp(ab.primary, a->st.pending_bootname) == 0)
+			*installed = true;
+	}
+	if (r < 0 && *installed) {
+		/* Activated: keep the pending release whatever failed afterwards. */
+		record_error(a, err);
+		if (a->st.state == OTTER_AGENT_INSTALLING) {
+			set_state(a, OTTER_AGENT_PENDING_REBOOT);
+			a->st.pending_since = 0;
+		}
+		if (agent_save(a, &saveerr) < 0)
+			agent_log(a, LOG_ERR, "%s", saveerr.msg);
+	} else if (r < 0) {
 		/* Nothing was activated: the running software is untouched. */
 		a->st.last_check = agent_now();
 		a->st.failures++;

@@ -15,6 +15,8 @@
 #define DEFAULT_LOW_SPEED_LIMIT 1024L
 #define DEFAULT_LOW_SPEED_TIME  30L
 #define MAX_REDIRECTS           5L
+/* An error page is read to the end so that the connection stays usable, but no further. */
+#define MAX_ERROR_BODY          (64u * 1024u)
 
 struct otter_net {
 	CURL *curl;
@@ -30,6 +32,7 @@ struct transfer {
 	uint64_t max_len;
 	uint64_t offset;
 	uint64_t received;
+	uint64_t discarded;
 	CURL *curl;
 	int failure;         /* our own reason for aborting, when we abort */
 	otter_error *err;
@@ -104,14 +107,31 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	int r;
 
 	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &code);
-	/* The body of an error page is not data: drop it, the status decides afterwards. */
-	if (code >= 400)
-		return n;
-	/* Ranged request answered with the whole body: the caller must start over. */
+	/*
+	 * Data is the body of a 200 (206 when resuming; 0 for file://). Anything else is an
+	 * error page or an answer we did not ask for: never data, and bounded, so that an
+	 * endless error page cannot hold the client (the status decides afterwards).
+	 */
 	if (t->offset > 0 && code == 200) {
+		/* Ranged request answered with the whole body: the caller must start over. */
 		t->failure = otter_error_set(t->err, OTTER_E_NOT_SUPPORTED,
 					     "server ignored the range request");
 		return 0;
+	}
+	if (code != 0 && code != (t->offset > 0 ? 206 : 200)) {
+		if (code >= 200 && code < 300) {
+			t->failure = otter_error_set(t->err, OTTER_E_NETWORK,
+						     "unexpected HTTP status %ld", code);
+			return 0;
+		}
+		if (n > MAX_ERROR_BODY - t->discarded) {
+			t->failure = otter_error_set(t->err, OTTER_E_NETWORK,
+						     "HTTP %ld with a body of more than %u bytes", code,
+						     MAX_ERROR_BODY);
+			return 0;
+		}
+		t->discarded += n;
+		return n;
 	}
 	if (n > t->max_len - t->received) {
 		t->failure = otter_error_set(t->err, OTTER_E_TOO_LARGE,
@@ -126,6 +146,15 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	}
 	t->received += n;
 	return n;
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const otter_net *net = userdata;
+
+	net->opts.tick(net->opts.tick_userdata);
+	return 0;
 }
 
 static const char *scheme_of(const char *url, char *buf, size_t size)
@@ -184,6 +213,11 @@ int otter_net_fetch(otter_net *net, const char *url, uint64_t offset, uint64_t m
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, net->opts.low_speed_time_s);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, net->user_agent);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	if (net->opts.tick) {
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, net);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
 	/* Metadata must arrive as served: no transparent decompression. */
 	curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);

@@ -398,6 +398,32 @@ static int mark_begin(const otter_system *sys, const char *bootname, const char 
 	return ab_state_load(sys, root, err);
 }
 
+int otter_slot_reset_bookkeeping(const otter_system *sys, const char *reason,
+				 otter_error *err)
+{
+	_cleanup_free_ char *path = NULL, *aside = NULL;
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	_cleanup_close_ int lock = -1;
+	int r;
+
+	if (!sys)
+		return otter_error_set(err, OTTER_E_INVALID, "reset bookkeeping: invalid arguments");
+	r = ab_lock(sys, &lock, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "reset bookkeeping");
+	path = path_join(otter_system_data_dir(sys), AB_STATE_FILE);
+	aside = path ? str_concat(path, ".damaged") : NULL;
+	root = json_pack("{s:i}", "format", STATE_FORMAT);
+	if (!aside || !root)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	if (rename(path, aside) < 0 && errno != ENOENT)
+		return otter_error_set_errno(err, errno, "moving '%s' aside", path);
+	r = ab_state_event(root, "bookkeeping-reset", NULL, reason, err);
+	if (r == 0)
+		r = ab_state_save(sys, root, err);
+	return r;
+}
+
 int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
