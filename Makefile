@@ -4,8 +4,8 @@
 #   make            build (build/)
 #   make deps       install the Debian packages the build, tests and demo need
 #   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
-#   make test       deps + build + every test suite (unit, integration, fuzz-corpus replay,
-#                   and the unit tests again under ASan+UBSan in build-asan/)
+#   make test       deps + build + every test suite (unit, integration, faults, fuzz-corpus
+#                   replay), then all of them again under ASan+UBSan in build-asan/
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
 #   make conformance      run the public TUF conformance suite (needs sources, see docs)
 #   make clean
@@ -76,8 +76,7 @@ test: deps build $(ASAN_BUILD)/build.ninja
 	meson compile -C $(ASAN_BUILD) || rc=1; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C $(ASAN_BUILD) --suite unit --suite fuzz --print-errorlogs \
-		--num-processes 2 || rc=1; \
+		meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	exit $$rc
 
 # The end-to-end story: repository, nginx, a simulated device, four scenarios (README).

@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 
+from conftest import needs_faketime
+
 from agentfixture import UpdateEnv
 
 BOOTLOADERS = ["uboot", "grub"]
@@ -123,6 +125,7 @@ def test_tampered_image_is_refused(env):
     assert env.reboot() == "A"
 
 
+@needs_faketime
 def test_freeze_attack_expired_metadata_is_refused(env):
     env.release("1.1")
     # Two days later the timestamp (1 day) has expired: whatever the server says is stale.

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from agentfixture import UpdateEnv
-from conftest import free_port
+from conftest import free_port, needs_faketime
 
 IMAGE_SIZE = 1 << 20
 
@@ -524,6 +524,7 @@ def test_longest_version_is_kept_whole(tmp_path, nginx):
     assert not env.reboot_requested()
 
 
+@needs_faketime
 def test_wall_clock_jump_does_not_fail_the_confirmation(tmp_path, nginx):
     """NTP sets a device without RTC two hours ahead right after boot: the deadline is on
     the boot clock, so the healthy release is still confirmed."""

@@ -3,9 +3,10 @@
 import os
 import subprocess
 
-from conftest import BUILD_DIR, SOURCE_DIR
+from conftest import BUILD_DIR, SOURCE_DIR, needs_faketime
 
 
+@needs_faketime  # chapter 4 moves the device clock
 def test_demo_story(tmp_path):
     p = subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "demo", "demo.py"),
                         "--build", BUILD_DIR, "--work", str(tmp_path / "demo")],

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import binary, run
+from conftest import binary, run, needs_faketime
 from otterrepo import OtterRepo, TufClient, make_repo, tree_state, write
 
 
@@ -112,6 +112,7 @@ def test_threshold_not_met_root(setup):
                     needle="no key left")
 
 
+@needs_faketime
 def test_expired_metadata(setup):
     repo, keys, tmp = setup
     tk = os.path.join(keys, "targets-1.pem")

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import binary, run
+from conftest import binary, run, needs_faketime
 from otterrepo import OtterRepo, TufClient, make_repo, tree_state, write
 from tufrepo import Repository, canonical
 
@@ -374,6 +374,7 @@ def test_succinct_hash_bins(tmp_path, nginx, keys):
     assert client.download("pkg/p7.tar") != 0
 
 
+@needs_faketime
 def test_refresh_before_expiry(tmp_path, nginx, keys):
     repo = make_repo(nginx, keys)
     client = client_for(tmp_path, nginx, repo)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, needs_faketime
 from tufclient import setup  # noqa: F401 (fixture)
 from tufrepo import Key
 
@@ -98,6 +98,7 @@ def test_attack_fast_forward_recovery(setup):
     assert client.version("snapshot") == 1
 
 
+@needs_faketime
 def test_attack_indefinite_freeze(setup):
     repo, client = setup()
     assert client.refresh() == 0
