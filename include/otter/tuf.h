@@ -92,7 +92,7 @@ OTTER_PUBLIC int otter_tuf_refresh(otter_tuf_updater *u, otter_error *err)
 
 /* Trusted versions after a refresh (0 if the role is not loaded). */
 OTTER_PUBLIC uint64_t otter_tuf_trusted_version(const otter_tuf_updater *u, const char *role);
-/* The expiry of a trusted top-level role, seconds since the epoch (0 if not loaded). */
+/* The expiry of a trusted role, seconds since the epoch (0 if not loaded). */
 OTTER_PUBLIC int64_t otter_tuf_trusted_expires(const otter_tuf_updater *u, const char *role);
 
 /* ---- targets ---- */

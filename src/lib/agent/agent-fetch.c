@@ -69,11 +69,6 @@ static int ensure_metadata_dir(otter_agent *a, otter_error *err)
 	return r;
 }
 
-static char *mirror_url(const char *mirror, const char *sub)
-{
-	return path_join(mirror, sub);
-}
-
 int agent_updater(otter_agent *a, otter_tuf_updater **out, size_t *mirror, otter_error *err)
 {
 	otter_net_options net = OTTER_NET_OPTIONS_INIT;
@@ -90,8 +85,8 @@ int agent_updater(otter_agent *a, otter_tuf_updater **out, size_t *mirror, otter
 		return r;
 	net_options(a, &net);
 	for (size_t i = 0; i < a->n_mirrors; i++) {
-		_cleanup_free_ char *murl = mirror_url(a->mirrors[i], "metadata/");
-		_cleanup_free_ char *turl = mirror_url(a->mirrors[i], "targets/");
+		_cleanup_free_ char *murl = path_join(a->mirrors[i], "metadata/");
+		_cleanup_free_ char *turl = path_join(a->mirrors[i], "targets/");
 		otter_error e = OTTER_ERROR_INIT;
 		otter_tuf_options o;
 		otter_tuf_updater *u = NULL;
@@ -225,7 +220,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 	r = otter_tuf_target_url(u, t, &url, err);
 	if (r < 0)
 		return r;
-	base = mirror_url(a->mirrors[mirror], "targets/");
+	base = path_join(a->mirrors[mirror], "targets/");
 	if (!base)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	rel = url + strlen(base);
@@ -242,7 +237,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 	for (;;) {
 		_cleanup_free_ char *src = NULL;
 		otter_error e = OTTER_ERROR_INIT;
-		_cleanup_free_ char *mbase = mirror_url(a->mirrors[mirror], "targets/");
+		_cleanup_free_ char *mbase = path_join(a->mirrors[mirror], "targets/");
 
 		src = mbase ? str_concat(mbase, rel) : NULL;
 		if (!src) {

@@ -742,44 +742,15 @@ int otter_tuf_refresh(otter_tuf_updater *u, otter_error *err)
 	return 0;
 }
 
-uint64_t otter_tuf_trusted_version(const otter_tuf_updater *u, const char *role)
-{
-	const tuf_metadata *md = NULL;
-
-	if (strcmp(role, "root") == 0)
-		md = u->root;
-	else if (strcmp(role, "timestamp") == 0)
-		md = u->timestamp;
-	else if (strcmp(role, "snapshot") == 0)
-		md = u->snapshot;
-	else if (strcmp(role, "targets") == 0)
-		md = u->targets;
-	else
-		for (size_t i = 0; i < u->n_dele; i++)
-			if (strcmp(u->dele[i].name, role) == 0)
-				md = u->dele[i].md;
-	return md ? md->version : 0;
-}
-
-int64_t otter_tuf_trusted_expires(const otter_tuf_updater *u, const char *role)
-{
-	const tuf_metadata *md = NULL;
-
-	if (strcmp(role, "root") == 0)
-		md = u->root;
-	else if (strcmp(role, "timestamp") == 0)
-		md = u->timestamp;
-	else if (strcmp(role, "snapshot") == 0)
-		md = u->snapshot;
-	else if (strcmp(role, "targets") == 0)
-		md = u->targets;
-	return md ? md->expires : 0;
-}
-
-/* ---- 5.6.7 delegation search ---- */
-
+/* The trusted metadata of a role loaded in this cycle (top-level or delegated), or NULL. */
 static const tuf_metadata *loaded_role(const otter_tuf_updater *u, const char *name)
 {
+	if (strcmp(name, "root") == 0)
+		return u->root;
+	if (strcmp(name, "timestamp") == 0)
+		return u->timestamp;
+	if (strcmp(name, "snapshot") == 0)
+		return u->snapshot;
 	if (strcmp(name, "targets") == 0)
 		return u->targets;
 	for (size_t i = 0; i < u->n_dele; i++)
@@ -787,6 +758,23 @@ static const tuf_metadata *loaded_role(const otter_tuf_updater *u, const char *n
 			return u->dele[i].md;
 	return NULL;
 }
+
+uint64_t otter_tuf_trusted_version(const otter_tuf_updater *u, const char *role)
+{
+	const tuf_metadata *md = loaded_role(u, role);
+
+	return md ? md->version : 0;
+}
+
+int64_t otter_tuf_trusted_expires(const otter_tuf_updater *u, const char *role)
+{
+	const tuf_metadata *md = loaded_role(u, role);
+
+	return md ? md->expires : 0;
+}
+
+/* ---- 5.6.7 delegation search ---- */
+
 
 /* The keys parent gives role: a DELEGATED_ROLE entry, or the succinct hash bins. */
 static const tuf_rolekeys *delegation_keys(const tuf_metadata *parent, const char *role)
