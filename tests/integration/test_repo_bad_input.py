@@ -4,6 +4,7 @@ passphrases, thresholds not met, expired metadata, bad target paths, files that 
 keys inside the repository, stale staging, and a concurrent command."""
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -247,3 +248,37 @@ def test_concurrent_commands_are_refused(setup):
         fails_unchanged(repo, "publish", "--key", os.path.join(keys, "targets-1.pem"),
                         needle="another otter-repo command")
     repo("publish", "--key", os.path.join(keys, "targets-1.pem"))
+
+
+def test_staged_file_changed_after_add_target(setup):
+    """Issue 8, finding 1: a staged target file changed after add-target is refused at
+    publish (nothing written), and adding the right file again replaces both the staged copy
+    and a damaged published copy."""
+    repo, keys, tmp = setup
+    tk = os.path.join(keys, "targets-1.pem")
+    good = b"payload"
+    sha256 = hashlib.sha256(good).hexdigest()
+    blob = os.path.join(repo.staging, "targets", sha256)
+    write(blob, b"PAYLOAD")
+    err = fails_unchanged(repo, "publish", "--key", tk, needle="target 'a.bin'")
+    assert f"staging/targets/{sha256}" in err
+    assert f"expected length 7, sha256 {sha256}" in err
+    assert f"found length 7, sha256 {hashlib.sha256(b'PAYLOAD').hexdigest()}" in err
+    assert "add the right file again" in err
+    # Adding the right file again replaces the changed staged copy.
+    repo("add-target", tmp / "in" / "a.bin")
+    assert open(blob, "rb").read() == good
+    repo("publish", "--key", tk)
+    published = [os.path.join(repo.path, "targets", f"{sha256}.a.bin"),
+                 os.path.join(repo.path, "targets",
+                              f"{hashlib.sha512(good).hexdigest()}.a.bin")]
+    for p in published:
+        assert open(p, "rb").read() == good
+    # A damaged published copy (as an earlier otter-repo could publish) is replaced by the
+    # staged file when the target is added again: the staged copy wins.
+    os.unlink(published[0])
+    write(published[0], b"damaged")
+    repo("add-target", tmp / "in" / "a.bin")
+    repo("publish", "--key", tk)
+    for p in published:
+        assert open(p, "rb").read() == good
