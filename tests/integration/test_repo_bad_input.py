@@ -282,3 +282,54 @@ def test_staged_file_changed_after_add_target(setup):
     repo("publish", "--key", tk)
     for p in published:
         assert open(p, "rb").read() == good
+
+
+def test_import_verifies_signatures(setup):
+    """Issue 8, finding 2: import checks each signature against its key and the staged
+    content; a bogus one is rejected and reported, and a valid one replaces a bogus one by
+    the same key that is already in staging."""
+    repo, keys, tmp = setup
+    staged = os.path.join(repo.staging, "targets.json")
+    keyid = run([binary("otter-repo"), "key", "id", os.path.join(keys, "targets-1.pub")],
+                check=True)[0].strip().split()[0]
+    env = json.loads(open(staged).read())
+    bogus = dict(env, signatures=[{"keyid": keyid, "sig": "ab" * 64}])
+    bogus_file = write(tmp / "bogus.json", json.dumps(bogus).encode())
+    # A bogus signature for the targets key: rejected, nothing imported.
+    err = fails_unchanged(repo, "import", bogus_file,
+                          needle=f"signature by key {keyid} rejected: it does not verify")
+    assert "1 signature was rejected" in err
+    # A signature by a key targets does not use: rejected as well.
+    other = tmp / "other"
+    run([binary("otter-repo"), "key", "gen", other], check=True)
+    foreign = write(tmp / "foreign.json", open(staged, "rb").read())
+    run([binary("otter-repo"), "sign", foreign, "--key", f"{other}.pem"], check=True)
+    fails_unchanged(repo, "import", foreign, needle="not one of the keys that sign")
+    # A bogus signature that reached staging (copied over the staged file) is replaced by
+    # the real one on import, and the threshold is met.
+    write(staged, json.dumps(bogus).encode())
+    real = write(tmp / "real.json", json.dumps(env).encode())
+    run([binary("otter-repo"), "sign", real, "--key", os.path.join(keys, "targets-1.pem")],
+        check=True)
+    out, _, _ = repo("import", real, check=True)
+    assert "1 invalid signature in staging replaced" in out
+    assert "1 new signature for staged targets" in out
+    sigs = json.loads(open(staged).read())["signatures"]
+    assert [s["keyid"] for s in sigs] == [keyid] and sigs[0]["sig"] != "ab" * 64
+    # Importing the same valid signature again adds nothing; publish needs no key.
+    out, _, _ = repo("import", real, check=True)
+    assert "0 new signatures" in out
+    repo("publish")
+    assert repo.published_version("targets") == 2
+    # A new root takes signatures by the keys of the published root (leaving) and its own.
+    run([binary("otter-repo"), "key", "gen", tmp / "root-new"], check=True)
+    repo("rotate", "root", "--add-key", tmp / "root-new.pub", "--remove-key",
+         os.path.join(keys, "root-1.pub"))
+    copy = write(tmp / "root-copy.json",
+                 open(os.path.join(repo.staging, "root.json"), "rb").read())
+    run([binary("otter-repo"), "sign", copy, "--key", os.path.join(keys, "root-1.pem"),
+         tmp / "root-new.pem"], check=True)
+    out, _, _ = repo("import", copy, check=True)
+    assert "2 new signatures for staged root" in out
+    repo("publish")
+    assert repo.published_version("root") == 2
