@@ -333,3 +333,27 @@ def test_import_verifies_signatures(setup):
     assert "2 new signatures for staged root" in out
     repo("publish")
     assert repo.published_version("root") == 2
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_private_key_readable_by_others_is_refused(setup, mode):
+    """Issue 8, finding 8: like ssh, a private key that group or others may access is
+    refused, with the mode and a chmod hint; at 0600 it is used."""
+    repo, keys, tmp = setup
+    tk = os.path.join(keys, "targets-1.pem")
+    os.chmod(tk, mode)
+    err = fails_unchanged(repo, "publish", "--key", tk,
+                          needle=f"private key '{tk}' is accessible by group or others")
+    assert f"(mode {mode:04o})" in err and f"chmod 600 {tk}" in err
+    staged = os.path.join(repo.staging, "targets.json")
+    before = open(staged, "rb").read()
+    _, err, _ = run([binary("otter-repo"), "sign", staged, "--key", tk], check=False)
+    assert "chmod 600" in err and open(staged, "rb").read() == before
+    # An online key named in otter-repo.conf is held to the same rule.
+    os.chmod(tk, 0o600)
+    ts = os.path.join(keys, "timestamp-1.pem")
+    os.chmod(ts, mode)
+    fails_unchanged(repo, "publish", "--key", tk, needle=f"chmod 600 {ts}")
+    os.chmod(ts, 0o600)
+    repo("publish", "--key", tk)
+    assert repo.published_version("targets") == 2
