@@ -88,6 +88,8 @@ OTTER_PUBLIC int otter_slot_writer_stream(otter_slot_writer *w, const char *sour
 					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
 /* The slot being written (borrowed from sys). */
 OTTER_PUBLIC const otter_slot *otter_slot_writer_target(const otter_slot_writer *w);
+/* The size in bytes of that slot (its device or file), measured by open. */
+OTTER_PUBLIC uint64_t otter_slot_writer_slot_size(const otter_slot_writer *w);
 /*
  * Frees; an unfinished install stays "installing" and cannot be activated. A writer holds
  * the data directory's lock from open to free: one writer at a time, and free the writers

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import needs_faketime, run
 
+from abfixture import SLOT_SIZE
 from agentfixture import UpdateEnv
 
 BOOTLOADERS = ["uboot", "grub"]
@@ -355,3 +356,33 @@ def test_damaged_bookkeeping_does_not_stop_the_agent(env):
     # A person running otter status sees the recorded reset.
     events = env.dev.events("bookkeeping-reset")
     assert events and "slots.json" in events[0]["detail"]
+
+
+def test_image_too_large_for_the_slot_is_recorded_as_failed(env):
+    """Issue 8, finding 6: a release whose image is larger than its slot fails once and is
+    recorded as failed (log and status say why); later cycles skip it, and a newer release
+    that fits is installed."""
+    env.release("1.1", size=SLOT_SIZE + 4096)
+    _, err, rc = env.update()
+    assert rc == 1
+    assert "does not fit this device" in err and "larger than slot rootfs.1" in err
+    assert "release 1.1 refused for this device: recorded as failed, not retried" in err
+    st = env.status()
+    assert st["agent"]["state"] == "failed"
+    assert st["agent"]["failed-releases"] == ["1.1"]
+    assert "larger than slot rootfs.1" in st["agent"]["last-error"]
+    assert "release 1.1 refused" in st["agent"]["last-result"]
+    assert st["booted"] == "A" and st["primary"] == "A"
+    assert not env.reboot_requested()
+    # The next cycle does not download it again.
+    _, err, rc = env.update()
+    assert rc == 0, err
+    st = env.status()
+    assert "releases that failed before are skipped" in st["agent"]["last-result"]
+    assert st["agent"]["state"] == "idle"
+    # A newer release that fits is installed.
+    data = env.release("1.2")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+

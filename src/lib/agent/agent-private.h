@@ -82,6 +82,9 @@ struct otter_agent {
 	char *mirrors[AGENT_MAX_MIRRORS];
 	size_t n_mirrors;
 	agent_state st;
+	/* This cycle's release can never be installed here (decided from signed data alone):
+	 * its version, recorded as failed when the cycle fails; "" otherwise. */
+	char refused[AGENT_VERSION_MAX];
 	otter_agent_log_fn log;
 	otter_agent_progress_fn progress;
 	void *userdata;

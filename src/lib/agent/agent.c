@@ -769,6 +769,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	for (size_t i = 0; i < otter_system_n_slots(a->sys); i++) {
 		const char *cls = otter_slot_class(otter_system_slot(a->sys, i));
 		if (!otter_release_image_for(rel, cls)) {
+			strfmt(a->refused, sizeof(a->refused), "%s", rel->version);
 			r = otter_error_set(err, OTTER_E_FORMAT,
 					    "release %s has no image for slot class '%s' of this "
 					    "device: refusing it",
@@ -782,6 +783,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 			known = strcmp(otter_slot_class(otter_system_slot(a->sys, j)),
 				       rel->images[i].slot_class) == 0;
 		if (!known) {
+			strfmt(a->refused, sizeof(a->refused), "%s", rel->version);
 			r = otter_error_set(err, OTTER_E_FORMAT,
 					    "release %s has an image for slot class '%s', which this "
 					    "device does not have: refusing it",
@@ -869,6 +871,7 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	/* Rolled back and waiting for the reboot into the previous software. */
 	if (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0])
 		return 0;
+	a->refused[0] = '\0';
 	r = do_cycle(a, installed, err);
 	if (r < 0 && !*installed && a->st.state == OTTER_AGENT_INSTALLING) {
 		/*
@@ -903,6 +906,14 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 		a->st.failures++;
 		record_error(a, err);
 		strfmt(a->st.last_result, sizeof(a->st.last_result), "update failed");
+		if (a->refused[0]) {
+			/* It can never be installed here: not retried until a newer release. */
+			agent_state_add_failed(&a->st, a->refused);
+			strfmt(a->st.last_result, sizeof(a->st.last_result),
+			       "release %s refused for this device: recorded as failed, not retried",
+			       a->refused);
+			agent_log(a, LOG_WARNING, "%s", a->st.last_result);
+		}
 		clear_pending(&a->st);
 		set_state(a, OTTER_AGENT_FAILED);
 		if (agent_save(a, &saveerr) < 0)
