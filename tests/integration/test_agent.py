@@ -386,3 +386,18 @@ def test_image_too_large_for_the_slot_is_recorded_as_failed(env):
     assert env.reboot_requested()
     assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
 
+
+@pytest.mark.parametrize("name", ["USB STICK", "usb#1", "usb?x", "100%", "a%20b"])
+def test_offline_update_from_a_folder_with_url_characters(tmp_path, nginx, name):
+    """Issue 8, finding 3: --from works whatever characters the folder name holds (USB
+    volume labels have spaces; '#', '?' and '%' mean something in a URL)."""
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1")
+    stick = os.path.join(str(tmp_path), "media", name)
+    shutil.copytree(env.repo.path, stick, ignore=shutil.ignore_patterns("staging", "*.conf"))
+    nginx.stop()
+    out, err, _ = env.update("--check", "--from", stick, check=True)
+    assert "update available: 1.1" in out, err
+    env.update("--from", stick, check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]

@@ -119,12 +119,14 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	if (opts->offline_dir) {
 		/* A copy of the repository on a USB stick: exactly the same TUF checks. */
 		_cleanup_free_ char *abs = realpath(opts->offline_dir, NULL);
-		_cleanup_free_ char *url = NULL;
+		_cleanup_free_ char *url = NULL, *path = NULL;
 
 		if (!abs)
 			return otter_error_set_errno(err, errno, "update folder '%s'",
 						     opts->offline_dir);
-		url = str_concat("file://", abs);
+		/* USB volume labels have spaces; '#', '?' and '%' mean something in a URL. */
+		path = percent_encode_path(abs);
+		url = path ? str_concat("file://", path) : NULL;
 		if (!url)
 			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 		r = add_mirror(a, url, strlen(url), err);
