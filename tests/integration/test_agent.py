@@ -1,8 +1,10 @@
 """The update agent end to end, for both bootloaders: a repository made with otter-repo and
 served by nginx, a simulated device, `otter update` and the boot-script simulator."""
 
+import json
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -401,3 +403,49 @@ def test_offline_update_from_a_folder_with_url_characters(tmp_path, nginx, name)
     env.update("--from", stick, check=True)
     assert env.reboot_requested()
     assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+
+
+def read_only_data_dir(env):
+    """A wrapper that runs a command with the device's data directory mounted read-only
+    (a private mount namespace: root ignores file modes, not a read-only mount). Skips,
+    saying why, where mount namespaces are not permitted; proves the mount is read-only."""
+    data = env.dev.data
+    wrap = ["unshare", "-m", "sh", "-c",
+            f'mount --bind -o ro "{data}" "{data}" && exec "$@"', "sh"]
+    probe = subprocess.run(wrap + ["touch", os.path.join(data, "probe")],
+                           capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"cannot mount the data directory read-only here: {probe.stderr.strip()}")
+    assert not os.path.exists(os.path.join(data, "probe"))
+    return wrap
+
+
+def test_status_on_a_read_only_data_directory(env):
+    """Issue 8, finding 5: otter status works (reports only) when the data directory is
+    read-only (EROFS), also with an update pending."""
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    wrap = read_only_data_dir(env)
+    before = {n: open(os.path.join(env.dev.data, n), "rb").read()
+              for n in os.listdir(env.dev.data)
+              if os.path.isfile(os.path.join(env.dev.data, n))}
+    out, err, rc = env.dev.otter("status", "--json", wrap=wrap)
+    assert rc == 0, err
+    st = json.loads(out)
+    assert st["booted"] == "A" and st["primary"] == "B" and st["update"] == "pending-reboot"
+    assert st["agent"]["state"] == "pending-reboot"
+    out, err, rc = env.dev.otter("status", wrap=wrap)
+    assert rc == 0 and "agent:   pending-reboot" in out, err
+    # Booted into the new slot: still only a report.
+    assert env.reboot() == "B"
+    out, err, rc = env.dev.otter("status", "--json", wrap=wrap)
+    assert rc == 0, err
+    assert json.loads(out)["update"] == "trying"
+    after = {n: open(os.path.join(env.dev.data, n), "rb").read()
+             for n in os.listdir(env.dev.data)
+             if os.path.isfile(os.path.join(env.dev.data, n))}
+    assert after == before
+    # Changing the slots on a read-only data directory fails, saying so.
+    _, err, rc = env.dev.otter("mark-good", wrap=wrap)
+    assert rc == 1 and "Read-only file system" in err

@@ -588,7 +588,11 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	/* Another process changing the slots (an install) decides; this one only reports. */
 	if (booted) {
 		r = ab_lock(sys, &lock, err);
-		if (r == OTTER_E_BUSY) {
+		/* So does a data directory this process may not write (read-only, or not its
+		 * own): otter status still reports. */
+		if (r == OTTER_E_BUSY || (r == OTTER_E_IO && err &&
+					  (err->sys_errno == EROFS || err->sys_errno == EACCES ||
+					   err->sys_errno == EPERM))) {
 			otter_error_clear(err);
 			r = 0;
 		} else if (r < 0)
