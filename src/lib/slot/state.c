@@ -448,7 +448,67 @@ int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_er
 	return r;
 }
 
-int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_error *err)
+/*
+ * Why bootname cannot boot in place of the booted one, or NULL when it can: it is in the
+ * order with tries left, no slot of it is being written, and each of its slots was either
+ * written and verified by otter or confirmed with mark-good. A slot nothing is recorded for
+ * (a factory image in A and nothing ever written to B) is not known to hold anything.
+ */
+static const char *fallback_problem(const otter_system *sys, otter_boot *boot, json_t *root,
+				    const char *bootname)
+{
+	otter_boot_slot_state st;
+	bool all_installed = true;
+
+	if (otter_boot_get_state(boot, bootname, &st, NULL) < 0 || !st.bootable)
+		return "not in the boot order with tries left";
+	for (size_t i = 0; i < otter_system_n_slots(sys); i++) {
+		const otter_slot *s = otter_system_slot(sys, i);
+		const char *status;
+
+		if (strcmp(otter_slot_bootname(s), bootname) != 0)
+			continue;
+		status = state_string(ab_state_slot(root, otter_slot_name(s), false), "status");
+		if (status && strcmp(status, "installing") == 0)
+			return "an install into it is incomplete";
+		if (!status || strcmp(status, "installed") != 0)
+			all_installed = false;
+	}
+	if (!all_installed && !is_confirmed(root, bootname))
+		return "never written by otter nor confirmed with mark-good";
+	return NULL;
+}
+
+/* Refuses to take the booted bootname out of the order when no other one could boot. */
+static int check_fallback(const otter_system *sys, otter_boot *boot, json_t *root,
+			  const char *bn, otter_error *err)
+{
+	const char *booted = NULL, *other = NULL, *why = NULL;
+
+	if (otter_boot_get_booted(boot, &booted, NULL) < 0 || strcmp(booted, bn) != 0)
+		return 0;
+	for (size_t i = 0; i < otter_system_n_bootnames(sys); i++) {
+		const char *b = otter_system_bootname(sys, i);
+
+		if (strcmp(b, bn) == 0)
+			continue;
+		why = fallback_problem(sys, boot, root, b);
+		if (!why)
+			return 0;
+		other = b;
+	}
+	return otter_error_set(err, OTTER_E_STATE,
+			       "mark-bad: refusing to take the booted slot %s out of the boot "
+			       "order: no other slot could boot instead (%s: %s), so the bootloader "
+			       "would be left with nothing known to boot. Install an update first "
+			       "(otter update, otter install); if %s does hold a working system, "
+			       "confirm it with 'otter mark-good %s' first",
+			       bn, other ? other : "none", other ? why : "no other bootname",
+			       other ? other : "it", other ? other : "SLOT");
+}
+
+static int mark_bad(const otter_system *sys, const char *bootname, bool keep_fallback,
+		    otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
 	_cleanup_close_ int lock = -1;
@@ -459,6 +519,11 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	r = mark_begin(sys, bootname, "mark-bad", &lock, &boot, &bn, &root, err);
 	if (r < 0)
 		return r;
+	if (keep_fallback) {
+		r = check_fallback(sys, boot, root, bn, err);
+		if (r < 0)
+			return r;
+	}
 	r = otter_boot_mark_bad(boot, bn, err);
 	if (r < 0)
 		return r;
@@ -473,6 +538,17 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	if (r == 0)
 		r = ab_state_save(sys, root, err);
 	return r;
+}
+
+int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_error *err)
+{
+	return mark_bad(sys, bootname, false, err);
+}
+
+int otter_slot_mark_bad_checked(const otter_system *sys, const char *bootname,
+				otter_error *err)
+{
+	return mark_bad(sys, bootname, true, err);
 }
 
 /*
