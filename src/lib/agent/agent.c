@@ -54,6 +54,8 @@ otter_agent *otter_agent_free(otter_agent *a)
 {
 	if (!a)
 		return NULL;
+	if (a->cycle_lock_fd >= 0)
+		close(a->cycle_lock_fd);
 	if (a->wd_fd >= 0) {
 		/* Magic close: a clean stop disarms the hardware watchdog. */
 		if (write(a->wd_fd, "V", 1) < 0)
@@ -100,6 +102,7 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	if (!a)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	a->wd_fd = -1;
+	a->cycle_lock_fd = -1;
 	a->log = opts->log;
 	a->progress = opts->progress;
 	a->userdata = opts->userdata;
@@ -646,19 +649,25 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	struct pick p = {.a = a};
 	char installed[AGENT_VERSION_MAX];
 	size_t mirror;
+	bool taken = false;
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	r = ab_status(a, &ab, err);
+	/* A check refreshes the trusted metadata too: not while a cycle runs. */
+	r = agent_cycle_lock(a, &taken, err);
 	if (r < 0)
 		return r;
-	installed_version(a, &ab, installed, sizeof(installed));
-	p.installed = installed;
-	r = agent_updater(a, &u, &mirror, err);
+	r = ab_status(a, &ab, err);
+	if (r == 0) {
+		installed_version(a, &ab, installed, sizeof(installed));
+		p.installed = installed;
+		r = agent_updater(a, &u, &mirror, err);
+	}
 	if (r == 0)
 		r = find_release(a, u, &p, err);
 	otter_tuf_updater_free(u);
 	json_decref(p.doc);
+	agent_cycle_unlock(a, taken);
 	if (r < 0)
 		return r;
 	strfmt(out->installed, sizeof(out->installed), "%s", installed);
@@ -852,14 +861,11 @@ out:
 	return r;
 }
 
-int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
+static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 {
 	otter_error saveerr = OTTER_ERROR_INIT;
 	int r;
 
-	*installed = false;
-	if (!a)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
 	r = otter_agent_boot_check(a, err);
 	if (r < 0)
 		return r;
@@ -924,6 +930,23 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	return r;
 }
 
+int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
+{
+	bool taken = false;
+	int r;
+
+	if (installed)
+		*installed = false;
+	if (!a || !installed)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	r = agent_cycle_lock(a, &taken, err);
+	if (r < 0)
+		return r;
+	r = update_locked(a, installed, err);
+	agent_cycle_unlock(a, taken);
+	return r;
+}
+
 static uint64_t random_below(uint64_t n)
 {
 	uint64_t v = 0;
@@ -970,12 +993,18 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 	{
 		otter_error e = OTTER_ERROR_INIT;
 		otter_ab_status ab;
+		bool taken = false;
 
 		if (otter_ab_status_get(a->sys, &ab, &e) == 0 && ab.env_warning[0])
 			agent_log(a, LOG_WARNING, "%s", ab.env_warning);
 		otter_error_clear(&e);
-		r = otter_agent_boot_check(a, &e);
-		if (r < 0) {
+		r = agent_cycle_lock(a, &taken, &e);
+		if (r == 0)
+			r = otter_agent_boot_check(a, &e);
+		agent_cycle_unlock(a, taken);
+		if (r == OTTER_E_BUSY) {
+			agent_log(a, LOG_NOTICE, "after boot: %s; checking at the next cycle", e.msg);
+		} else if (r < 0) {
 			agent_log(a, LOG_ERR, "after boot: %s", e.msg);
 			record_error(a, &e);
 		}
@@ -989,10 +1018,20 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 		agent_watchdog_tick(a);
 		if ((check_now && *check_now) || agent_now_ms() >= next_check) {
 			otter_error e = OTTER_ERROR_INIT;
-			bool installed = false;
+			bool installed = false, taken = false;
+			uint64_t delay;
 
 			if (check_now)
 				*check_now = 0;
+			/* Not while an `otter update` runs a cycle: this one waits for a while. */
+			r = agent_cycle_lock(a, &taken, &e);
+			if (r < 0) {
+				agent_log(a, r == OTTER_E_BUSY ? LOG_NOTICE : LOG_ERR,
+					  "skipping this check: %s", e.msg);
+				delay = a->cfg.retry_min + random_below(a->cfg.retry_min / 4 + 1);
+				next_check = agent_now_ms() + (int64_t)delay * 1000;
+				continue;
+			}
 			if (a->st.state == OTTER_AGENT_PENDING_REBOOT ||
 			    a->st.state == OTTER_AGENT_PENDING_CONFIRM ||
 			    a->st.state == OTTER_AGENT_ROLLED_BACK) {
@@ -1006,6 +1045,7 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 				if (r < 0)
 					agent_log(a, LOG_ERR, "update: %s", e.msg);
 			}
+			agent_cycle_unlock(a, taken);
 			next_check = agent_now_ms() + (int64_t)next_delay(a) * 1000;
 			agent_log(a, LOG_DEBUG, "next check in %" PRId64 " s",
 				  (next_check - agent_now_ms()) / 1000);

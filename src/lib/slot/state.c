@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,30 +197,14 @@ int ab_state_save(const otter_system *sys, json_t *root, otter_error *err)
 
 int ab_lock(const otter_system *sys, int *fd_out, otter_error *err)
 {
-	_cleanup_free_ char *path = path_join(otter_system_data_dir(sys), "lock");
-	int fd, r;
+	int r = fileio_lock_nb(otter_system_data_dir(sys), "lock", fd_out, err);
 
-	if (!path)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r = fileio_mkdir_p(otter_system_data_dir(sys), 0755, err);
-	if (r < 0)
-		return otter_error_prefix(err, r, "data directory");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return otter_error_set_errno(err, errno, "open lock '%s'", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return otter_error_set(err, OTTER_E_BUSY,
-					       "another otter process is changing the slots (it "
-					       "holds %s); try again when it is done",
-					       path);
-		return otter_error_set_errno(err, e, "lock '%s'", path);
-	}
-	*fd_out = fd;
-	return 0;
+	if (r == OTTER_E_BUSY)
+		return otter_error_set(err, OTTER_E_BUSY,
+				       "another otter process is changing the slots (it "
+				       "holds %s/lock); try again when it is done",
+				       otter_system_data_dir(sys));
+	return r;
 }
 
 json_t *ab_state_slot(json_t *root, const char *slot_name, bool create)
