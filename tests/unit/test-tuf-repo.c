@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Repository authoring (src/lib/tuf/tuf-repo.c, tuf-repo-config.c). */
+/* Repository authoring (src/lib/repo/tuf-repo.c, tuf-repo-config.c). */
 #include "test-common.h"
 
 #include <fcntl.h>
@@ -9,8 +9,8 @@
 #include <otter/json.h>
 
 #include "lib/tuf/tuf-metadata.h"
-#include "lib/tuf/tuf-repo-config.h"
-#include "lib/tuf/tuf-repo.h"
+#include "lib/repo/tuf-repo-config.h"
+#include "lib/repo/tuf-repo.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 

@@ -25,7 +25,7 @@
 
 #include <otter/error.h>
 
-#include "tuf-metadata.h"
+#include "lib/tuf/tuf-metadata.h"
 
 #define TUF_REPO_CONFIG_NAME      "otter-repo.conf"
 #define TUF_REPO_CONFIG_MAX_SIZE  65536u
