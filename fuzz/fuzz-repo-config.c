@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/tuf/tuf-repo-config.h"
+#include "lib/repo/tuf-repo-config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -66,3 +66,23 @@ save("grubenv", grubenv([(b"v", b"x" * 990)]))
 save("grubenv", b"# GRUB Environment Block\n" + b"x" * 999)
 save("grubenv", b"# GRUB Environment Block\n")
 print("corpus written to", os.path.join(HERE, "corpus"))
+
+# slots.json, the A/B bookkeeping on the data partition (src/lib/slot/state.c)
+H = "0123456789abcdef" * 4
+SLOTS = ('{"format": 1, "activated": "B", "activated-at": "2026-01-02T03:04:05Z",'
+         ' "slots": {"rootfs.1": {"status": "installed", "version": "1.2.3", "sha256": "%s",'
+         ' "size": 4096, "written-sha256": "%s", "written-size": 4096,'
+         ' "installed-at": "2026-01-02T03:04:00Z", "started-at": "2026-01-02T03:03:00Z"}},'
+         ' "confirmed": {"A": true, "B": false},'
+         ' "rolled-back": {"failed": "B", "booted": "A", "at": "2026-01-02T04:00:00Z"},'
+         ' "events": [{"at": "2026-01-02T03:04:05Z", "event": "activate", "bootname": "B"}]}'
+         % (H, H))
+save("slots-state", SLOTS.encode())
+save("slots-state", b'{"format": 1}')
+save("slots-state", b'{"format": 1, "slots": {"rootfs.0": {"status": "installing"}}}')
+save("slots-state", b'{"format": 2}')
+save("slots-state", SLOTS.replace('"installed"', '"done"').encode())
+save("slots-state", SLOTS.replace(H, H.upper(), 1).encode())
+save("slots-state", b'{"format": 1, "confirmed": {"A": 1}}')
+save("slots-state", b'{"format": 1, "format": 1}')
+save("slots-state", b'{"format": 1, "events": [' + b",".join([b"{}"] * 51) + b"]}")

@@ -17,8 +17,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include <otter/error.h>
 
 #ifdef __cplusplus
@@ -74,17 +72,16 @@ typedef struct otter_key otter_key;
 #define OTTER_KEYID_HEX_LEN 64
 
 /*
- * Parses a TUF KEY object. OTTER_E_NOT_SUPPORTED for a keytype/scheme pair otter does not
- * know (the caller may then treat the key as unusable rather than fail).
+ * A public key from its text form as TUF's keyval.public holds it (tuf.md §4.1): 64 hex
+ * characters (the raw key) for ed25519, a PEM SubjectPublicKeyInfo otherwise.
+ * OTTER_E_FORMAT when the material is not a key of that type. The TUF KEY object itself
+ * (JSON) is read and written by the tuf module (otter_key_from_tuf in tuf.h).
  */
-OTTER_PUBLIC int otter_key_from_tuf(otter_key **out, const json_t *keyobj, otter_error *err)
+OTTER_PUBLIC int otter_key_from_public(otter_key **out, otter_key_type type, const char *pub,
+				       otter_error *err) OTTER_WARN_UNUSED_RESULT;
+/* The text form of a public key (hex for ed25519, PEM otherwise), NUL-terminated; caller frees. */
+OTTER_PUBLIC int otter_key_public_text(const otter_key *key, char **out, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;
-/* The TUF KEY object of a key: {"keytype", "scheme", "keyval": {"public"}}. */
-OTTER_PUBLIC int otter_key_to_tuf(const otter_key *key, json_t **out, otter_error *err)
-	OTTER_WARN_UNUSED_RESULT;
-/* keyid = lower-case hex SHA-256 of the canonical JSON of the whole KEY object (tuf.md §4.2). */
-OTTER_PUBLIC int otter_keyid_of_tuf(const json_t *keyobj, char out[OTTER_KEYID_HEX_LEN + 1],
-				    otter_error *err);
 
 OTTER_PUBLIC int otter_key_generate(otter_key **out, otter_key_type type, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;

@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include <otter/crypto.h>
 #include <otter/error.h>
 #include <otter/net.h>
 
@@ -98,6 +99,21 @@ OTTER_PUBLIC int64_t otter_tuf_trusted_expires(const otter_tuf_updater *u, const
 /* ---- targets ---- */
 
 typedef struct otter_tuf_target otter_tuf_target;
+
+/* ---- keys in TUF metadata (tuf.md §4) ---- */
+
+/*
+ * Parses a TUF KEY object. OTTER_E_NOT_SUPPORTED for a keytype/scheme pair otter does not
+ * know (the caller may then treat the key as unusable rather than fail).
+ */
+OTTER_PUBLIC int otter_key_from_tuf(otter_key **out, const json_t *keyobj, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/* The TUF KEY object of a key: {"keytype", "scheme", "keyval": {"public"}}. */
+OTTER_PUBLIC int otter_key_to_tuf(const otter_key *key, json_t **out, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/* keyid = lower-case hex SHA-256 of the canonical JSON of the whole KEY object (tuf.md §4.2). */
+OTTER_PUBLIC int otter_keyid_of_tuf(const json_t *keyobj, char out[OTTER_KEYID_HEX_LEN + 1],
+				    otter_error *err);
 
 /*
  * Looks path up through the delegation tree (refreshing first if needed). *out is owned by

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -44,6 +45,11 @@ static int find_spec(const args *a, const char *name, size_t namelen)
 	return -1;
 }
 
+static int spec_index(const args *a, const char *name)
+{
+	return find_spec(a, name, strlen(name));
+}
+
 static int push(const char ***arr, size_t *n, const char *v, otter_error *err)
 {
 	const char **p;
@@ -66,84 +72,121 @@ void args_clear(args *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* The spec index of a long option is its getopt_long val, offset past every short option. */
+#define OPT_BASE 256
+
+/* What getopt_long reports: the option as the user wrote it, up to any "=value". */
+static int unknown_option(const char *arg, otter_error *err)
+{
+	if (arg[0] == '-' && arg[1] == '-') {
+		const char *eq = strchr(arg, '=');
+
+		return otter_error_set(err, OTTER_E_INVALID, "unknown option '%.*s'",
+				       (int)(eq ? eq - arg : (long)strlen(arg)), arg);
+	}
+	return otter_error_set(err, OTTER_E_INVALID, "unknown option '%s'", arg);
+}
+
+/* getopt_long accepts unambiguous prefixes ("--rep"); otter-repo takes only the full names. */
+static bool written_in_full(const char *arg, const char *name)
+{
+	size_t n = strcspn(arg + 2, "=");
+
+	return arg[0] == '-' && arg[1] == '-' && strlen(name) == n &&
+	       strncmp(arg + 2, name, n) == 0;
+}
+
+/*
+ * getopt_long in "return in order" mode ('-': non-options come back as argument 1, so that the
+ * positional arguments keep their order and an ARG_LIST can take the ones that follow it) with
+ * silent errors (':'), which are reported here with the option's name.
+ */
 int args_parse(args *a, const arg_spec *specs, int argc, char **argv, otter_error *err)
 {
-	bool only_pos = false;
-	int r;
+	struct option longopts[ARGS_MAX_SPECS + 1];
+	_cleanup_free_ char **av = NULL;
+	int r, c;
 
 	memset(a, 0, sizeof(*a));
 	for (const arg_spec *s = common_specs; s->name; s++)
 		a->specs[a->n_specs++] = s;
 	for (const arg_spec *s = specs; s && s->name; s++) {
 		if (a->n_specs >= ARGS_MAX_SPECS)
-			return otter_error_set(err, OTTER_E_LIMIT, "too many option specs");
+			return otter_error_set(err, OTTER_E_LIMIT, "more than %d option specs",
+					       ARGS_MAX_SPECS);
 		a->specs[a->n_specs++] = s;
 	}
-	for (int i = 0; i < argc; i++) {
-		const char *arg = argv[i], *eq;
+	for (size_t i = 0; i < a->n_specs; i++)
+		longopts[i] = (struct option){
+			.name = a->specs[i]->name,
+			.has_arg = a->specs[i]->kind == ARG_FLAG ? no_argument : required_argument,
+			.flag = NULL,
+			.val = OPT_BASE + (int)i,
+		};
+	longopts[a->n_specs] = (struct option){0};
+
+	/* getopt_long wants argv[0]; argv here starts after the command name. */
+	av = otter_calloc((size_t)argc + 2, sizeof(*av));
+	if (!av)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	av[0] = (char *)cli_command;
+	memcpy(av + 1, argv, (size_t)argc * sizeof(*av));
+
+	opterr = 0;
+	optind = 0; /* GNU: full reinitialisation */
+	for (;;) {
+		int at = optind ? optind : 1; /* the element getopt_long looks at next */
 		int idx;
 
-		if (only_pos || arg[0] != '-' || arg[1] == '\0') {
-			if ((r = push(&a->pos, &a->n_pos, arg, err)) < 0)
-				return r;
-			continue;
-		}
-		if (strcmp(arg, "--") == 0) {
-			only_pos = true;
-			continue;
-		}
-		if (strcmp(arg, "-h") == 0)
-			arg = "--help";
-		else if (strcmp(arg, "-q") == 0)
-			arg = "--quiet";
-		if (arg[1] != '-')
-			return otter_error_set(err, OTTER_E_INVALID, "unknown option '%s'", arg);
-		arg += 2;
-		eq = strchr(arg, '=');
-		idx = find_spec(a, arg, eq ? (size_t)(eq - arg) : strlen(arg));
-		if (idx < 0)
-			return otter_error_set(err, OTTER_E_INVALID, "unknown option '--%.*s'",
-					       (int)(eq ? eq - arg : (long)strlen(arg)), arg);
-		switch (a->specs[idx]->kind) {
-		case ARG_FLAG:
-			if (eq)
-				return otter_error_set(err, OTTER_E_INVALID,
-						       "option '--%s' takes no value",
-						       a->specs[idx]->name);
+		c = getopt_long(argc + 1, av, "-:hq", longopts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 1: /* a positional argument */
+			r = push(&a->pos, &a->n_pos, optarg, err);
+			break;
+		case 'h':
+		case 'q':
+			idx = spec_index(a, c == 'h' ? "help" : "quiet");
 			r = push(&a->values[idx], &a->n_values[idx], "", err);
 			break;
-		case ARG_VALUE:
-			if (!eq && i + 1 >= argc)
+		case ':':
+			if (optopt >= OPT_BASE &&
+			    written_in_full(av[at], a->specs[optopt - OPT_BASE]->name))
 				return otter_error_set(err, OTTER_E_INVALID,
 						       "option '--%s' needs a value",
-						       a->specs[idx]->name);
-			r = push(&a->values[idx], &a->n_values[idx], eq ? eq + 1 : argv[++i], err);
-			break;
-		case ARG_LIST:
-			if (eq) {
-				r = push(&a->values[idx], &a->n_values[idx], eq + 1, err);
-				break;
-			}
-			if (i + 1 >= argc)
+						       a->specs[optopt - OPT_BASE]->name);
+			return unknown_option(av[at], err);
+		case '?':
+			if (optopt >= OPT_BASE &&
+			    written_in_full(av[at], a->specs[optopt - OPT_BASE]->name))
 				return otter_error_set(err, OTTER_E_INVALID,
-						       "option '--%s' needs a value",
-						       a->specs[idx]->name);
-			r = push(&a->values[idx], &a->n_values[idx], argv[++i], err);
-			/* Further values up to the next option. */
-			while (r == 0 && i + 1 < argc &&
-			       (argv[i + 1][0] != '-' || argv[i + 1][1] == '\0'))
-				r = push(&a->values[idx], &a->n_values[idx], argv[++i], err);
+						       "option '--%s' takes no value",
+						       a->specs[optopt - OPT_BASE]->name);
+			return unknown_option(av[at], err);
+		default:
+			idx = c - OPT_BASE;
+			if (idx < 0 || (size_t)idx >= a->n_specs ||
+			    !written_in_full(av[at], a->specs[idx]->name))
+				return unknown_option(av[at], err);
+			r = push(&a->values[idx], &a->n_values[idx],
+				 a->specs[idx]->kind == ARG_FLAG ? "" : optarg, err);
+			/* ARG_LIST without '=': further values up to the next option. */
+			if (a->specs[idx]->kind == ARG_LIST && !strchr(av[at], '='))
+				while (r == 0 && optind < argc + 1 &&
+				       (av[optind][0] != '-' || av[optind][1] == '\0'))
+					r = push(&a->values[idx], &a->n_values[idx], av[optind++],
+						 err);
 			break;
 		}
 		if (r < 0)
 			return r;
 	}
+	/* After "--": the rest is positional. */
+	for (; optind < argc + 1; optind++)
+		if ((r = push(&a->pos, &a->n_pos, av[optind], err)) < 0)
+			return r;
 	return 0;
-}
-
-static int spec_index(const args *a, const char *name)
-{
-	return find_spec(a, name, strlen(name));
 }
 
 bool args_flag(const args *a, const char *name)

@@ -19,8 +19,8 @@
 #include <otter/json.h>
 
 #include "lib/tuf/tuf-metadata.h"
-#include "lib/tuf/tuf-repo-config.h"
-#include "lib/tuf/tuf-repo.h"
+#include "lib/repo/tuf-repo-config.h"
+#include "lib/repo/tuf-repo.h"
 
 /* ---- options ---- */
 

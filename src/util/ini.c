@@ -11,6 +11,7 @@
 #define DEFAULT_MAX_STRING 255u
 
 struct ini_state {
+	ini_options opts;
 	const char *filename;
 	const ini_section *sections;
 	size_t n_sections;
@@ -19,7 +20,7 @@ struct ini_state {
 	void *target;
 	uint64_t seen;           /* bit i: key i of cur was set in this section */
 	unsigned header_line;
-	char header[INI_MAX_LINE + 1];
+	char header[INI_MAX_LINE_LIMIT + 1];
 	bool fixed_seen[MAX_SECTIONS];
 };
 
@@ -188,15 +189,30 @@ static int header_line(struct ini_state *st, char *text, unsigned line, otter_er
 		}
 		if (strcmp(name, sec->name) != 0)
 			continue;
-		if (st->fixed_seen[i])
+		if (st->fixed_seen[i] && !sec->repeatable)
 			return otter_error_set(err, OTTER_E_CONFIG,
 					       "%s:%u: [%s]: section appears twice", st->filename,
 					       line, name);
 		st->fixed_seen[i] = true;
 		return begin_section(st, sec, NULL, err);
 	}
-	return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: [%s]: unknown section", st->filename,
-			       line, name);
+	{
+		char expected[256] = "";
+		size_t off = 0;
+
+		for (size_t i = 0; i < st->n_sections; i++) {
+			size_t plen = strlen(st->sections[i].name);
+			bool family = plen > 0 && st->sections[i].name[plen - 1] == '.';
+
+			strfmt(expected + off, sizeof(expected) - off, "%s%s%s",
+			       i == 0 ? "" : i + 1 == st->n_sections ? " or " : ", ",
+			       st->sections[i].name, family ? "*" : "");
+			off = strlen(expected);
+		}
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "%s:%u: [%s]: unknown section '%s' (expected %s)",
+				       st->filename, line, name, name, expected);
+	}
 }
 
 static int key_line(struct ini_state *st, char *text, unsigned line, otter_error *err)
@@ -210,7 +226,8 @@ static int key_line(struct ini_state *st, char *text, unsigned line, otter_error
 	*eq = '\0';
 	key = trim(text);
 	value = eq + 1;
-	strip_comment(value);
+	if (!st->opts.no_inline_comments)
+		strip_comment(value);
 	value = trim(value);
 	if (!*key)
 		return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: =%s: empty key", st->filename,
@@ -230,6 +247,12 @@ static int key_line(struct ini_state *st, char *text, unsigned line, otter_error
 		st->seen |= UINT64_C(1) << i;
 		return set_value(st, k, value, line, err);
 	}
+	if (st->cur->other) {
+		const ini_entry e = {st->filename, line, st->header, key, value};
+
+		return st->cur->other(st->cur->userdata ? st->cur->userdata : st->userdata,
+				      st->target, &e, err);
+	}
 	return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: %s: unknown key in [%s]",
 			       st->filename, line, key, st->header);
 }
@@ -237,19 +260,39 @@ static int key_line(struct ini_state *st, char *text, unsigned line, otter_error
 int ini_parse(const char *filename, const uint8_t *data, size_t len, const ini_section *sections,
 	      size_t n_sections, void *userdata, otter_error *err)
 {
+	static const ini_options defaults = {0};
+
+	return ini_parse_opts(&defaults, filename, data, len, sections, n_sections, userdata, err);
+}
+
+int ini_parse_opts(const ini_options *opts, const char *filename, const uint8_t *data, size_t len,
+		   const ini_section *sections, size_t n_sections, void *userdata,
+		   otter_error *err)
+{
 	struct ini_state st = {
+		.opts = *opts,
 		.filename = filename,
 		.sections = sections,
 		.n_sections = n_sections,
 		.userdata = userdata,
 	};
-	char text[INI_MAX_LINE + 1];
+	char text[INI_MAX_LINE_LIMIT + 1];
+	size_t max_line = opts->max_line ? opts->max_line : INI_MAX_LINE;
 	unsigned line = 0;
 	size_t pos = 0;
 	int r;
 
-	if (!filename || (!data && len) || !sections || n_sections > MAX_SECTIONS)
-		return otter_error_set(err, OTTER_E_INVALID, "ini: invalid arguments");
+	if (!filename || (!data && len) || !sections)
+		return otter_error_set(err, OTTER_E_INVALID, "ini: invalid arguments: %s",
+				       !filename ? "no file name" : !sections ? "no section table" :
+				       "no data but a length");
+	if (n_sections > MAX_SECTIONS)
+		return otter_error_set(err, OTTER_E_INVALID, "ini: %zu sections, more than %u",
+				       n_sections, MAX_SECTIONS);
+	if (max_line > INI_MAX_LINE_LIMIT)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "ini: lines of up to %zu bytes, more than the limit of %u",
+				       max_line, INI_MAX_LINE_LIMIT);
 	for (size_t i = 0; i < n_sections; i++)
 		if (sections[i].n_keys > INI_MAX_KEYS || !sections[i].begin)
 			return otter_error_set(err, OTTER_E_INVALID, "ini: bad table for [%s]",
@@ -264,10 +307,10 @@ int ini_parse(const char *filename, const uint8_t *data, size_t len, const ini_s
 		char *s;
 
 		line++;
-		if (llen > INI_MAX_LINE)
+		if (llen > max_line)
 			return otter_error_set(err, OTTER_E_CONFIG,
-					       "%s:%u: line longer than %u bytes", filename, line,
-					       INI_MAX_LINE);
+					       "%s:%u: line longer than %zu bytes", filename, line,
+					       max_line);
 		memcpy(text, data + pos, llen);
 		text[llen] = '\0';
 		pos += llen + (eol ? 1 : 0);
@@ -279,6 +322,10 @@ int ini_parse(const char *filename, const uint8_t *data, size_t len, const ini_s
 			if ((c < 0x20 && c != '\t') || c == 0x7f)
 				return otter_error_set(err, OTTER_E_CONFIG,
 						       "%s:%u: control character 0x%02x in line",
+						       filename, line, c);
+			if (c >= 0x80 && opts->ascii_only)
+				return otter_error_set(err, OTTER_E_CONFIG,
+						       "%s:%u: non-ASCII byte 0x%02x in line",
 						       filename, line, c);
 		}
 		s = trim(text);

@@ -46,6 +46,15 @@ typedef struct ini_key {
 	bool required;
 } ini_key;
 
+/* A key=value line that no ini_key of its section describes (see ini_section.other). */
+typedef struct ini_entry {
+	const char *filename;
+	unsigned line;
+	const char *section; /* the header as written, trimmed ("expiry", "slot.rootfs.0") */
+	const char *key;
+	const char *value;   /* trimmed; may be empty */
+} ini_entry;
+
 typedef struct ini_section {
 	const char *name;   /* fixed section name, or a prefix ending in '.' for a family */
 	bool required;      /* fixed sections only: the file must contain it */
@@ -61,7 +70,23 @@ typedef struct ini_section {
 	int (*end)(void *userdata, void *target, otter_error *err);
 	/* If not NULL, passed to begin/end instead of ini_parse's userdata (appended tables). */
 	void *userdata;
+	/*
+	 * Optional: receives the lines whose key is not in keys (free-form keys such as role
+	 * names, or values of a type the table does not know); it reports its own errors,
+	 * normally as "file:line: section.key: reason". Without it such a key is an error.
+	 */
+	int (*other)(void *userdata, void *target, const ini_entry *e, otter_error *err);
+	bool repeatable;    /* fixed sections only: may appear more than once */
 } ini_section;
+
+/* Per-file variations of the syntax; ini_parse uses {0}. */
+typedef struct ini_options {
+	size_t max_line;         /* longest line; 0 = INI_MAX_LINE, at most INI_MAX_LINE_LIMIT */
+	bool ascii_only;         /* refuse bytes >= 0x80 as well as control bytes */
+	bool no_inline_comments; /* "#" after a value is part of the value */
+} ini_options;
+
+#define INI_MAX_LINE_LIMIT 4096u
 
 /*
  * Parses data (len bytes) named filename in messages. Fixed sections that do not appear get
@@ -70,5 +95,8 @@ typedef struct ini_section {
  */
 int ini_parse(const char *filename, const uint8_t *data, size_t len, const ini_section *sections,
 	      size_t n_sections, void *userdata, otter_error *err);
+int ini_parse_opts(const ini_options *opts, const char *filename, const uint8_t *data, size_t len,
+		   const ini_section *sections, size_t n_sections, void *userdata,
+		   otter_error *err);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <otter/crypto.h>
 #include <otter/json.h>
+#include <otter/tuf.h>
 
 #include "util/strutil.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Repository authoring (src/lib/tuf/tuf-repo.c, tuf-repo-config.c). */
+/* Repository authoring (src/lib/repo/tuf-repo.c, tuf-repo-config.c). */
 #include "test-common.h"
 
 #include <fcntl.h>
@@ -9,8 +9,8 @@
 #include <otter/json.h>
 
 #include "lib/tuf/tuf-metadata.h"
-#include "lib/tuf/tuf-repo-config.h"
-#include "lib/tuf/tuf-repo.h"
+#include "lib/repo/tuf-repo-config.h"
+#include "lib/repo/tuf-repo.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
@@ -647,19 +647,19 @@ static void test_tuf_repo_config_errors(void **state)
 		{"[expiry]\nroot = 5x\n", "otter-repo.conf:2: expiry.root: '5x' is not a duration"},
 		{"[expiry]\nroot = 5d\nroot = 6d\n", ":3: expiry.root: set twice"},
 		{"[expiry]\nbogus = 5d\n", ":2: expiry.bogus: unknown key"},
-		{"[nope]\n", ":1: unknown section 'nope'"},
-		{"root = 5d\n", ":1: .root: a key outside of any [section]"},
-		{"[expiry\n", ":1: malformed section header"},
-		{"[expiry]\njust words\n", ":2: expected 'key = value'"},
+		{"[nope]\n", ":1: [nope]: unknown section 'nope' (expected expiry"},
+		{"root = 5d\n", ":1: root: key outside of a section"},
+		{"[expiry\n", ":1: [expiry: malformed section header"},
+		{"[expiry]\njust words\n", ":2: just words: expected key=value"},
 		{"[expiry]\nroot =\n", ":2: expiry.root: empty value"},
 		{"[online]\nroot = /k.pem\n", "root is never signed online"},
 		{"[online]\ntimestamp = k.pem\n", "absolute path"},
-		{"[online]\na/b = /k.pem\n", "bad character in key"},
+		{"[online]\na/b = /k.pem\n", ":2: online.a/b: bad character in key"},
 		{"[passphrase]\nfile = rel\n", "absolute"},
 		{"[passphrase]\nenv = A\nenv = B\n", "set twice"},
 		{"[passphrase]\nwhat = A\n", "unknown key"},
-		{"[expiry]\nroot = 5d\x01\n", ":2: control or non-ASCII"},
-		{"[expiry]\nroot = caf\xc3\xa9\n", "non-ASCII"},
+		{"[expiry]\nroot = 5d\x01\n", ":2: control character 0x01"},
+		{"[expiry]\nroot = caf\xc3\xa9\n", ":2: non-ASCII byte 0xc3"},
 	};
 	otter_error err = OTTER_ERROR_INIT;
 	tuf_repo_config c;
@@ -685,7 +685,7 @@ static void test_tuf_repo_config_errors(void **state)
 		assert_err(parse_str(&c, big, &err), OTTER_E_CONFIG, &err, "larger");
 		otter_error_clear(&err);
 		big[TUF_REPO_CONFIG_MAX_LINE + 1] = '\0';
-		assert_err(parse_str(&c, big, &err), OTTER_E_CONFIG, &err, "too long");
+		assert_err(parse_str(&c, big, &err), OTTER_E_CONFIG, &err, "line longer than 4096 bytes");
 		otter_error_clear(&err);
 		big[TUF_REPO_CONFIG_MAX_LINE] = '\0';
 		assert_ok(parse_str(&c, big, &err));

@@ -9,7 +9,6 @@
 #include <openssl/x509.h>
 
 #include "crypto-private.h"
-#include "lib/json/json-util.h"
 #include "lib/limits.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
@@ -171,37 +170,17 @@ static int pubkey_from_pem(EVP_PKEY **out, const char *pem, otter_error *err)
 	return 0;
 }
 
-int otter_key_from_tuf(otter_key **out, const json_t *keyobj, otter_error *err)
+int otter_key_from_public(otter_key **out, otter_key_type type, const char *pub,
+			  otter_error *err)
 {
-	const char *keytype, *scheme, *pub;
-	json_t *keyval;
 	EVP_PKEY *pkey = NULL;
-	otter_key_type type, got;
+	otter_key_type got;
 	int r;
 
-	if (!out || !json_is_object(keyobj))
-		return otter_error_set(err, OTTER_E_FORMAT, "key is not an object");
-	if ((r = json_get_string(keyobj, "keytype", true, "key", &keytype, err)) < 0 ||
-	    (r = json_get_string(keyobj, "scheme", true, "key", &scheme, err)) < 0 ||
-	    (r = json_get_member(keyobj, "keyval", JSON_OBJECT, true, "key", &keyval, err)) < 0 ||
-	    (r = json_get_string(keyval, "public", true, "key: keyval", &pub, err)) < 0)
-		return r;
-
-	if (strcmp(keytype, "ed25519") == 0 && strcmp(scheme, "ed25519") == 0)
-		type = OTTER_KEY_ED25519;
-	else if ((strcmp(keytype, "ecdsa") == 0 || strcmp(keytype, "ecdsa-sha2-nistp256") == 0) &&
-		 strcmp(scheme, "ecdsa-sha2-nistp256") == 0)
-		type = OTTER_KEY_ECDSA_P256;
-	else if (strcmp(keytype, "rsa") == 0 && strcmp(scheme, "rsassa-pss-sha256") == 0)
-		type = OTTER_KEY_RSA_PSS;
-	else {
-		char t[64], s[64];
-		str_sanitize(keytype, t, sizeof(t));
-		str_sanitize(scheme, s, sizeof(s));
-		return otter_error_set(err, OTTER_E_NOT_SUPPORTED,
-				       "key type '%s' with scheme '%s' is not supported", t, s);
-	}
-
+	if (!out || !pub || (unsigned)type >= _OTTER_KEY_TYPE_MAX)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "otter_key_from_public: %s", !out ? "out is NULL" :
+				       !pub ? "public key is NULL" : "unknown key type");
 	if (type == OTTER_KEY_ED25519) {
 		uint8_t raw[ED25519_KEYLEN];
 
@@ -246,46 +225,31 @@ int otter_key_public_pem(const otter_key *key, uint8_t **out, size_t *len, otter
 	return 0;
 }
 
-int otter_key_to_tuf(const otter_key *key, json_t **out, otter_error *err)
+int otter_key_public_text(const otter_key *key, char **out, otter_error *err)
 {
-	_cleanup_(json_decrefp) json_t *obj = NULL;
-	_cleanup_free_ uint8_t *pem = NULL;
-	char hex[2 * ED25519_KEYLEN + 1];
-	const char *pub;
+	uint8_t *pem = NULL;
+	int r;
 
 	if (key->type == OTTER_KEY_ED25519) {
 		uint8_t raw[ED25519_KEYLEN];
 		size_t rawlen = sizeof(raw);
+		char *hex;
 
 		if (EVP_PKEY_get_raw_public_key(key->pkey, raw, &rawlen) != 1 ||
 		    rawlen != sizeof(raw))
 			return crypto_error(err, OTTER_E_CRYPTO, "reading ed25519 public key");
+		hex = otter_malloc(2 * ED25519_KEYLEN + 1);
+		if (!hex)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 		hex_encode(raw, sizeof(raw), hex);
-		pub = hex;
-	} else {
-		int r = otter_key_public_pem(key, &pem, NULL, err);
-		if (r < 0)
-			return r;
-		pub = (const char *)pem;
+		*out = hex;
+		return 0;
 	}
-	obj = json_pack("{s:s, s:s, s:{s:s}}", "keytype", type_names[key->type], "scheme",
-			scheme_names[key->type], "keyval", "public", pub);
-	if (!obj)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	*out = TAKE_PTR(obj);
-	return 0;
-}
-
-int otter_keyid_of_tuf(const json_t *keyobj, char out[OTTER_KEYID_HEX_LEN + 1], otter_error *err)
-{
-	_cleanup_free_ uint8_t *canon = NULL;
-	size_t len;
-	int r;
-
-	r = otter_json_canonical(keyobj, &canon, &len, err);
+	r = otter_key_public_pem(key, &pem, NULL, err);
 	if (r < 0)
-		return otter_error_prefix(err, r, "computing key id");
-	return otter_hash_buf_hex(OTTER_HASH_SHA256, canon, len, out, err);
+		return r;
+	*out = (char *)pem;
+	return 0;
 }
 
 int otter_key_generate(otter_key **out, otter_key_type type, otter_error *err)

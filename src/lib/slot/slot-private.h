@@ -18,6 +18,8 @@
 #define AB_STATE_MAX_SIZE  (256u * 1024u)
 #define AB_STATE_MAX_EVENTS 50u
 
+/* Parses and validates the bytes of slots.json (untrusted: on the data partition). */
+int ab_state_parse(json_t **out, const uint8_t *buf, size_t len, otter_error *err);
 /* Loads the state (an empty one if the file does not exist). */
 int ab_state_load(const otter_system *sys, json_t **out, otter_error *err);
 /* Writes it atomically, creating the data directory if needed. */

@@ -133,6 +133,22 @@ static int validate(const json_t *root, otter_error *err)
 	return 0;
 }
 
+int ab_state_parse(json_t **out, const uint8_t *buf, size_t len, otter_error *err)
+{
+	json_t *root = NULL;
+	int r;
+
+	r = otter_json_parse(&root, buf, len, AB_STATE_MAX_SIZE, err);
+	if (r == 0)
+		r = validate(root, err);
+	if (r < 0) {
+		json_decref(root);
+		return r;
+	}
+	*out = root;
+	return 0;
+}
+
 int ab_state_load(const otter_system *sys, json_t **out, otter_error *err)
 {
 	_cleanup_free_ char *path = path_join(otter_system_data_dir(sys), AB_STATE_FILE);
@@ -154,16 +170,12 @@ int ab_state_load(const otter_system *sys, json_t **out, otter_error *err)
 	}
 	if (r < 0)
 		return otter_error_prefix(err, r, "slot bookkeeping");
-	r = otter_json_parse(&root, data, len, AB_STATE_MAX_SIZE, err);
-	if (r == 0)
-		r = validate(root, err);
-	if (r < 0) {
-		json_decref(root);
+	r = ab_state_parse(&root, data, len, err);
+	if (r < 0)
 		return otter_error_prefix(err, r,
 					  "%s is damaged (move it away to start the bookkeeping "
 					  "afresh)",
 					  path);
-	}
 	*out = root;
 	return 0;
 }

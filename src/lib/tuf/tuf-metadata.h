@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include <otter/crypto.h>
+#include <otter/tuf.h>
 #include <otter/error.h>
 
 typedef enum tuf_role_type {

@@ -4,8 +4,8 @@
 
 /*
  * The repository configuration otter-repo keeps next to metadata/ and targets/
- * (otter-repo.conf). INI style, parsed by one table (style.md §3.10); unknown sections and
- * keys are errors, reported as "file:line: section.key: reason".
+ * (otter-repo.conf). INI style, read by util/ini.c like every configuration file; unknown
+ * sections and keys are errors, reported as "file:line: section.key: reason".
  *
  *   [expiry]      root, targets, snapshot, timestamp, delegated = DURATION
  *                 how far ahead a new version of each role expires
@@ -25,7 +25,7 @@
 
 #include <otter/error.h>
 
-#include "tuf-metadata.h"
+#include "lib/tuf/tuf-metadata.h"
 
 #define TUF_REPO_CONFIG_NAME      "otter-repo.conf"
 #define TUF_REPO_CONFIG_MAX_SIZE  65536u

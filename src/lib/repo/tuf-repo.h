@@ -30,7 +30,7 @@
 #include <otter/crypto.h>
 #include <otter/error.h>
 
-#include "tuf-metadata.h"
+#include "lib/tuf/tuf-metadata.h"
 
 /* The specification version written into new metadata. */
 #define TUF_REPO_SPEC_VERSION "1.0.31"

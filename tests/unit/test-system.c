@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The system configuration (src/lib/slot/system.c, include/otter/system.h). */
 #include "test-common.h"
 
 #include <stdbool.h>
@@ -358,5 +359,5 @@ int main(void)
 		cmocka_unit_test(test_config_load_file),
 		cmocka_unit_test(test_config_alloc_failures),
 	};
-	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("system", tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
+#include "util/ini.h"
 #include "util/strutil.h"
 
 #define DAY (24 * 3600)
@@ -134,36 +135,27 @@ int tuf_repo_config_add_online(tuf_repo_config *c, const char *role, const char 
 	return 0;
 }
 
-/* ---- the parser ---- */
+/* ---- the parser: util/ini.c, with one handler for the keys of every section ---- */
 
 typedef enum {
-	SEC_NONE,
 	SEC_EXPIRY,
 	SEC_MARGIN,
 	SEC_ONLINE,
 	SEC_PASSPHRASE,
+	_SEC_MAX,
 } section;
 
-static const char *const section_names[] = {"", "expiry", "margin", "online", "passphrase"};
+static const char *const section_names[] = {"expiry", "margin", "online", "passphrase"};
 
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r';
-}
+struct parse_state {
+	tuf_repo_config *c;
+	bool seen[2 * ELEMENTSOF(period_names)]; /* expiry, then margin, by period */
+};
 
 static bool key_char(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 	       c == '.' || c == '_' || c == '-';
-}
-
-/* Trims [*b, *e) in place. */
-static void trim(const char **b, const char **e)
-{
-	while (*b < *e && is_space(**b))
-		(*b)++;
-	while (*e > *b && is_space((*e)[-1]))
-		(*e)--;
 }
 
 static int set_string(char **slot, const char *v, const char *where, otter_error *err)
@@ -222,91 +214,67 @@ static int handle(tuf_repo_config *c, section sec, const char *key, const char *
 		return otter_error_set(err, OTTER_E_CONFIG,
 				       "%s: unknown key (expected env or file)", where);
 	default:
-		return otter_error_set(err, OTTER_E_CONFIG,
-				       "%s: a key outside of any [section]", where);
+		return otter_error_set(err, OTTER_E_INVALID, "%s: no such section", where);
 	}
+}
+
+/* ini.c hands over every key=value line (the sections have no key tables). */
+static int entry(void *userdata, void *target, const ini_entry *e, otter_error *err)
+{
+	struct parse_state *ps = userdata;
+	char where[256];
+	section sec = _SEC_MAX;
+
+	for (size_t i = 0; i < ELEMENTSOF(section_names); i++)
+		if (strcmp(e->section, section_names[i]) == 0)
+			sec = (section)i;
+	strfmt(where, sizeof(where), "%s:%u: %s.%.120s", e->filename, e->line, e->section,
+	       e->key);
+	if (strlen(e->key) >= 128)
+		return otter_error_set(err, OTTER_E_CONFIG, "%s: key longer than 127 bytes",
+				       where);
+	for (const char *p = e->key; *p; p++)
+		if (!key_char(*p))
+			return otter_error_set(err, OTTER_E_CONFIG,
+					       "%s: bad character in key (expected A-Z, a-z, "
+					       "0-9, '.', '_' or '-')",
+					       where);
+	if (!*e->value)
+		return otter_error_set(err, OTTER_E_CONFIG, "%s: empty value", where);
+	return handle(ps->c, sec, e->key, e->value, ps->seen, where, err);
+}
+
+static int begin(void *userdata, const char *subname, void **target, otter_error *err)
+{
+	*target = userdata;
+	return 0;
 }
 
 static int parse_into(tuf_repo_config *c, const uint8_t *buf, size_t len, const char *what,
 		      otter_error *err)
 {
-	bool seen[2 * ELEMENTSOF(period_names)] = {false};
-	section sec = SEC_NONE;
-	size_t off = 0;
-	unsigned lineno = 0;
+	/* Repeatable sections, ASCII only, '#' only at the start of a line (a path may hold
+	 * " #"), lines up to TUF_REPO_CONFIG_MAX_LINE: the format as otter-repo has always read
+	 * it. */
+	static const ini_options opts = {
+		.max_line = TUF_REPO_CONFIG_MAX_LINE,
+		.ascii_only = true,
+		.no_inline_comments = true,
+	};
+	ini_section sections[_SEC_MAX];
+	struct parse_state ps = {.c = c};
 
 	if (len > TUF_REPO_CONFIG_MAX_SIZE)
-		return otter_error_set(err, OTTER_E_CONFIG, "%s: larger than %u bytes", what,
-				       TUF_REPO_CONFIG_MAX_SIZE);
-	while (off < len) {
-		const uint8_t *nl = memchr(buf + off, '\n', len - off);
-		size_t linelen = nl ? (size_t)(nl - (buf + off)) : len - off;
-		const char *b = (const char *)buf + off, *e = b + linelen, *eq;
-		char where[256], key[128], value[TUF_REPO_CONFIG_MAX_LINE + 1];
-		int r;
-
-		lineno++;
-		off += linelen + (nl ? 1 : 0);
-		if (linelen > TUF_REPO_CONFIG_MAX_LINE)
-			return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: line too long", what,
-					       lineno);
-		for (const char *p = b; p < e; p++) {
-			unsigned char ch = (unsigned char)*p;
-			if ((ch < 0x20 && ch != '\t' && ch != '\r') || ch >= 0x7f)
-				return otter_error_set(err, OTTER_E_CONFIG,
-						       "%s:%u: control or non-ASCII character",
-						       what, lineno);
-		}
-		trim(&b, &e);
-		if (b == e || *b == '#' || *b == ';')
-			continue;
-		if (*b == '[') {
-			const char *nb = b + 1, *ne = e - 1;
-
-			if (e - b < 2 || *ne != ']')
-				return otter_error_set(err, OTTER_E_CONFIG,
-						       "%s:%u: malformed section header", what,
-						       lineno);
-			trim(&nb, &ne);
-			sec = SEC_NONE;
-			for (size_t i = 1; i < ELEMENTSOF(section_names); i++)
-				if ((size_t)(ne - nb) == strlen(section_names[i]) &&
-				    memcmp(nb, section_names[i], (size_t)(ne - nb)) == 0)
-					sec = (section)i;
-			if (sec == SEC_NONE)
-				return otter_error_set(err, OTTER_E_CONFIG,
-						       "%s:%u: unknown section '%.*s' (expected "
-						       "expiry, margin, online or passphrase)",
-						       what, lineno, (int)((ne - nb) > 40 ? 40 : ne - nb),
-						       nb);
-			continue;
-		}
-		eq = memchr(b, '=', (size_t)(e - b));
-		if (!eq)
-			return otter_error_set(err, OTTER_E_CONFIG,
-					       "%s:%u: expected 'key = value'", what, lineno);
-		const char *kb = b, *ke = eq, *vb = eq + 1, *ve = e;
-		trim(&kb, &ke);
-		trim(&vb, &ve);
-		if (kb == ke || (size_t)(ke - kb) >= sizeof(key))
-			return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: bad key", what, lineno);
-		for (const char *p = kb; p < ke; p++)
-			if (!key_char(*p))
-				return otter_error_set(err, OTTER_E_CONFIG,
-						       "%s:%u: bad character in key", what, lineno);
-		memcpy(key, kb, (size_t)(ke - kb));
-		key[ke - kb] = '\0';
-		if (vb == ve)
-			return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: %s.%s: empty value",
-					       what, lineno, section_names[sec], key);
-		memcpy(value, vb, (size_t)(ve - vb));
-		value[ve - vb] = '\0';
-		strfmt(where, sizeof(where), "%s:%u: %s.%s", what, lineno, section_names[sec], key);
-		r = handle(c, sec, key, value, seen, where, err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+		return otter_error_set(err, OTTER_E_CONFIG, "%s: %zu bytes, larger than %u bytes",
+				       what, len, TUF_REPO_CONFIG_MAX_SIZE);
+	for (size_t i = 0; i < _SEC_MAX; i++)
+		sections[i] = (ini_section){
+			.name = section_names[i],
+			.repeatable = true,
+			.begin = begin,
+			.other = entry,
+		};
+	return ini_parse_opts(&opts, what, buf, len, sections, _SEC_MAX, &ps, err);
 }
 
 int tuf_repo_config_parse(tuf_repo_config *c, const uint8_t *buf, size_t len, const char *what,
