@@ -115,6 +115,28 @@ def test_unhealthy_running_slot_is_not_confirmed(env):
     assert st["booted"] == "A" and st["update"] == "rolled-back"
 
 
+def test_nothing_is_installed_over_the_fallback_while_unhealthy(env):
+    """Installing writes the other slot, which takes it out of the boot order; while the
+    running slot fails its health check, that slot is its fallback and stays untouched."""
+    install_and_boot(env, "1.1")
+    env.update(check=True)
+    before = env.slot("A")
+    env.set_healthy(False)
+    env.release("1.2")
+    assert env.reboot() == "B"
+    _, err, _ = env.update()
+    assert "fallback" in err
+    st = env.status()
+    assert env.slot("A") == before
+    assert st["primary"] == "B" and not env.reboot_requested()
+    slot_a = next(s for s in st["slots"] if s["bootname"] == "A")
+    assert slot_a["in-order"] and slot_a["tries-left"] > 0
+    assert "unhealthy" in st["agent"]["last-result"]
+    env.set_healthy(True)
+    env.update(check=True)
+    assert env.reboot_requested() and env.status()["primary"] == "A"
+
+
 def test_lost_activation_is_installed_again(env):
     """Issue 8: a torn write of a single-copy U-Boot environment puts U-Boot back on its
     defaults ("A B"): the activation is lost. The agent does not wait for a reboot into a slot
@@ -156,6 +178,8 @@ def test_failed_health_check_rolls_back(env):
     assert st["agent"]["state"] == "rolled-back"
     assert "1.2" in st["agent"]["failed-releases"]
     assert "health check" in st["agent"]["last-error"]
+    # The slot status says so too, until the next activation (found by the U-Boot tier).
+    assert st["update"] == "rolled-back" and st["rollback"]["failed"] == "A"
     env.set_healthy(True)
     assert env.reboot() == "B"       # the bootloader skips the bad slot
     env.update(check=True)

@@ -87,6 +87,7 @@ struct otter_agent {
 	 * its version, recorded as failed when the cycle fails; "" otherwise. */
 	char refused[AGENT_VERSION_MAX];
 	int cycle_lock_fd; /* <data-directory>/agent.lock while a cycle runs; -1 otherwise */
+	bool booted_unhealthy; /* the booted slot failed its health check in this boot */
 	otter_agent_log_fn log;
 	otter_agent_progress_fn progress;
 	void *userdata;

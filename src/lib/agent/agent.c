@@ -416,6 +416,7 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 	const otter_slot_info *booted = NULL;
 	int status = 0, r;
 
+	a->booted_unhealthy = false;
 	for (size_t i = 0; i < ab->n_slots && !booted; i++)
 		if (ab->slots[i].booted)
 			booted = &ab->slots[i];
@@ -448,6 +449,7 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 				       status < 0 ? "did not finish in time" : "failed", status,
 				       otter_system_tries(a->sys));
 			agent_log(a, LOG_ERR, "%s", a->st.last_error);
+			a->booted_unhealthy = true;
 			return agent_save(a, err);
 		}
 	}
@@ -879,6 +881,18 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 	/* Rolled back and waiting for the reboot into the previous software. */
 	if (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0])
 		return 0;
+	/*
+	 * Installing writes the other slot, which takes it out of the boot order: while the
+	 * running software is unhealthy, that slot is the fallback the bootloader needs.
+	 */
+	if (a->booted_unhealthy) {
+		agent_log(a, LOG_WARNING, "not checking for updates: the running slot failed its "
+					  "health check in this boot, and installing would overwrite "
+					  "the other slot, its fallback");
+		strfmt(a->st.last_result, sizeof(a->st.last_result),
+		       "no check: the running slot is unhealthy (see last-error)");
+		return agent_save(a, err);
+	}
 	a->refused[0] = '\0';
 	r = do_cycle(a, installed, err);
 	if (r < 0 && !*installed && a->st.state == OTTER_AGENT_INSTALLING) {

@@ -522,8 +522,28 @@ static int mark_bad(const otter_system *sys, const char *bootname, bool keep_fal
 	r = otter_boot_mark_bad(boot, bn, err);
 	if (r < 0)
 		return r;
-	/* Marking the activated slot bad cancels the pending update. */
+	/*
+	 * Marking the activated slot bad ends the update: while it runs (trying), the new
+	 * software failed and the next boot goes back, which is a rollback and reported as one
+	 * until the next activation; before it ever booted, the update is cancelled.
+	 */
 	if (state_string(root, "activated") && strcmp(state_string(root, "activated"), bn) == 0) {
+		const char *booted = NULL, *next = NULL;
+
+		if (otter_boot_get_booted(boot, &booted, NULL) == 0 && strcmp(booted, bn) == 0) {
+			char now[32];
+			json_t *rb;
+
+			if (otter_boot_get_primary(boot, &next, NULL) < 0)
+				next = NULL;
+			ab_now(now);
+			rb = json_pack("{s:s, s:s?, s:s}", "failed", bn, "booted", next, "at", now);
+			if (!rb || json_object_set_new(root, "rolled-back", rb) < 0)
+				return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+			r = ab_state_event(root, "rolled-back", bn, next, err);
+			if (r < 0)
+				return r;
+		}
 		json_object_del(root, "activated");
 		json_object_del(root, "activated-at");
 	}
