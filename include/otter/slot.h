@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include <otter/error.h>
+#include <otter/sink.h>
 #include <otter/system.h>
 
 #ifdef __cplusplus
@@ -81,8 +82,26 @@ OTTER_PUBLIC int otter_slot_writer_write(otter_slot_writer *w, const void *data,
 OTTER_PUBLIC int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;
 /*
- * Streams source into the writer: a path, "-" for standard input, or an http://, https:// or
- * file:// URL (stopped at the expected length). Then call otter_slot_writer_finish.
+ * Drops every byte written so far: the next write is byte 0 of the stream again. The slot
+ * stays "installing" (never activated) until a finish succeeds.
+ */
+OTTER_PUBLIC int otter_slot_writer_abort(otter_slot_writer *w, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/*
+ * The writer as a sink (otter/sink.h): write, finish and abort above. Sources such as
+ * otter_tuf_stream_target push into it; the writer itself knows nothing of where bytes
+ * come from.
+ */
+OTTER_PUBLIC void otter_slot_writer_sink(otter_slot_writer *w, otter_sink *out);
+/*
+ * After a successful finish: activates the written slot's bootname (otter_slot_activate)
+ * while the writer still holds the lock, so nothing slips in between verify and activation.
+ */
+OTTER_PUBLIC int otter_slot_writer_activate(otter_slot_writer *w, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/*
+ * Streams a local source into the writer: a path, or "-" for standard input. Then call
+ * otter_slot_writer_finish. (URLs are fetched by the caller, into the writer's sink.)
  */
 OTTER_PUBLIC int otter_slot_writer_stream(otter_slot_writer *w, const char *source,
 					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
@@ -105,8 +124,8 @@ OTTER_PUBLIC int otter_slot_activate(const otter_system *sys, const char *bootna
 				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
 
 /*
- * Convenience: open, stream source, finish, activate. source is a path, "-" for standard
- * input, or an http://, https:// or file:// URL.
+ * Convenience: open, stream source, finish, activate. source is a path or "-" for standard
+ * input.
  */
 OTTER_PUBLIC int otter_slot_install(const otter_system *sys, const char *class_name,
 				    const char *source, uint64_t expected_len,

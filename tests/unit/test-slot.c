@@ -285,6 +285,38 @@ static void test_slot_install_sizes(void **state)
 	assert_slot_a_untouched(f);
 }
 
+/* The writer as a sink: wrong bytes, abort, the right ones from byte 0, finish, activate. */
+static void test_slot_writer_sink_abort(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	size_t len = 3 * 4096 + 123;
+	uint8_t *img = make_image(len, 21), *junk = make_image(len, 22), digest[32];
+	otter_slot_writer *w = NULL;
+	otter_sink sink;
+
+	sha256(img, len, digest);
+	assert_ok(otter_slot_writer_open(&w, f->sys, "rootfs", len, digest, NULL, &err));
+	otter_slot_writer_sink(w, &sink);
+	assert_ok(sink.write(sink.userdata, junk, len - 1000, &err));
+	assert_ok(sink.abort(sink.userdata, &err));
+	/* Not finished: nothing can activate it in between. */
+	assert_err(otter_slot_writer_activate(w, &err), OTTER_E_STATE, &err, "not finished");
+	otter_error_clear(&err);
+	assert_ok(sink.write(sink.userdata, img, 5000, &err));
+	assert_ok(sink.write(sink.userdata, img + 5000, len - 5000, &err));
+	assert_ok(sink.finish(sink.userdata, &err));
+	assert_err(sink.abort(sink.userdata, &err), OTTER_E_STATE, &err, "finished");
+	otter_error_clear(&err);
+	assert_ok(otter_slot_writer_activate(w, &err));
+	otter_slot_writer_free(w);
+	assert_slot_b_holds(f, img, len);
+	assert_grubvar(f, "ORDER", "B A");
+	assert_slot_a_untouched(f);
+	free(img);
+	free(junk);
+}
+
 /* The boot environment and the bookkeeping, byte for byte. */
 struct snapshot {
 	uint8_t *env, *state;
@@ -1001,6 +1033,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_odd_devices_and_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_alloc_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_writer_sink_abort, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("slot", tests, NULL, NULL);
 }

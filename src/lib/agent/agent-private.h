@@ -126,9 +126,11 @@ int agent_run_command(otter_agent *a, const char *what, const char *command, uin
 		      int *status, otter_error *err);
 
 /* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
-int agent_updater(otter_agent *a, otter_tuf_updater **out, size_t *mirror, otter_error *err);
-int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
-			const char *slot_class, const char *bootname, const otter_tuf_target *t,
-			const char *version, otter_error *err);
+int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err);
+/* Streams t through the updater (mirrors, resume, every hash) into the inactive slot of
+ * slot_class, which must have bootname. */
+int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_class,
+			const char *bootname, const otter_tuf_target *t, const char *version,
+			otter_error *err);
 
 #endif

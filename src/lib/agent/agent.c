@@ -648,7 +648,6 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	otter_ab_status ab;
 	struct pick p = {.a = a};
 	char installed[AGENT_VERSION_MAX];
-	size_t mirror;
 	bool taken = false;
 	int r;
 
@@ -661,7 +660,7 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	if (r == 0) {
 		installed_version(a, &ab, installed, sizeof(installed));
 		p.installed = installed;
-		r = agent_updater(a, &u, &mirror, err);
+		r = agent_updater(a, &u, err);
 	}
 	if (r == 0)
 		r = find_release(a, u, &p, err);
@@ -740,7 +739,6 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	otter_ab_status ab;
 	struct pick p = {.a = a};
 	char installed_v[AGENT_VERSION_MAX];
-	size_t mirror;
 	int r;
 
 	*installed = false;
@@ -751,7 +749,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	p.installed = installed_v;
 
 	agent_notify_status(a, "checking for updates");
-	r = agent_updater(a, &u, &mirror, err);
+	r = agent_updater(a, &u, err);
 	if (r < 0)
 		goto out;
 	r = find_release(a, u, &p, err);
@@ -823,7 +821,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		agent_notify_status(a, status);
 		r = otter_tuf_find_target(u, rel->images[i].target, &t, err);
 		if (r == 0)
-			r = agent_install_image(a, u, mirror, rel->images[i].slot_class,
+			r = agent_install_image(a, u, rel->images[i].slot_class,
 						a->st.pending_bootname, t, rel->version, err);
 		otter_tuf_target_free(t);
 		if (r < 0) {

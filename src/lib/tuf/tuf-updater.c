@@ -47,6 +47,8 @@ struct otter_tuf_updater {
 	char *metadata_dir;
 	char *metadata_url; /* ends with '/' */
 	char *target_base_url; /* ends with '/', or NULL */
+	char **target_mirrors; /* more target bases, each ending with '/' */
+	size_t n_target_mirrors;
 	int mdfd;
 	otter_tuf_fetch_fn fetch;
 	void *fetch_userdata;
@@ -150,6 +152,9 @@ otter_tuf_updater *otter_tuf_updater_free(otter_tuf_updater *u)
 	free(u->metadata_dir);
 	free(u->metadata_url);
 	free(u->target_base_url);
+	for (size_t i = 0; i < u->n_target_mirrors; i++)
+		free(u->target_mirrors[i]);
+	free(u->target_mirrors);
 	free(u);
 	return NULL;
 }
@@ -229,6 +234,20 @@ int otter_tuf_updater_new(otter_tuf_updater **out, const otter_tuf_options *opts
 	if (!u->metadata_dir || (opts->metadata_url && !u->metadata_url) ||
 	    (opts->target_base_url && !u->target_base_url))
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	if (opts->n_target_mirrors > 0) {
+		if (!opts->target_mirrors || !u->target_base_url)
+			return otter_error_set(err, OTTER_E_INVALID,
+					       "updater: target mirrors need a target base URL");
+		u->target_mirrors = otter_calloc(opts->n_target_mirrors, sizeof(char *));
+		if (!u->target_mirrors)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+		for (size_t i = 0; i < opts->n_target_mirrors; i++) {
+			u->target_mirrors[i] = url_with_slash(opts->target_mirrors[i]);
+			if (!u->target_mirrors[i])
+				return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+			u->n_target_mirrors++;
+		}
+	}
 	u->clock = opts->clock ? opts->clock : default_clock;
 	u->clock_userdata = opts->clock_userdata;
 	u->log = opts->log;
@@ -1157,17 +1176,16 @@ static int append_url_path(otter_buf *b, const char *s, size_t len, otter_error 
 	return r;
 }
 
-int otter_tuf_target_url(const otter_tuf_updater *u, const otter_tuf_target *t, char **out,
-			 otter_error *err)
+/* The URL of t under one copy of the targets (base ends with '/'). */
+static int target_url_at(const otter_tuf_updater *u, const char *target_base,
+			 const otter_tuf_target *t, char **out, otter_error *err)
 {
 	const char *slash, *base, *prefix = NULL;
 	otter_buf b;
 	int r;
 
-	if (!u->target_base_url)
-		return otter_error_set(err, OTTER_E_INVALID, "no target base URL configured");
 	buf_init(&b, 64 * 1024);
-	r = buf_append_str(&b, u->target_base_url, err);
+	r = buf_append_str(&b, target_base, err);
 	slash = strrchr(t->path, '/');
 	base = slash ? slash + 1 : t->path;
 	if (r == 0 && slash)
@@ -1195,6 +1213,14 @@ int otter_tuf_target_url(const otter_tuf_updater *u, const otter_tuf_target *t, 
 	}
 	*out = (char *)buf_steal(&b, NULL);
 	return *out ? 0 : otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+}
+
+int otter_tuf_target_url(const otter_tuf_updater *u, const otter_tuf_target *t, char **out,
+			 otter_error *err)
+{
+	if (!u->target_base_url)
+		return otter_error_set(err, OTTER_E_INVALID, "no target base URL configured");
+	return target_url_at(u, u->target_base_url, t, out, err);
 }
 
 int otter_tuf_target_check_file(const otter_tuf_target *t, const char *path, otter_error *err)
@@ -1316,4 +1342,194 @@ done:
 	if (path_out)
 		*path_out = TAKE_PTR(dest);
 	return 0;
+}
+
+/* ---- streaming a target into a caller's sink ---- */
+
+struct stream {
+	const otter_sink *sink;
+	tuf_hash_verifier *v;
+	uint64_t done;
+	bool sink_failed; /* the last error came from the sink, not from the transfer */
+};
+
+static int stream_write(void *userdata, const uint8_t *data, size_t len, otter_error *err)
+{
+	struct stream *s = userdata;
+	int r = tuf_hash_verifier_update(s->v, data, len, err);
+
+	if (r < 0)
+		return r;
+	r = s->sink->write(s->sink->userdata, data, len, err);
+	if (r < 0) {
+		s->sink_failed = true;
+		return r;
+	}
+	s->done += len;
+	return 0;
+}
+
+/* Drops what the sink has and starts the hashes again: the next byte is byte 0. */
+static int stream_restart(struct stream *s, const otter_tuf_target *t, const char *what,
+			  otter_error *err)
+{
+	int r;
+
+	if (s->v) {
+		r = s->sink->abort(s->sink->userdata, err);
+		if (r < 0)
+			return r;
+	}
+	s->v = tuf_hash_verifier_free(s->v);
+	s->done = 0;
+	s->sink_failed = false;
+	return tuf_hash_verifier_new(&s->v, otter_tuf_target_hashes(t), what, err);
+}
+
+/* Fetches from offset: with otter_net a Range request; a custom fetcher cannot resume. */
+static int fetch_from(otter_tuf_updater *u, const char *url, uint64_t offset, uint64_t max_len,
+		      struct stream *s, otter_error *err)
+{
+	if (u->net)
+		return otter_net_fetch(u->net, url, offset, max_len, stream_write, s, NULL, err);
+	if (offset > 0)
+		return otter_error_set(err, OTTER_E_NOT_SUPPORTED, "%s: resuming needs otter_net",
+				       url);
+	return u->fetch(u->fetch_userdata, url, max_len, stream_write, s, err);
+}
+
+static bool resumable(int r)
+{
+	return r == OTTER_E_NETWORK || r == OTTER_E_TIMEOUT || r == OTTER_E_NOT_FOUND;
+}
+
+/* An error of the device, not of the copy: no other mirror would do better. */
+static bool local_error(int r)
+{
+	return r == OTTER_E_IO || r == OTTER_E_NOMEM || r == OTTER_E_BUSY || r == OTTER_E_CONFIG;
+}
+
+/* The sink's own errors end the transfer, unless bad bytes may explain them. */
+static bool sink_fatal(int r)
+{
+	return r != OTTER_E_FORMAT && r != OTTER_E_HASH && r != OTTER_E_TOO_LARGE;
+}
+
+int otter_tuf_stream_target(otter_tuf_updater *u, const otter_tuf_target *t,
+			    const otter_sink *sink, const otter_tuf_stream_options *opts,
+			    otter_error *err)
+{
+	otter_tuf_stream_options defaults = OTTER_TUF_STREAM_OPTIONS_INIT;
+	struct stream s = {.sink = sink};
+	size_t mirror = 0, n_bases;
+	unsigned attempts = 0, max_attempts;
+	const char *what;
+	char safe[256];
+	int r;
+
+	if (!u || !t || !sink || !sink->write || !sink->finish || !sink->abort)
+		return otter_error_set(err, OTTER_E_INVALID, "stream: invalid arguments");
+	if (!opts)
+		opts = &defaults;
+	if (opts->version != OTTER_TUF_STREAM_OPTIONS_VERSION)
+		return otter_error_set(err, OTTER_E_INVALID, "stream: unknown options version %u",
+				       opts->version);
+	if (!u->target_base_url)
+		return otter_error_set(err, OTTER_E_INVALID, "no target base URL configured");
+	str_sanitize(t->path, safe, sizeof(safe));
+	what = opts->what ? opts->what : safe;
+	max_attempts = opts->attempts ? opts->attempts : 5;
+	n_bases = 1 + u->n_target_mirrors;
+	r = stream_restart(&s, t, safe, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "target '%s'", safe);
+
+	for (;;) {
+		const char *base = mirror == 0 ? u->target_base_url : u->target_mirrors[mirror - 1];
+		_cleanup_free_ char *url = NULL;
+		otter_error e = OTTER_ERROR_INIT;
+		bool next_mirror = false;
+
+		r = target_url_at(u, base, t, &url, err);
+		if (r < 0)
+			goto out;
+		if (s.done > 0)
+			ulog(u, LOG_NOTICE, "resuming %s at byte %" PRIu64 " from %s", what, s.done,
+			     base);
+		else
+			ulog(u, LOG_INFO, "fetching %s", url);
+		/* 5.7.3: at most the signed length, counting what arrived before. */
+		r = fetch_from(u, url, s.done, t->length - s.done, &s, &e);
+		if (r == 0 && s.done == t->length) {
+			/* 5.7.4: the exact length and every listed hash, before the sink hears
+			 * that it is complete. */
+			r = tuf_hash_verifier_finish(s.v, s.done, t->length, safe, &e);
+			if (r == 0) {
+				r = sink->finish(sink->userdata, &e);
+				if (r < 0) {
+					*err = e;
+					goto out;
+				}
+				break;
+			}
+		} else if (r == 0) {
+			r = otter_error_set(&e, OTTER_E_NETWORK,
+					    "%s: transfer ended at byte %" PRIu64 " of %" PRIu64, url,
+					    s.done, t->length);
+		}
+		if (s.sink_failed && sink_fatal(r)) {
+			if (err && !err->code)
+				*err = e;
+			goto out;
+		}
+		attempts++;
+		ulog(u, LOG_WARNING, "downloading %s (attempt %u): %s", what, attempts, e.msg);
+		if (r == OTTER_E_NOT_SUPPORTED && s.done > 0) {
+			/* The server ignored the range: start over. */
+			r = stream_restart(&s, t, safe, err);
+			if (r < 0)
+				goto out;
+		} else if (!resumable(r)) {
+			/* Wrong bytes (hash, length, endless data) or a local failure: this copy
+			 * is bad. Another mirror may hold a good one; never resume over bad data. */
+			if (local_error(r) || mirror + 1 >= n_bases) {
+				if (err && !err->code)
+					*err = e;
+				goto out;
+			}
+			next_mirror = true;
+		}
+		if (!next_mirror && attempts >= max_attempts) {
+			if (mirror + 1 >= n_bases) {
+				if (err && !err->code)
+					*err = e;
+				r = otter_error_prefix(err, r, "giving up after %u attempts", attempts);
+				goto out;
+			}
+			next_mirror = true;
+		}
+		if (next_mirror) {
+			/* From byte 0: a stream is never assembled from two mirrors, as bad bytes
+			 * from one would be blamed on the next, and a good mirror would never get a
+			 * clean try. */
+			mirror++;
+			attempts = 0;
+			r = stream_restart(&s, t, safe, err);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		{
+			unsigned pause = attempts < 5 ? 1u << (attempts - 1) : 16;
+
+			if (opts->pause)
+				opts->pause(opts->userdata, pause);
+			else
+				sleep(pause);
+		}
+	}
+	r = 0;
+out:
+	tuf_hash_verifier_free(s.v);
+	return r;
 }
