@@ -188,8 +188,8 @@ static void pause_s(void *userdata, unsigned seconds)
 }
 
 int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_class,
-			const char *bootname, const otter_tuf_target *t, const char *version,
-			otter_error *err)
+			char bootname[OTTER_BOOTNAME_MAX + 1], const otter_tuf_target *t,
+			const char *version, otter_error *err)
 {
 	otter_slot_writer_options wo = OTTER_SLOT_WRITER_OPTIONS_INIT;
 	otter_tuf_stream_options so = OTTER_TUF_STREAM_OPTIONS_INIT;
@@ -209,8 +209,11 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_c
 	r = otter_slot_writer_open(&w, a->sys, slot_class, ps.total, sha256, &wo, err);
 	if (r < 0)
 		return r;
-	/* Every class must land in the slots of the one bootname that will be activated. */
+	/* Every class must land in the slots of the one bootname that will be activated: the
+	 * writer picked the first image's slot; the others must share its bootname. */
 	target = otter_slot_bootname(otter_slot_writer_target(w));
+	if (!bootname[0])
+		strfmt(bootname, OTTER_BOOTNAME_MAX + 1, "%s", target);
 	if (strcmp(target, bootname) != 0) {
 		r = otter_error_set(err, OTTER_E_STATE,
 				    "the inactive %s slot has bootname %s, but the release goes to "

@@ -128,9 +128,10 @@ int agent_run_command(otter_agent *a, const char *what, const char *command, uin
 /* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
 int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err);
 /* Streams t through the updater (mirrors, resume, every hash) into the inactive slot of
- * slot_class, which must have bootname. */
+ * slot_class that the slot writer picks. bootname "" gets that slot's bootname; otherwise
+ * the slot must have it (all classes switch together). */
 int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_class,
-			const char *bootname, const otter_tuf_target *t, const char *version,
-			otter_error *err);
+			char bootname[OTTER_BOOTNAME_MAX + 1], const otter_tuf_target *t,
+			const char *version, otter_error *err);
 
 #endif

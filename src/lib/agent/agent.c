@@ -593,7 +593,7 @@ struct pick {
 	const char *installed;
 	char version[AGENT_VERSION_MAX];
 	char path[AGENT_RELEASE_MAX];
-	json_t *doc;
+	otter_release *rel; /* the best so far, parsed from the signed custom copy */
 	unsigned skipped_failed;
 };
 
@@ -631,9 +631,8 @@ static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *
 	}
 	strfmt(p->version, sizeof(p->version), "%s", r->version);
 	strfmt(p->path, sizeof(p->path), "%s", otter_tuf_target_path(t));
-	json_decref(p->doc);
-	p->doc = json_incref(doc);
-	otter_release_free(r);
+	otter_release_free(p->rel);
+	p->rel = r;
 	return 0;
 }
 
@@ -665,7 +664,7 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	if (r == 0)
 		r = find_release(a, u, &p, err);
 	otter_tuf_updater_free(u);
-	json_decref(p.doc);
+	otter_release_free(p.rel);
 	agent_cycle_unlock(a, taken);
 	if (r < 0)
 		return r;
@@ -676,66 +675,10 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	return 0;
 }
 
-/* Downloads the release document itself and checks it is the signed custom copy. */
-static int fetch_release(otter_agent *a, otter_tuf_updater *u, const struct pick *p,
-			 otter_release **out, otter_error *err)
-{
-	const char *dir = a->cfg.download_dir;
-	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ uint8_t *data = NULL, *c1 = NULL, *c2 = NULL;
-	otter_tuf_target *t = NULL;
-	otter_release *rel = NULL;
-	size_t len, l1, l2;
-	int r;
-
-	r = otter_tuf_find_target(u, p->path, &t, err);
-	if (r == 0)
-		r = otter_tuf_download_target(u, t, dir, &path, err);
-	otter_tuf_target_free(t);
-	if (r == 0)
-		r = fileio_read(AT_FDCWD, path, OTTER_RELEASE_DOC_MAX, &data, &len, err);
-	if (r == 0)
-		r = otter_release_parse(&rel, data, len, p->path, err);
-	if (r == 0)
-		r = otter_json_canonical(rel->doc, &c1, &l1, err);
-	if (r == 0)
-		r = otter_json_canonical(p->doc, &c2, &l2, err);
-	if (r == 0 && (l1 != l2 || memcmp(c1, c2, l1) != 0))
-		r = otter_error_set(err, OTTER_E_FORMAT,
-				    "%s: the release document differs from its signed description",
-				    p->path);
-	if (r < 0) {
-		otter_release_free(rel);
-		return r;
-	}
-	*out = rel;
-	return 0;
-}
-
-static int target_bootname(otter_agent *a, const otter_ab_status *ab, char *out, size_t size,
-			   otter_error *err)
-{
-	size_t n = otter_system_n_bootnames(a->sys);
-
-	if (!ab->booted)
-		return otter_error_set(err, OTTER_E_STATE,
-				       "the kernel command line (%s) names no booted slot "
-				       "(otter.slot=): cannot tell which slots are inactive",
-				       otter_system_cmdline(a->sys));
-	for (size_t i = 0; i < n; i++) {
-		const char *b = otter_system_bootname(a->sys, i);
-		if (strcmp(b, ab->booted) != 0) {
-			strfmt(out, size, "%s", b);
-			return 0;
-		}
-	}
-	return otter_error_set(err, OTTER_E_CONFIG, "no inactive slots are configured");
-}
-
 static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 {
 	otter_tuf_updater *u = NULL;
-	otter_release *rel = NULL;
+	const otter_release *rel;
 	otter_ab_status ab;
 	struct pick p = {.a = a};
 	char installed_v[AGENT_VERSION_MAX];
@@ -771,9 +714,9 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	}
 	agent_log(a, LOG_NOTICE, "release %s available (installed: %s)", p.version,
 		  installed_v[0] ? installed_v : "unknown");
-	r = fetch_release(a, u, &p, &rel, err);
-	if (r < 0)
-		goto out;
+	/* The signed custom copy is the release: the targets role signed it, as it signed the
+	 * document's hashes, so nothing is fetched or parsed again. */
+	rel = p.rel;
 	/* Every slot class switches with the bootname, so a release must cover them all. */
 	for (size_t i = 0; i < otter_system_n_slots(a->sys); i++) {
 		const char *cls = otter_slot_class(otter_system_slot(a->sys, i));
@@ -803,9 +746,8 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 
 	strfmt(a->st.pending_version, sizeof(a->st.pending_version), "%s", rel->version);
 	strfmt(a->st.pending_release, sizeof(a->st.pending_release), "%s", p.path);
-	r = target_bootname(a, &ab, a->st.pending_bootname, sizeof(a->st.pending_bootname), err);
-	if (r < 0)
-		goto out;
+	/* The slot writer picks the inactive slots; the first one names the bootname. */
+	a->st.pending_bootname[0] = '\0';
 	a->st.pending_since = 0;
 	set_state(a, OTTER_AGENT_DOWNLOADING);
 	r = agent_save(a, err);
@@ -853,9 +795,8 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		goto out;
 	r = reboot_into_pending(a, err);
 out:
-	otter_release_free(rel);
 	otter_tuf_updater_free(u);
-	json_decref(p.doc);
+	otter_release_free(p.rel);
 	return r;
 }
 
