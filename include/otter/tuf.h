@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include <otter/error.h>
+#include <otter/log.h>
 #include <otter/net.h>
 #include <otter/sink.h>
 
@@ -45,8 +46,6 @@ extern "C" {
 typedef int (*otter_tuf_fetch_fn)(void *userdata, const char *url, uint64_t max_len,
 				  otter_net_sink sink, void *sink_userdata, otter_error *err);
 
-/* Log levels are syslog's: 3 error, 4 warning, 5 notice, 6 info, 7 debug. */
-typedef void (*otter_log_fn)(void *userdata, int level, const char *msg);
 
 typedef struct otter_tuf_options {
 	unsigned version;           /* OTTER_TUF_OPTIONS_VERSION */

@@ -61,7 +61,7 @@ static int ensure_metadata_dir(otter_agent *a, otter_error *err)
 					  "repository's root.json)");
 	r = otter_tuf_install_root(a->cfg.metadata_dir, data, len, err);
 	if (r == 0)
-		agent_log(a, 5, "installed trusted root from %s", a->cfg.trusted_root);
+		agent_log(a, OTTER_LOG_NOTICE, "installed trusted root from %s", a->cfg.trusted_root);
 	return r;
 }
 
@@ -119,7 +119,7 @@ int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err)
 			goto out;
 		}
 		otter_tuf_updater_free(u);
-		agent_log(a, 4, "repository %s: %s", a->mirrors[i], e.msg);
+		agent_log(a, OTTER_LOG_WARNING, "repository %s: %s", a->mirrors[i], e.msg);
 		if (!first_r) {
 			first_r = r;
 			first = e;
@@ -183,7 +183,7 @@ static void pause_s(void *userdata, unsigned seconds)
 
 	for (unsigned i = 0; i < seconds * 10; i++) {
 		agent_watchdog_tick(a);
-		usleep(100 * 1000);
+		agent_sleep_ms(a, 100);
 	}
 }
 
@@ -227,7 +227,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_c
 	so.attempts = (unsigned)a->cfg.download_attempts;
 	so.pause = pause_s;
 	so.userdata = a;
-	agent_log(a, 6, "installing %s (%" PRIu64 " bytes) into the inactive %s slot",
+	agent_log(a, OTTER_LOG_INFO, "installing %s (%" PRIu64 " bytes) into the inactive %s slot",
 		  otter_tuf_target_path(t), ps.total, slot_class);
 	r = otter_tuf_stream_target(u, t, &sink, &so, err);
 	if (r < 0 && ps.too_large) {
@@ -238,7 +238,7 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_c
 				   otter_tuf_target_path(t));
 	}
 	if (r == 0)
-		agent_log(a, 6, "%s: %s written and verified", slot_class,
+		agent_log(a, OTTER_LOG_INFO, "%s: %s written and verified", slot_class,
 			  otter_tuf_target_path(t));
 out:
 	otter_slot_writer_free(w);

@@ -29,12 +29,6 @@
 DEFINE_CLEANUP_FUNC(tuf_metadata, tuf_metadata_free)
 DEFINE_CLEANUP_FUNC(tuf_hash_verifier, tuf_hash_verifier_free)
 
-#define LOG_ERR     3
-#define LOG_WARNING 4
-#define LOG_NOTICE  5
-#define LOG_INFO    6
-#define LOG_DEBUG   7
-
 /* A delegated role loaded in this cycle, with the delegators it was verified under. */
 struct delegated {
 	char *name;
@@ -181,7 +175,7 @@ static int persist(otter_tuf_updater *u, const char *name, const tuf_metadata *m
 	if (r < 0)
 		return otter_error_prefix(err, r, "storing trusted %s in '%s'", name,
 					  u->metadata_dir);
-	ulog(u, LOG_DEBUG, "stored %s (version %" PRIu64 ")", name, md->version);
+	ulog(u, OTTER_LOG_DEBUG, "stored %s (version %" PRIu64 ")", name, md->version);
 	return 0;
 }
 
@@ -289,7 +283,7 @@ int otter_tuf_updater_new(otter_tuf_updater **out, const otter_tuf_options *opts
 	if (r < 0)
 		return r;
 	tuf_metadata_drop_canonical(u->root);
-	ulog(u, LOG_DEBUG, "loaded trusted root version %" PRIu64, u->root->version);
+	ulog(u, OTTER_LOG_DEBUG, "loaded trusted root version %" PRIu64, u->root->version);
 	*out = TAKE_PTR(u);
 	return 0;
 }
@@ -318,7 +312,7 @@ static int fetch_metadata(otter_tuf_updater *u, const char *name, uint64_t max, 
 	url = path_join(u->metadata_url, name);
 	if (!url)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	ulog(u, LOG_INFO, "fetching %s", url);
+	ulog(u, OTTER_LOG_INFO, "fetching %s", url);
 	buf_init(&b, (size_t)max);
 	/* A signed length is the size to expect: one allocation instead of doublings. */
 	if (exact && (r = buf_reserve(&b, (size_t)max, err)) < 0)
@@ -394,12 +388,12 @@ static int update_root(otter_tuf_updater *u, otter_error *err)
 		r = persist(u, "root.json", md, err);
 		if (r < 0)
 			return r;
-		ulog(u, LOG_NOTICE, "root rotated to version %" PRIu64, md->version);
+		ulog(u, OTTER_LOG_NOTICE, "root rotated to version %" PRIu64, md->version);
 		tuf_metadata_drop_canonical(md);
 		tuf_metadata_free(u->root);
 		u->root = TAKE_PTR(md);
 	}
-	ulog(u, LOG_WARNING, "stopped after %" PRIu64 " root rotations in one refresh",
+	ulog(u, OTTER_LOG_WARNING, "stopped after %" PRIu64 " root rotations in one refresh",
 	     u->max_root_rotations);
 	return 0;
 }
@@ -407,7 +401,7 @@ static int update_root(otter_tuf_updater *u, otter_error *err)
 static void unlink_local(otter_tuf_updater *u, const char *name)
 {
 	if (unlinkat(u->mdfd, name, 0) == 0)
-		ulog(u, LOG_NOTICE, "deleted %s", name);
+		ulog(u, OTTER_LOG_NOTICE, "deleted %s", name);
 }
 
 /* ---- 5.4 timestamp ---- */
@@ -430,7 +424,7 @@ static int update_timestamp(otter_tuf_updater *u, otter_error *err)
 				       &lerr) < 0 ||
 		    tuf_verify_threshold(lmd, &u->root->keys, role, "local timestamp.json",
 					 &lerr) < 0) {
-			ulog(u, LOG_WARNING, "%s, ignoring", lerr.msg);
+			ulog(u, OTTER_LOG_WARNING, "%s, ignoring", lerr.msg);
 			tuf_metadata_free(lmd);
 		} else {
 			u->timestamp = lmd;
@@ -458,7 +452,7 @@ static int update_timestamp(otter_tuf_updater *u, otter_error *err)
 					       md->version, u->timestamp->version);
 		if (md->version == u->timestamp->version) {
 			/* Nothing changed: keep the trusted one (python-tuf); not an error. */
-			ulog(u, LOG_INFO, "timestamp.json unchanged (version %" PRIu64 ")",
+			ulog(u, OTTER_LOG_INFO, "timestamp.json unchanged (version %" PRIu64 ")",
 			     md->version);
 			return check_expiry(u, u->timestamp, "timestamp.json", err);
 		}
@@ -551,17 +545,17 @@ static int update_snapshot(otter_tuf_updater *u, otter_error *err)
 				       &lerr) < 0 ||
 		    tuf_verify_threshold(lmd, &u->root->keys, role, "local snapshot.json",
 					 &lerr) < 0) {
-			ulog(u, LOG_WARNING, "%s, ignoring", lerr.msg);
+			ulog(u, OTTER_LOG_WARNING, "%s, ignoring", lerr.msg);
 			tuf_metadata_free(lmd);
 		} else {
 			u->snapshot = lmd;
 			if (check_snapshot_final(u, lmd, &lerr) == 0) {
-				ulog(u, LOG_INFO, "local snapshot.json version %" PRIu64
+				ulog(u, OTTER_LOG_INFO, "local snapshot.json version %" PRIu64
 						  " is current",
 				     lmd->version);
 				return 0;
 			}
-			ulog(u, LOG_DEBUG, "local snapshot.json not final: %s", lerr.msg);
+			ulog(u, OTTER_LOG_DEBUG, "local snapshot.json not final: %s", lerr.msg);
 		}
 	}
 
@@ -648,13 +642,13 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 		    tuf_metadata_parse_owned(&md, TUF_TARGETS, &raw, len, localname, &lerr) == 0 &&
 		    tuf_verify_threshold(md, ring, keys, localname, &lerr) == 0 &&
 		    md->version == mf.version && check_expiry(u, md, localname, &lerr) == 0) {
-			ulog(u, LOG_INFO, "local %s version %" PRIu64 " is current", localname,
+			ulog(u, OTTER_LOG_INFO, "local %s version %" PRIu64 " is current", localname,
 			     md->version);
 			tuf_metadata_drop_canonical(md);
 			*out = TAKE_PTR(md);
 			return 0;
 		}
-		ulog(u, LOG_DEBUG, "local %s not usable: %s", localname,
+		ulog(u, OTTER_LOG_DEBUG, "local %s not usable: %s", localname,
 		     lerr.msg[0] ? lerr.msg : "version differs from snapshot");
 		md = tuf_metadata_free(md);
 		free(raw);
@@ -740,7 +734,7 @@ int otter_tuf_refresh(otter_tuf_updater *u, otter_error *err)
 	 * a compromised key cannot block the repository (fast-forward attack recovery). */
 	if (!tuf_rolekeys_equal(&initial->roles[TUF_TIMESTAMP], &u->root->roles[TUF_TIMESTAMP]) ||
 	    !tuf_rolekeys_equal(&initial->roles[TUF_SNAPSHOT], &u->root->roles[TUF_SNAPSHOT])) {
-		ulog(u, LOG_NOTICE, "timestamp or snapshot keys rotated");
+		ulog(u, OTTER_LOG_NOTICE, "timestamp or snapshot keys rotated");
 		unlink_local(u, "timestamp.json");
 		unlink_local(u, "snapshot.json");
 		fileio_fsync_dir(u->mdfd, NULL);
@@ -1058,7 +1052,7 @@ int otter_tuf_find_target(otter_tuf_updater *u, const char *path, otter_tuf_targ
 		}
 	}
 	if (n > 0 && n_visited > u->max_delegations)
-		ulog(u, LOG_WARNING, "target '%s': stopped after %" PRIu64 " delegations", s,
+		ulog(u, OTTER_LOG_WARNING, "target '%s': stopped after %" PRIu64 " delegations", s,
 		     u->max_delegations);
 	r = otter_error_set(err, OTTER_E_NOT_FOUND, "target '%s' is not listed by any trusted role",
 			    s);
@@ -1304,7 +1298,7 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 
 	/* 5.7.2: a local copy with the signed length and hashes needs no download. */
 	if (otter_tuf_target_check_file(t, dest, NULL) == 0) {
-		ulog(u, LOG_INFO, "target '%s' is already in '%s'", s, dest);
+		ulog(u, OTTER_LOG_INFO, "target '%s' is already in '%s'", s, dest);
 		goto done;
 	}
 	r = tuf_hash_verifier_new(&v, otter_tuf_target_hashes(t), s, err);
@@ -1324,7 +1318,7 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 	if (r < 0)
 		return otter_error_prefix(err, r, "target directory '%s'", target_dir);
 	fs.v = v;
-	ulog(u, LOG_INFO, "fetching %s", url);
+	ulog(u, OTTER_LOG_INFO, "fetching %s", url);
 	/* 5.7.3: at most the signed length; 5.7.4: exact length and every hash. */
 	r = u->fetch(u->fetch_userdata, url, t->length, file_sink, &fs, err);
 	if (r == 0)
@@ -1337,7 +1331,7 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 	r = fileio_tmp_commit(dfd, fs.fd, tmp, name, err);
 	if (r < 0)
 		return r;
-	ulog(u, LOG_INFO, "stored target '%s' in '%s'", s, dest);
+	ulog(u, OTTER_LOG_INFO, "stored target '%s' in '%s'", s, dest);
 done:
 	if (path_out)
 		*path_out = TAKE_PTR(dest);
@@ -1454,10 +1448,10 @@ int otter_tuf_stream_target(otter_tuf_updater *u, const otter_tuf_target *t,
 		if (r < 0)
 			goto out;
 		if (s.done > 0)
-			ulog(u, LOG_NOTICE, "resuming %s at byte %" PRIu64 " from %s", what, s.done,
+			ulog(u, OTTER_LOG_NOTICE, "resuming %s at byte %" PRIu64 " from %s", what, s.done,
 			     base);
 		else
-			ulog(u, LOG_INFO, "fetching %s", url);
+			ulog(u, OTTER_LOG_INFO, "fetching %s", url);
 		/* 5.7.3: at most the signed length, counting what arrived before. */
 		r = fetch_from(u, url, s.done, t->length - s.done, &s, &e);
 		if (r == 0 && s.done == t->length) {
@@ -1483,7 +1477,7 @@ int otter_tuf_stream_target(otter_tuf_updater *u, const otter_tuf_target *t,
 			goto out;
 		}
 		attempts++;
-		ulog(u, LOG_WARNING, "downloading %s (attempt %u): %s", what, attempts, e.msg);
+		ulog(u, OTTER_LOG_WARNING, "downloading %s (attempt %u): %s", what, attempts, e.msg);
 		if (r == OTTER_E_NOT_SUPPORTED && s.done > 0) {
 			/* The server ignored the range: start over. */
 			r = stream_restart(&s, t, safe, err);
