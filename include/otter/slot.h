@@ -19,7 +19,7 @@
  *
  * A slot of type=ext4 only takes an image with an ext4 superblock (checked before anything
  * changes). Changes are serialised between processes by a lock in the data directory
- * (OTTER_E_BUSY, never waited for); otter_ab_status_get only reports while it is held.
+ * (OTTER_E_BUSY, never waited for); otter_slot_boot_check records nothing while it is held.
  *
  * Before the first byte reaches a slot, its bookkeeping entry says "installing" and its
  * bootname leaves the boot order (it is no longer a valid fallback); activation refuses a
@@ -180,9 +180,18 @@ typedef struct otter_ab_status {
 } otter_ab_status;
 
 /*
- * Reads the boot state and the bookkeeping. Detects a rollback (the first slot in the order
- * is not the booted one and has no tries left): records it and marks the failed bootname bad,
- * so this call may write. Borrowed strings live as long as sys.
+ * Records what the bootloader did before this boot. A rollback (the first slot in the order
+ * is not the booted one and has no tries left) is recorded once in the bookkeeping, then the
+ * failed bootname is marked bad. Idempotent; call it after boot and before
+ * otter_ab_status_get. Does nothing when the slots are locked by another process, the data
+ * directory is not writable, or no otter boot script started this boot.
+ */
+OTTER_PUBLIC int otter_slot_boot_check(const otter_system *sys, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+
+/*
+ * Reads the boot state and the bookkeeping; writes nothing (a fallback shows as rolled back
+ * once otter_slot_boot_check recorded it). Borrowed strings live as long as sys.
  */
 OTTER_PUBLIC int otter_ab_status_get(const otter_system *sys, otter_ab_status *out,
 				     otter_error *err) OTTER_WARN_UNUSED_RESULT;

@@ -637,6 +637,11 @@ static void test_slot_rollback_detection(void **state)
 	/* B was tried three times and never confirmed; the bootloader fell back to A. */
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_OK", "1", "B_TRY", "3", NULL});
 	set_cmdline(f, "A");
+	/* The getter only reads: nothing is recorded until the boot check. */
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_PENDING_REBOOT);
+	assert_grubvar(f, "ORDER", "B A");
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
 	assert_string_equal(st.rollback_failed, "B");
@@ -645,7 +650,8 @@ static void test_slot_rollback_detection(void **state)
 	assert_int_equal(st.slots[1].health, OTTER_SLOT_BAD);
 	assert_grubvar(f, "ORDER", "A");
 	assert_grubvar(f, "B_OK", "0");
-	/* Asking again reports the same, and records nothing new. */
+	/* Checking again reports the same, and records nothing new. */
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
 	data = read_all(f->path[P_STATE], &len);
@@ -659,7 +665,7 @@ static void test_slot_rollback_detection(void **state)
 	/* A crash between recording and the environment write: the next call finishes it
 	 * without a second event. */
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_OK", "1", "B_TRY", "3", NULL});
-	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_grubvar(f, "ORDER", "A");
 	data = read_all(f->path[P_STATE], &len);
 	j = json_loadb((char *)data, len, 0, NULL);
@@ -677,6 +683,7 @@ static void test_slot_rollback_detection(void **state)
 	/* Booted by something else: no rollback decision at all. */
 	write_file(f->path[P_CMDLINE], "quiet", 5);
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_TRY", "3", NULL});
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_null(st.booted);
 	assert_int_equal(st.update, OTTER_UPDATE_PENDING_REBOOT);
@@ -902,12 +909,14 @@ static void test_slot_lock(void **state)
 	assert_err(otter_slot_mark_good(f->sys, NULL, &err), OTTER_E_BUSY, &err, "mark-good");
 	otter_error_clear(&err);
 	assert_err(otter_slot_mark_bad(f->sys, "B", &err), OTTER_E_BUSY, &err, "mark-bad");
-	/* Status still reports, but decides nothing while the lock is held. */
+	/* The boot check decides nothing while the lock is held; status still reports. */
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_TRY", "3", NULL});
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_NONE);
 	assert_grubvar(f, "ORDER", "B A");
 	close(fd);
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
 	assert_grubvar(f, "ORDER", "A");

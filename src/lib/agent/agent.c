@@ -181,10 +181,17 @@ int agent_save(otter_agent *a, otter_error *err)
  * from ever updating or confirming again: it is set aside and started afresh, once; the
  * boot environment, which says what runs, is untouched.
  */
+static int slot_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
+{
+	int r = otter_slot_boot_check(a->sys, err);
+
+	return r < 0 ? r : otter_ab_status_get(a->sys, ab, err);
+}
+
 static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
 {
 	otter_error e = OTTER_ERROR_INIT;
-	int r = otter_ab_status_get(a->sys, ab, &e);
+	int r = slot_status(a, ab, &e);
 
 	if (r == 0)
 		return 0;
@@ -193,7 +200,7 @@ static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
 		agent_log(a, OTTER_LOG_WARNING, "%s: starting the slot bookkeeping afresh", e.msg);
 		r = otter_slot_reset_bookkeeping(a->sys, e.msg, err);
 		if (r == 0)
-			r = otter_ab_status_get(a->sys, ab, err);
+			r = slot_status(a, ab, err);
 		return r;
 	}
 	if (err && !err->code)
