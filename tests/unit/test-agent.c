@@ -3,6 +3,7 @@
  * after boot with fake clocks (every timeout). The download cycle itself is exercised end to
  * end by tests/integration/test_agent*.py. */
 #include "test-common.h"
+#include "test-fixtures.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +14,6 @@
 #include <otter/slot.h>
 
 #include "lib/agent/agent-private.h"
-#include "lib/boot/grubenv.h"
 #include "util/fileio.h"
 
 struct fixture {
@@ -307,18 +307,17 @@ static const otter_agent_hooks fake_hooks = {fake_wall, fake_mono, fake_boot, fa
 static void put(struct fixture *f, const char *name, const void *data, size_t len)
 {
 	char path[700];
-	otter_error err = OTTER_ERROR_INIT;
 
 	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
-	assert_ok(fileio_write_atomic_path(path, data, len, 0644, &err));
+	tfx_write_file(path, data, len);
 }
 
 static void booted(struct fixture *f, const char *bootname)
 {
-	char line[64];
+	char path[700];
 
-	snprintf(line, sizeof(line), "root=/dev/x otter.slot=%s\n", bootname);
-	put(f, "cmdline", line, strlen(line));
+	snprintf(path, sizeof(path), "%s/cmdline", f->dir);
+	tfx_set_cmdline(path, bootname);
 }
 
 /* Slots A (booted) and B, release 2 written into B and activated, the reboot command
@@ -327,15 +326,14 @@ static void device(struct fixture *f)
 {
 	static uint8_t slot[64 * 1024], img[8192];
 	otter_error err = OTTER_ERROR_INIT;
-	grubenv env = {0};
-	uint8_t block[GRUBENV_SIZE], digest[32];
+	uint8_t digest[32];
 	char update[1200], path[700];
 	otter_system *sys = NULL;
 
 	put(f, "a.img", slot, sizeof(slot));
 	put(f, "b.img", slot, sizeof(slot));
-	assert_ok(grubenv_serialize(&env, block, &err));
-	put(f, "grubenv", block, sizeof(block));
+	snprintf(path, sizeof(path), "%s/grubenv", f->dir);
+	tfx_write_grubenv(path, NULL);
 	booted(f, "A");
 	snprintf(update, sizeof(update), "[update]\nreboot-command=echo r >> %s/reboots\n"
 		 "confirm-deadline=300\nretry-min=60\nretry-max=3600\npoll-interval=3600\n"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-common.h"
+#include "test-fixtures.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -27,41 +28,17 @@ struct fixture {
 
 enum { P_A, P_B, P_GRUBENV, P_CMDLINE, P_DATA, P_CONF, P_STATE, P_LINK };
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	otter_error err = OTTER_ERROR_INIT;
-
-	assert_ok(fileio_write_atomic_path(path, data, len, 0644, &err));
-}
-
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	otter_error err = OTTER_ERROR_INIT;
-	uint8_t *data = NULL;
-
-	assert_ok(fileio_read(AT_FDCWD, path, 64u << 20, &data, len, &err));
-	return data;
-}
+#define write_file tfx_write_file
+#define read_all   tfx_read_all
 
 static void set_cmdline(struct fixture *f, const char *bootname)
 {
-	char line[64];
-
-	snprintf(line, sizeof(line), "root=/dev/x otter.slot=%s\n", bootname);
-	write_file(f->path[P_CMDLINE], line, strlen(line));
+	tfx_set_cmdline(f->path[P_CMDLINE], bootname);
 }
 
 static void write_grubenv(struct fixture *f, const char *const *kv)
 {
-	otter_error err = OTTER_ERROR_INIT;
-	grubenv env = {0};
-	uint8_t block[GRUBENV_SIZE];
-
-	for (size_t i = 0; kv && kv[i]; i += 2)
-		assert_ok(grubenv_set(&env, kv[i], kv[i + 1], &err));
-	assert_ok(grubenv_serialize(&env, block, &err));
-	grubenv_clear(&env);
-	write_file(f->path[P_GRUBENV], block, sizeof(block));
+	tfx_write_grubenv(f->path[P_GRUBENV], kv);
 }
 
 static void load_system_typed(struct fixture *f, const char *b_device, const char *type)
@@ -162,19 +139,9 @@ static void assert_slot_b_holds(struct fixture *f, const uint8_t *img, size_t le
 
 static char *grubvar(struct fixture *f, const char *name)
 {
-	otter_error err = OTTER_ERROR_INIT;
-	size_t len;
-	uint8_t *data = read_all(f->path[P_GRUBENV], &len);
-	grubenv env = {0};
-	const char *v;
-	char *out;
+	char *v = tfx_grubvar(f->path[P_GRUBENV], name);
 
-	assert_ok(grubenv_parse(&env, data, len, "grubenv", &err));
-	v = grubenv_get(&env, name);
-	out = strdup(v ? v : "(unset)");
-	grubenv_clear(&env);
-	free(data);
-	return out;
+	return v ? v : strdup("(unset)");
 }
 
 static void assert_grubvar(struct fixture *f, const char *name, const char *want)
