@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include <otter/error.h>
+#include <otter/log.h>
 #include <otter/system.h>
 
 #ifdef __cplusplus
@@ -44,10 +45,26 @@ OTTER_PUBLIC const char *otter_agent_state_name(otter_agent_state s);
 
 typedef struct otter_agent otter_agent;
 
-/* Log levels are syslog's (3 error ... 7 debug); progress: done/total bytes of one image. */
-typedef void (*otter_agent_log_fn)(void *userdata, int level, const char *msg);
+/* level is an otter_log_level (otter/log.h); progress: done/total bytes of one image. */
+typedef otter_log_fn otter_agent_log_fn;
 typedef void (*otter_agent_progress_fn)(void *userdata, const char *what, uint64_t done,
 					uint64_t total);
+
+/*
+ * What the agent asks of the world besides files and commands: clocks, randomness, sleeping.
+ * Each NULL member selects the real one; tests drive the state machine with fakes.
+ */
+typedef struct otter_agent_hooks {
+	int64_t (*wall_s)(void *userdata);       /* seconds since the epoch: time() */
+	int64_t (*monotonic_ms)(void *userdata); /* never jumps: CLOCK_MONOTONIC */
+	int64_t (*boot_s)(void *userdata);       /* seconds since boot, suspend included:
+						  * CLOCK_BOOTTIME */
+	void (*boot_id)(void *userdata, char out[40]); /* this boot's id, "" if unknown:
+							* /proc/sys/kernel/random/boot_id */
+	uint64_t (*random)(void *userdata);      /* uniform 64 bits: getrandom() */
+	void (*sleep_ms)(void *userdata, unsigned ms); /* usleep() */
+	void *userdata;
+} otter_agent_hooks;
 
 typedef struct otter_agent_options {
 	unsigned version;          /* OTTER_AGENT_OPTIONS_VERSION */
@@ -58,10 +75,11 @@ typedef struct otter_agent_options {
 	otter_agent_log_fn log;
 	otter_agent_progress_fn progress;
 	void *userdata;
+	const otter_agent_hooks *hooks; /* NULL: the real clocks, randomness and sleep */
 } otter_agent_options;
 
 #define OTTER_AGENT_OPTIONS_VERSION 1
-#define OTTER_AGENT_OPTIONS_INIT {OTTER_AGENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL}
+#define OTTER_AGENT_OPTIONS_INIT {OTTER_AGENT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL}
 
 OTTER_PUBLIC int otter_agent_new(otter_agent **out, const otter_agent_options *opts,
 				 otter_error *err) OTTER_WARN_UNUSED_RESULT;

@@ -19,7 +19,7 @@
  *
  * A slot of type=ext4 only takes an image with an ext4 superblock (checked before anything
  * changes). Changes are serialised between processes by a lock in the data directory
- * (OTTER_E_BUSY, never waited for); otter_ab_status_get only reports while it is held.
+ * (OTTER_E_BUSY, never waited for); otter_slot_boot_check records nothing while it is held.
  *
  * Before the first byte reaches a slot, its bookkeeping entry says "installing" and its
  * bootname leaves the boot order (it is no longer a valid fallback); activation refuses a
@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include <otter/error.h>
+#include <otter/sink.h>
 #include <otter/system.h>
 
 #ifdef __cplusplus
@@ -81,8 +82,26 @@ OTTER_PUBLIC int otter_slot_writer_write(otter_slot_writer *w, const void *data,
 OTTER_PUBLIC int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;
 /*
- * Streams source into the writer: a path, "-" for standard input, or an http://, https:// or
- * file:// URL (stopped at the expected length). Then call otter_slot_writer_finish.
+ * Drops every byte written so far: the next write is byte 0 of the stream again. The slot
+ * stays "installing" (never activated) until a finish succeeds.
+ */
+OTTER_PUBLIC int otter_slot_writer_abort(otter_slot_writer *w, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/*
+ * The writer as a sink (otter/sink.h): write, finish and abort above. Sources such as
+ * otter_tuf_stream_target push into it; the writer itself knows nothing of where bytes
+ * come from.
+ */
+OTTER_PUBLIC void otter_slot_writer_sink(otter_slot_writer *w, otter_sink *out);
+/*
+ * After a successful finish: activates the written slot's bootname (otter_slot_activate)
+ * while the writer still holds the lock, so nothing slips in between verify and activation.
+ */
+OTTER_PUBLIC int otter_slot_writer_activate(otter_slot_writer *w, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+/*
+ * Streams a local source into the writer: a path, or "-" for standard input. Then call
+ * otter_slot_writer_finish. (URLs are fetched by the caller, into the writer's sink.)
  */
 OTTER_PUBLIC int otter_slot_writer_stream(otter_slot_writer *w, const char *source,
 					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
@@ -105,8 +124,8 @@ OTTER_PUBLIC int otter_slot_activate(const otter_system *sys, const char *bootna
 				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
 
 /*
- * Convenience: open, stream source, finish, activate. source is a path, "-" for standard
- * input, or an http://, https:// or file:// URL.
+ * Convenience: open, stream source, finish, activate. source is a path or "-" for standard
+ * input.
  */
 OTTER_PUBLIC int otter_slot_install(const otter_system *sys, const char *class_name,
 				    const char *source, uint64_t expected_len,
@@ -161,9 +180,18 @@ typedef struct otter_ab_status {
 } otter_ab_status;
 
 /*
- * Reads the boot state and the bookkeeping. Detects a rollback (the first slot in the order
- * is not the booted one and has no tries left): records it and marks the failed bootname bad,
- * so this call may write. Borrowed strings live as long as sys.
+ * Records what the bootloader did before this boot. A rollback (the first slot in the order
+ * is not the booted one and has no tries left) is recorded once in the bookkeeping, then the
+ * failed bootname is marked bad. Idempotent; call it after boot and before
+ * otter_ab_status_get. Does nothing when the slots are locked by another process, the data
+ * directory is not writable, or no otter boot script started this boot.
+ */
+OTTER_PUBLIC int otter_slot_boot_check(const otter_system *sys, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+
+/*
+ * Reads the boot state and the bookkeeping; writes nothing (a fallback shows as rolled back
+ * once otter_slot_boot_check recorded it). Borrowed strings live as long as sys.
  */
 OTTER_PUBLIC int otter_ab_status_get(const otter_system *sys, otter_ab_status *out,
 				     otter_error *err) OTTER_WARN_UNUSED_RESULT;

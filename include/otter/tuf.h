@@ -10,6 +10,7 @@
  *   otter_tuf_refresh()         root rotation loop, timestamp, snapshot, top-level targets
  *   otter_tuf_find_target()     delegation search for one target path (fetches delegated roles)
  *   otter_tuf_download_target() fetch, check length and every hash, then store atomically
+ *   otter_tuf_stream_target()   stream into a caller's sink: mirrors, resume, every hash
  *
  * Trusted metadata is stored in the metadata directory under unversioned names (root.json,
  * timestamp.json, snapshot.json, targets.json, <percent-encoded role>.json), as the exact
@@ -31,7 +32,9 @@
 
 #include <otter/crypto.h>
 #include <otter/error.h>
+#include <otter/log.h>
 #include <otter/net.h>
+#include <otter/sink.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,8 +47,6 @@ extern "C" {
 typedef int (*otter_tuf_fetch_fn)(void *userdata, const char *url, uint64_t max_len,
 				  otter_net_sink sink, void *sink_userdata, otter_error *err);
 
-/* Log levels are syslog's: 3 error, 4 warning, 5 notice, 6 info, 7 debug. */
-typedef void (*otter_log_fn)(void *userdata, int level, const char *msg);
 
 typedef struct otter_tuf_options {
 	unsigned version;           /* OTTER_TUF_OPTIONS_VERSION */
@@ -66,6 +67,10 @@ typedef struct otter_tuf_options {
 	uint64_t timestamp_max_length; /* 16384 */
 	uint64_t snapshot_max_length;  /* 2000000 */
 	uint64_t targets_max_length;   /* 5000000 */
+	/* More copies of the targets, tried in order after target_base_url by
+	 * otter_tuf_stream_target (the metadata comes from metadata_url alone). */
+	const char *const *target_mirrors;
+	size_t n_target_mirrors;
 } otter_tuf_options;
 
 #define OTTER_TUF_OPTIONS_VERSION 1
@@ -167,6 +172,34 @@ OTTER_PUBLIC int otter_tuf_target_check_file(const otter_tuf_target *t, const ch
 OTTER_PUBLIC int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 					   const char *target_dir, char **path_out,
 					   otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
+typedef struct otter_tuf_stream_options {
+	unsigned version;  /* OTTER_TUF_STREAM_OPTIONS_VERSION */
+	const char *what;  /* names the artifact in messages ("rootfs"); NULL: the target path */
+	unsigned attempts; /* per mirror, each resuming where the last stopped; 0 = 5 */
+	/* Waits between attempts (1, 2, 4, 8, then 16 s); NULL: sleep(3). */
+	void (*pause)(void *userdata, unsigned seconds);
+	void *userdata;
+} otter_tuf_stream_options;
+
+#define OTTER_TUF_STREAM_OPTIONS_VERSION 1
+#define OTTER_TUF_STREAM_OPTIONS_INIT {OTTER_TUF_STREAM_OPTIONS_VERSION, NULL, 0, NULL, NULL}
+
+/*
+ * Streams t into sink (otter/sink.h) from target_base_url, then target_mirrors in order:
+ *  - at most the signed length is accepted from any server (OTTER_E_TOO_LARGE past it);
+ *  - a transfer that stops (network, timeout, 404) resumes at the byte it stopped, with an
+ *    HTTP Range request on the same copy, up to opts->attempts times, then the next mirror
+ *    starts from byte 0 (a stream is never assembled from two mirrors);
+ *  - wrong bytes (a listed hash or the length differs, or the sink finds them malformed)
+ *    are never resumed over: the sink is aborted and the next mirror starts from byte 0;
+ *  - sink->finish is called only after the length and EVERY listed hash matched.
+ * On failure the sink is left unfinished (the caller frees it). opts may be NULL.
+ */
+OTTER_PUBLIC int otter_tuf_stream_target(otter_tuf_updater *u, const otter_tuf_target *t,
+					 const otter_sink *sink,
+					 const otter_tuf_stream_options *opts, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
 
 #ifdef __cplusplus
 }

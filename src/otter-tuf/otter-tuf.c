@@ -27,7 +27,7 @@ static const char *arg_target_base_url;
 static const char *arg_target_dir;
 static const char *arg_targets[MAX_TARGETS];
 static size_t arg_n_targets;
-static int arg_verbosity = 6; /* info */
+static int arg_verbosity = OTTER_LOG_INFO;
 static long arg_connect_timeout;
 static long arg_slow_timeout;
 static long arg_min_speed;
@@ -226,10 +226,10 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'q':
-			arg_verbosity = 3;
+			arg_verbosity = OTTER_LOG_ERR;
 			break;
 		case 'v':
-			arg_verbosity = 7;
+			arg_verbosity = OTTER_LOG_DEBUG;
 			break;
 		case 'h':
 			help();

@@ -60,10 +60,10 @@ int cmd_daemon(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hqv", options, NULL)) != -1) {
 		switch (c) {
 		case 'q':
-			cli_set_verbosity(3);
+			cli_set_verbosity(OTTER_LOG_ERR);
 			break;
 		case 'v':
-			cli_set_verbosity(7);
+			cli_set_verbosity(OTTER_LOG_DEBUG);
 			break;
 		case 'h':
 			help();

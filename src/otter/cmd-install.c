@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <otter/net.h>
 #include <otter/slot.h>
 
 #include "otter.h"
@@ -38,6 +39,30 @@ static void help(void)
 static void on_progress(void *userdata, uint64_t done, uint64_t total)
 {
 	cli_progress_update(userdata, done, total);
+}
+
+static int net_write(void *userdata, const uint8_t *data, size_t len, otter_error *err)
+{
+	const otter_sink *sink = userdata;
+
+	return sink->write(sink->userdata, data, len, err);
+}
+
+/* A path or "-" goes through the writer; a URL is fetched here, into the writer's sink. */
+static int stream(otter_slot_writer *w, const char *image, uint64_t len, otter_error *err)
+{
+	otter_net *net = NULL;
+	otter_sink sink;
+	int r;
+
+	if (!strstr(image, "://"))
+		return otter_slot_writer_stream(w, image, err);
+	otter_slot_writer_sink(w, &sink);
+	r = otter_net_new(&net, NULL, err);
+	if (r == 0)
+		r = otter_net_fetch(net, image, 0, len, net_write, &sink, NULL, err);
+	otter_net_free(net);
+	return r;
 }
 
 int cmd_install(int argc, char **argv)
@@ -120,21 +145,17 @@ int cmd_install(int argc, char **argv)
 	cli_progress_init(&prog, class_name);
 	opts.progress = on_progress;
 	opts.progress_userdata = &prog;
-	if (activate) {
-		r = otter_slot_install(sys, class_name, image, len, digest, &opts, &err);
-		if (r < 0)
-			return cli_fail("install", &err);
-		printf("installed %s into class %s and activated it; reboot to try it\n", image,
-		       class_name);
-		return EXIT_OK;
-	}
-	/* Without activation: the same steps as otter_slot_install, less the last. */
 	r = otter_slot_writer_open(&w, sys, class_name, len, digest, &opts, &err);
 	if (r == 0)
-		r = otter_slot_writer_stream(w, image, &err);
+		r = stream(w, image, len, &err);
 	if (r == 0)
 		r = otter_slot_writer_finish(w, &err);
-	if (r == 0)
+	if (r == 0 && activate)
+		r = otter_slot_writer_activate(w, &err);
+	if (r == 0 && activate)
+		printf("installed %s into class %s and activated it; reboot to try it\n", image,
+		       class_name);
+	else if (r == 0)
 		printf("installed %s into slot %s (not activated)\n", image,
 		       otter_slot_name(otter_slot_writer_target(w)));
 	otter_slot_writer_free(w);

@@ -182,7 +182,8 @@ int cmd_status(int argc, char **argv)
 	}
 	if (cli_load_system(&sys))
 		return EXIT_FAIL;
-	if (otter_ab_status_get(sys, &st, &err) < 0)
+	/* Records a fallback the bootloader made (once), then reports. */
+	if (otter_slot_boot_check(sys, &err) < 0 || otter_ab_status_get(sys, &st, &err) < 0)
 		return cli_fail("status", &err);
 	if (st.env_warning[0])
 		fprintf(stderr, "otter status: warning: %s\n", st.env_warning);

@@ -12,7 +12,7 @@
 DEFINE_CLEANUP_FUNC(otter_agent, otter_agent_free)
 
 /* GLOBAL: verbosity of this process's log output (syslog levels). */
-static int verbosity = 6;
+static int verbosity = OTTER_LOG_INFO;
 
 void cli_agent_log(void *userdata, int level, const char *msg)
 {
@@ -93,10 +93,10 @@ int cmd_update(int argc, char **argv)
 			o.offline_dir = optarg;
 			break;
 		case 'q':
-			cli_set_verbosity(3);
+			cli_set_verbosity(OTTER_LOG_ERR);
 			break;
 		case 'v':
-			cli_set_verbosity(7);
+			cli_set_verbosity(OTTER_LOG_DEBUG);
 			break;
 		case 'h':
 			help();

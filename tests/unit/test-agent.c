@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The agent's configuration ([update]), state file and construction. The cycle itself is
- * exercised end to end by tests/integration/test_agent*.py. */
+/* The agent's configuration ([update]), state file and construction, and its state machine
+ * after boot with fake clocks (every timeout). The download cycle itself is exercised end to
+ * end by tests/integration/test_agent*.py. */
 #include "test-common.h"
+#include "test-fixtures.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <otter/agent.h>
+#include <otter/crypto.h>
+#include <otter/slot.h>
 
 #include "lib/agent/agent-private.h"
 #include "util/fileio.h"
@@ -278,6 +282,256 @@ static void test_agent_status_json(void **state)
 	assert_string_equal(otter_agent_state_name(_OTTER_AGENT_STATE_MAX), "unknown");
 }
 
+/* ---- the state machine, with fake clocks ---- */
+
+struct fake {
+	int64_t wall, mono_ms, boot;
+	char boot_id[40];
+	uint64_t random;
+};
+
+static int64_t fake_wall(void *u) { return ((struct fake *)u)->wall; }
+static int64_t fake_mono(void *u) { return ((struct fake *)u)->mono_ms; }
+static int64_t fake_boot(void *u) { return ((struct fake *)u)->boot; }
+static uint64_t fake_random(void *u) { return ((struct fake *)u)->random; }
+static void fake_sleep(void *u, unsigned ms) { ((struct fake *)u)->mono_ms += ms; }
+
+static void fake_boot_id(void *u, char out[40])
+{
+	snprintf(out, 40, "%s", ((struct fake *)u)->boot_id);
+}
+
+static const otter_agent_hooks fake_hooks = {fake_wall, fake_mono, fake_boot, fake_boot_id,
+					     fake_random, fake_sleep, NULL};
+
+static void put(struct fixture *f, const char *name, const void *data, size_t len)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	tfx_write_file(path, data, len);
+}
+
+static void booted(struct fixture *f, const char *bootname)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/cmdline", f->dir);
+	tfx_set_cmdline(path, bootname);
+}
+
+/* Slots A (booted) and B, release 2 written into B and activated, the reboot command
+ * counting its calls. */
+static void device(struct fixture *f)
+{
+	static uint8_t slot[64 * 1024], img[8192];
+	otter_error err = OTTER_ERROR_INIT;
+	uint8_t digest[32];
+	char update[1200], path[700];
+	otter_system *sys = NULL;
+
+	put(f, "a.img", slot, sizeof(slot));
+	put(f, "b.img", slot, sizeof(slot));
+	snprintf(path, sizeof(path), "%s/grubenv", f->dir);
+	tfx_write_grubenv(path, NULL);
+	booted(f, "A");
+	snprintf(update, sizeof(update), "[update]\nreboot-command=echo r >> %s/reboots\n"
+		 "confirm-deadline=300\nretry-min=60\nretry-max=3600\npoll-interval=3600\n"
+		 "poll-jitter=300\n", f->dir);
+	write_conf(f, update);
+	assert_ok(otter_agent_system_load(&sys, f->conf, &err));
+	memset(img, 0x42, sizeof(img));
+	snprintf(path, sizeof(path), "%s/image", f->dir);
+	assert_ok(fileio_write_atomic_path(path, img, sizeof(img), 0644, &err));
+	assert_ok(otter_hash_buf(OTTER_HASH_SHA256, img, sizeof(img), digest, &err));
+	assert_ok(otter_slot_install(sys, "rootfs", path, sizeof(img), digest, NULL, &err));
+	otter_system_free(sys);
+}
+
+static void set_state(struct fixture *f, otter_agent_state s, int64_t since)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	agent_state st;
+	bool damaged;
+
+	assert_ok(agent_state_load(f->data, &st, &damaged, &err));
+	st.state = s;
+	strcpy(st.pending_version, "2");
+	strcpy(st.pending_release, "releases/unit/2.json");
+	strcpy(st.pending_bootname, "B");
+	st.pending_since = since;
+	strcpy(st.pending_boot_id, "one");
+	st.pending_uptime = 100;
+	assert_ok(agent_state_save(f->data, &st, &err));
+}
+
+static otter_agent *agent(struct fixture *f, struct fake *clock)
+{
+	otter_agent_options o = OTTER_AGENT_OPTIONS_INIT;
+	otter_agent_hooks h = fake_hooks;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a = NULL;
+
+	h.userdata = clock;
+	o.config_path = f->conf;
+	o.hooks = &h;
+	assert_ok(otter_agent_new(&a, &o, &err));
+	return a;
+}
+
+static size_t reboots(struct fixture *f)
+{
+	char path[700];
+	uint8_t *data = NULL;
+	size_t len = 0, n = 0;
+	otter_error err = OTTER_ERROR_INIT;
+
+	snprintf(path, sizeof(path), "%s/reboots", f->dir);
+	if (access(path, F_OK) != 0)
+		return 0;
+	assert_ok(fileio_read(AT_FDCWD, path, 4096, &data, &len, &err));
+	for (size_t i = 0; i < len; i++)
+		n += data[i] == '\n';
+	free(data);
+	return n;
+}
+
+/* pending-reboot on the old slot: the reboot is requested, then again every 5 minutes. */
+static void test_agent_fsm_reboot_retry(void **state)
+{
+	struct fixture *f = *state;
+	struct fake clock = {.wall = 1000, .boot = 50, .boot_id = "one"};
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a;
+
+	device(f);
+	set_state(f, OTTER_AGENT_PENDING_REBOOT, 0);
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(reboots(f), 1);
+	assert_int_equal(a->st.state, OTTER_AGENT_PENDING_REBOOT);
+	assert_int_equal(a->st.pending_since, 1000);
+	clock.wall = 1000 + 299;
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(reboots(f), 1);
+	clock.wall = 1000 + 300;
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(reboots(f), 2);
+	assert_int_equal(a->st.pending_since, 1300);
+	otter_agent_free(a);
+}
+
+/* pending-reboot, then the new slot boots: pending-confirm, healthy in time: confirmed. */
+static void test_agent_fsm_boot_and_confirm(void **state)
+{
+	struct fixture *f = *state;
+	struct fake clock = {.wall = 5000, .boot = 20, .boot_id = "two"};
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a;
+
+	device(f);
+	set_state(f, OTTER_AGENT_PENDING_REBOOT, 1000);
+	booted(f, "B");
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_CONFIRMED);
+	assert_string_equal(a->st.current_version, "2");
+	assert_string_equal(a->st.pending_version, "");
+	assert_int_equal(reboots(f), 0);
+	otter_agent_free(a);
+}
+
+/* The confirmation deadline runs on the boot clock, within one boot. */
+static void test_agent_fsm_confirm_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct fake clock = {.wall = 5000, .boot = 100 + 299, .boot_id = "one"};
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a;
+
+	device(f);
+	booted(f, "B");
+	/* One second left: confirmed (a wall clock jump changes nothing). */
+	set_state(f, OTTER_AGENT_PENDING_CONFIRM, 1000);
+	clock.wall = 999999;
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_CONFIRMED);
+	otter_agent_free(a);
+
+	/* A new boot starts the deadline again, whatever the boot clock says. */
+	set_state(f, OTTER_AGENT_PENDING_CONFIRM, 1000);
+	snprintf(clock.boot_id, sizeof(clock.boot_id), "two");
+	clock.boot = 100000;
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_CONFIRMED);
+	otter_agent_free(a);
+
+	/* The deadline passed in the same boot: rolled back, marked bad, reboot requested. */
+	set_state(f, OTTER_AGENT_PENDING_CONFIRM, 1000);
+	snprintf(clock.boot_id, sizeof(clock.boot_id), "one");
+	clock.boot = 100 + 300;
+	clock.wall = 7000;
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_ROLLED_BACK);
+	assert_true(agent_state_failed(&a->st, "2"));
+	assert_non_null(strstr(a->st.last_error, "300 s deadline"));
+	assert_int_equal(reboots(f), 1);
+	/* Still on the failed slot: the reboot is requested again, not within 10 s. */
+	clock.wall = 7009;
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(reboots(f), 1);
+	clock.wall = 7010;
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(reboots(f), 2);
+	/* Back on the old slot: the rollback is done. */
+	booted(f, "A");
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_ROLLED_BACK);
+	assert_string_equal(a->st.pending_version, "");
+	otter_agent_free(a);
+}
+
+/* Backoff doubles from retry-min up to retry-max; jitter stays within its bounds. */
+static void test_agent_fsm_backoff_and_jitter(void **state)
+{
+	static const uint64_t want[] = {60, 120, 240, 480, 960, 1920, 3600, 3600};
+	struct fixture *f = *state;
+	struct fake clock = {.wall = 1, .boot = 1};
+	otter_agent *a;
+
+	device(f);
+	a = agent(f, &clock);
+	/* No failure: the interval plus 0..poll-jitter. */
+	a->st.failures = 0;
+	clock.random = 0;
+	assert_int_equal(agent_next_delay(a), 3600);
+	clock.random = 300;
+	assert_int_equal(agent_next_delay(a), 3600 + 300);
+	clock.random = 301;
+	assert_int_equal(agent_next_delay(a), 3600);
+	for (uint64_t v = 0; v < 2000; v += 7) {
+		clock.random = v * 0x9E3779B97F4A7C15ull;
+		assert_in_range(agent_next_delay(a), 3600, 3600 + 300);
+	}
+	/* After n failures: retry-min * 2^(n-1), at most retry-max, plus up to a quarter. */
+	for (size_t n = 1; n <= sizeof(want) / sizeof(want[0]); n++) {
+		a->st.failures = n;
+		clock.random = 0;
+		assert_int_equal(agent_next_delay(a), want[n - 1]);
+		clock.random = want[n - 1] / 4;
+		assert_int_equal(agent_next_delay(a), want[n - 1] + want[n - 1] / 4);
+		clock.random = UINT64_MAX;
+		assert_in_range(agent_next_delay(a), want[n - 1], want[n - 1] + want[n - 1] / 4);
+	}
+	a->st.failures = 1000;
+	clock.random = 0;
+	assert_int_equal(agent_next_delay(a), 3600);
+	otter_agent_free(a);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -289,6 +543,10 @@ int main(void)
 		T(test_agent_state_failed_list_is_bounded),
 		T(test_agent_state_damaged_is_set_aside),
 		T(test_agent_status_json),
+		T(test_agent_fsm_reboot_retry),
+		T(test_agent_fsm_boot_and_confirm),
+		T(test_agent_fsm_confirm_deadline),
+		T(test_agent_fsm_backoff_and_jitter),
 	};
 	return cmocka_run_group_tests_name("agent", tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-common.h"
+#include "test-fixtures.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -56,44 +57,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	otter_error err = OTTER_ERROR_INIT;
-
-	assert_ok(fileio_write_atomic_path(path, data, len, 0644, &err));
-}
-
-/* A grubenv made by our serialiser from name=value pairs (NULL-terminated). */
-static void write_grubenv(const char *path, const char *const *kv)
-{
-	otter_error err = OTTER_ERROR_INIT;
-	grubenv env = {0};
-	uint8_t block[GRUBENV_SIZE];
-
-	for (size_t i = 0; kv && kv[i]; i += 2)
-		assert_ok(grubenv_set(&env, kv[i], kv[i + 1], &err));
-	assert_ok(grubenv_serialize(&env, block, &err));
-	grubenv_clear(&env);
-	write_file(path, block, sizeof(block));
-}
-
-static char *read_grubvar(const char *path, const char *name)
-{
-	otter_error err = OTTER_ERROR_INIT;
-	uint8_t *data = NULL;
-	size_t len;
-	grubenv env = {0};
-	const char *v;
-	char *out;
-
-	assert_ok(fileio_read(AT_FDCWD, path, 4096, &data, &len, &err));
-	assert_ok(grubenv_parse(&env, data, len, path, &err));
-	v = grubenv_get(&env, name);
-	out = v ? strdup(v) : NULL;
-	grubenv_clear(&env);
-	free(data);
-	return out;
-}
+#define write_file    tfx_write_file
+#define write_grubenv tfx_write_grubenv
+#define read_grubvar  tfx_grubvar
 
 static void assert_grubvar(const char *path, const char *name, const char *want)
 {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "test-common.h"
+#include "test-fixtures.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -28,41 +29,17 @@ struct fixture {
 
 enum { P_A, P_B, P_GRUBENV, P_CMDLINE, P_DATA, P_CONF, P_STATE, P_LINK };
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-	otter_error err = OTTER_ERROR_INIT;
-
-	assert_ok(fileio_write_atomic_path(path, data, len, 0644, &err));
-}
-
-static uint8_t *read_all(const char *path, size_t *len)
-{
-	otter_error err = OTTER_ERROR_INIT;
-	uint8_t *data = NULL;
-
-	assert_ok(fileio_read(AT_FDCWD, path, 64u << 20, &data, len, &err));
-	return data;
-}
+#define write_file tfx_write_file
+#define read_all   tfx_read_all
 
 static void set_cmdline(struct fixture *f, const char *bootname)
 {
-	char line[64];
-
-	snprintf(line, sizeof(line), "root=/dev/x otter.slot=%s\n", bootname);
-	write_file(f->path[P_CMDLINE], line, strlen(line));
+	tfx_set_cmdline(f->path[P_CMDLINE], bootname);
 }
 
 static void write_grubenv(struct fixture *f, const char *const *kv)
 {
-	otter_error err = OTTER_ERROR_INIT;
-	grubenv env = {0};
-	uint8_t block[GRUBENV_SIZE];
-
-	for (size_t i = 0; kv && kv[i]; i += 2)
-		assert_ok(grubenv_set(&env, kv[i], kv[i + 1], &err));
-	assert_ok(grubenv_serialize(&env, block, &err));
-	grubenv_clear(&env);
-	write_file(f->path[P_GRUBENV], block, sizeof(block));
+	tfx_write_grubenv(f->path[P_GRUBENV], kv);
 }
 
 static void load_system_typed(struct fixture *f, const char *b_device, const char *type)
@@ -163,19 +140,9 @@ static void assert_slot_b_holds(struct fixture *f, const uint8_t *img, size_t le
 
 static char *grubvar(struct fixture *f, const char *name)
 {
-	otter_error err = OTTER_ERROR_INIT;
-	size_t len;
-	uint8_t *data = read_all(f->path[P_GRUBENV], &len);
-	grubenv env = {0};
-	const char *v;
-	char *out;
+	char *v = tfx_grubvar(f->path[P_GRUBENV], name);
 
-	assert_ok(grubenv_parse(&env, data, len, "grubenv", &err));
-	v = grubenv_get(&env, name);
-	out = strdup(v ? v : "(unset)");
-	grubenv_clear(&env);
-	free(data);
-	return out;
+	return v ? v : strdup("(unset)");
 }
 
 static void assert_grubvar(struct fixture *f, const char *name, const char *want)
@@ -284,6 +251,38 @@ static void test_slot_install_sizes(void **state)
 		free(img);
 	}
 	assert_slot_a_untouched(f);
+}
+
+/* The writer as a sink: wrong bytes, abort, the right ones from byte 0, finish, activate. */
+static void test_slot_writer_sink_abort(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	size_t len = 3 * 4096 + 123;
+	uint8_t *img = make_image(len, 21), *junk = make_image(len, 22), digest[32];
+	otter_slot_writer *w = NULL;
+	otter_sink sink;
+
+	sha256(img, len, digest);
+	assert_ok(otter_slot_writer_open(&w, f->sys, "rootfs", len, digest, NULL, &err));
+	otter_slot_writer_sink(w, &sink);
+	assert_ok(sink.write(sink.userdata, junk, len - 1000, &err));
+	assert_ok(sink.abort(sink.userdata, &err));
+	/* Not finished: nothing can activate it in between. */
+	assert_err(otter_slot_writer_activate(w, &err), OTTER_E_STATE, &err, "not finished");
+	otter_error_clear(&err);
+	assert_ok(sink.write(sink.userdata, img, 5000, &err));
+	assert_ok(sink.write(sink.userdata, img + 5000, len - 5000, &err));
+	assert_ok(sink.finish(sink.userdata, &err));
+	assert_err(sink.abort(sink.userdata, &err), OTTER_E_STATE, &err, "finished");
+	otter_error_clear(&err);
+	assert_ok(otter_slot_writer_activate(w, &err));
+	otter_slot_writer_free(w);
+	assert_slot_b_holds(f, img, len);
+	assert_grubvar(f, "ORDER", "B A");
+	assert_slot_a_untouched(f);
+	free(img);
+	free(junk);
 }
 
 /* The boot environment and the bookkeeping, byte for byte. */
@@ -606,6 +605,11 @@ static void test_slot_rollback_detection(void **state)
 	/* B was tried three times and never confirmed; the bootloader fell back to A. */
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_OK", "1", "B_TRY", "3", NULL});
 	set_cmdline(f, "A");
+	/* The getter only reads: nothing is recorded until the boot check. */
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_PENDING_REBOOT);
+	assert_grubvar(f, "ORDER", "B A");
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
 	assert_string_equal(st.rollback_failed, "B");
@@ -614,7 +618,8 @@ static void test_slot_rollback_detection(void **state)
 	assert_int_equal(st.slots[1].health, OTTER_SLOT_BAD);
 	assert_grubvar(f, "ORDER", "A");
 	assert_grubvar(f, "B_OK", "0");
-	/* Asking again reports the same, and records nothing new. */
+	/* Checking again reports the same, and records nothing new. */
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
 	data = read_all(f->path[P_STATE], &len);
@@ -628,7 +633,7 @@ static void test_slot_rollback_detection(void **state)
 	/* A crash between recording and the environment write: the next call finishes it
 	 * without a second event. */
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_OK", "1", "B_TRY", "3", NULL});
-	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_grubvar(f, "ORDER", "A");
 	data = read_all(f->path[P_STATE], &len);
 	j = json_loadb((char *)data, len, 0, NULL);
@@ -646,6 +651,7 @@ static void test_slot_rollback_detection(void **state)
 	/* Booted by something else: no rollback decision at all. */
 	write_file(f->path[P_CMDLINE], "quiet", 5);
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_TRY", "3", NULL});
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_null(st.booted);
 	assert_int_equal(st.update, OTTER_UPDATE_PENDING_REBOOT);
@@ -871,12 +877,14 @@ static void test_slot_lock(void **state)
 	assert_err(otter_slot_mark_good(f->sys, NULL, &err), OTTER_E_BUSY, &err, "mark-good");
 	otter_error_clear(&err);
 	assert_err(otter_slot_mark_bad(f->sys, "B", &err), OTTER_E_BUSY, &err, "mark-bad");
-	/* Status still reports, but decides nothing while the lock is held. */
+	/* The boot check decides nothing while the lock is held; status still reports. */
 	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_TRY", "3", NULL});
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_NONE);
 	assert_grubvar(f, "ORDER", "B A");
 	close(fd);
+	assert_ok(otter_slot_boot_check(f->sys, &err));
 	assert_ok(otter_ab_status_get(f->sys, &st, &err));
 	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
 	assert_grubvar(f, "ORDER", "A");
@@ -1002,6 +1010,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_odd_devices_and_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_alloc_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_writer_sink_abort, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("slot", tests, NULL, NULL);
 }

@@ -210,6 +210,116 @@ static void test_tuf_attack_arbitrary_installation_unauthorised_targets_key(void
 	assert_int_equal(trepo_client_version(REPO, "targets"), 0);
 }
 
+/* A sink that keeps the bytes in memory and counts what it was told. */
+struct mem_sink {
+	char data[256];
+	size_t len;
+	unsigned finished, aborted;
+};
+
+static int mem_write(void *userdata, const uint8_t *data, size_t len, otter_error *err)
+{
+	struct mem_sink *m = userdata;
+
+	if (len > sizeof(m->data) - m->len)
+		return otter_error_set(err, OTTER_E_IO, "mem sink full");
+	memcpy(m->data + m->len, data, len);
+	m->len += len;
+	return 0;
+}
+
+static int mem_finish(void *userdata, otter_error *err)
+{
+	(void)err;
+	((struct mem_sink *)userdata)->finished++;
+	return 0;
+}
+
+static int mem_abort(void *userdata, otter_error *err)
+{
+	struct mem_sink *m = userdata;
+
+	(void)err;
+	m->aborted++;
+	m->len = 0;
+	return 0;
+}
+
+static int stream_into(trepo *r, const char *path, const char *const *mirrors, size_t n,
+		       struct mem_sink *m, otter_error *err)
+{
+	otter_tuf_updater *u = trepo_updater_mirrors(r, mirrors, n, err);
+	otter_sink sink = {mem_write, mem_finish, mem_abort, m};
+	otter_tuf_stream_options so = OTTER_TUF_STREAM_OPTIONS_INIT;
+	otter_tuf_target *t = NULL;
+	int rc;
+
+	if (!u)
+		return err->code;
+	so.attempts = 1;
+	memset(m, 0, sizeof(*m));
+	rc = otter_tuf_find_target(u, path, &t, err);
+	if (rc == 0)
+		rc = otter_tuf_stream_target(u, t, &sink, &so, err);
+	otter_tuf_target_free(t);
+	otter_tuf_updater_free(u);
+	return rc;
+}
+
+/* Streaming: every listed hash is checked before finish; bad copies fail over to a mirror. */
+static void test_tuf_stream_target(void **state)
+{
+	static const char good[] = "good firmware", evil[] = "evil firmware";
+	const char *const mirrors[] = {"mem://repo/mirror2/"};
+	otter_error err = OTTER_ERROR_INIT;
+	struct mem_sink m;
+	char hex[65], hex512[129], name[256];
+	json_t *hashes;
+
+	trepo_add_target(REPO, "targets", "fw.bin", good, 13);
+	TREPO_RELEASE(REPO, "targets");
+	assert_ok(stream_into(REPO, "fw.bin", NULL, 0, &m, &err));
+	assert_int_equal(m.len, 13);
+	assert_memory_equal(m.data, good, 13);
+	assert_int_equal(m.finished, 1);
+	assert_int_equal(m.aborted, 0);
+
+	/* The first copy is swapped: the mirror's good copy is streamed from byte 0. */
+	otter_hash_buf_hex(OTTER_HASH_SHA256, good, 13, hex, NULL);
+	snprintf(name, sizeof(name), "targets/%s.fw.bin", hex);
+	trepo_put(REPO, name, evil, 13);
+	snprintf(name, sizeof(name), "mirror2/%s.fw.bin", hex);
+	trepo_put(REPO, name, good, 13);
+	assert_ok(stream_into(REPO, "fw.bin", mirrors, 1, &m, &err));
+	assert_memory_equal(m.data, good, 13);
+	assert_int_equal(m.finished, 1);
+	assert_int_equal(m.aborted, 1);
+	/* Without the mirror: a hash error, and the sink never hears "finish". */
+	assert_err(stream_into(REPO, "fw.bin", NULL, 0, &m, &err), OTTER_E_HASH, &err, "fw.bin");
+	assert_int_equal(m.finished, 0);
+
+	/* Every listed hash counts: a sha512 that differs fails although sha256 matches. */
+	snprintf(name, sizeof(name), "targets/%s.fw.bin", hex);
+	trepo_put(REPO, name, good, 13);
+	otter_hash_buf_hex(OTTER_HASH_SHA512, evil, 13, hex512, NULL);
+	hashes = json_object_get(json_object_get(json_object_get(trepo_signed(REPO, "targets"),
+								 "targets"),
+						 "fw.bin"),
+				 "hashes");
+	json_object_set_new(hashes, "sha512", json_string(hex512));
+	TREPO_RELEASE(REPO, "targets");
+	otter_error_clear(&err);
+	assert_err(stream_into(REPO, "fw.bin", NULL, 0, &m, &err), OTTER_E_HASH, &err, "fw.bin");
+	assert_int_equal(m.finished, 0);
+	/* The right sha512: accepted. */
+	otter_hash_buf_hex(OTTER_HASH_SHA512, good, 13, hex512, NULL);
+	json_object_set_new(hashes, "sha512", json_string(hex512));
+	TREPO_RELEASE(REPO, "targets");
+	otter_error_clear(&err);
+	assert_ok(stream_into(REPO, "fw.bin", NULL, 0, &m, &err));
+	assert_int_equal(m.finished, 1);
+}
+
 static void test_tuf_attack_arbitrary_installation_target_replaced(void **state)
 {
 	otter_error err = OTTER_ERROR_INIT;
@@ -994,6 +1104,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_tuf_first_refresh_requests),
 		T(test_tuf_download_and_cache),
+		T(test_tuf_stream_target),
 		T(test_tuf_install_root_checks_format),
 		T(test_tuf_untrusted_initial_root_no_requests),
 		T(test_tuf_attack_arbitrary_installation_unsigned_timestamp),

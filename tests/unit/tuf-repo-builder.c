@@ -419,6 +419,12 @@ static int64_t mem_clock(void *userdata)
 
 otter_tuf_updater *trepo_updater(trepo *r, otter_error *err)
 {
+	return trepo_updater_mirrors(r, NULL, 0, err);
+}
+
+otter_tuf_updater *trepo_updater_mirrors(trepo *r, const char *const *target_mirrors, size_t n,
+					 otter_error *err)
+{
 	otter_tuf_options o;
 	otter_tuf_updater *u = NULL;
 
@@ -426,6 +432,8 @@ otter_tuf_updater *trepo_updater(trepo *r, otter_error *err)
 	o.metadata_dir = r->dir;
 	o.metadata_url = BASE "metadata/";
 	o.target_base_url = BASE "targets/";
+	o.target_mirrors = target_mirrors;
+	o.n_target_mirrors = n;
 	o.fetch = mem_fetch;
 	o.fetch_userdata = r;
 	o.clock = mem_clock;

@@ -84,6 +84,9 @@ void trepo_rotate(trepo *r, const char *role, otter_key *add, uint64_t threshold
 
 /* A client updater reading from this repository (fetch and clock hooks set). */
 otter_tuf_updater *trepo_updater(trepo *r, otter_error *err);
+/* The same, with more copies of the targets: "mem://repo/<mirror>/" each. */
+otter_tuf_updater *trepo_updater_mirrors(trepo *r, const char *const *target_mirrors, size_t n,
+					 otter_error *err);
 /* Runs a whole refresh in a new updater; returns its status. */
 int trepo_refresh(trepo *r, otter_error *err);
 /* Version of a role in the client's metadata dir (0 if absent). */

@@ -91,23 +91,33 @@ struct otter_agent {
 	otter_agent_log_fn log;
 	otter_agent_progress_fn progress;
 	void *userdata;
+	otter_agent_hooks hooks; /* every member set */
 	/* watchdogs */
 	int wd_fd;
 	uint64_t sd_watchdog_usec;
 	int64_t last_sd_ping_ms, last_hw_ping_ms;
 };
 
-void agent_log(const otter_agent *a, int level, const char *fmt, ...)
+void agent_log(const otter_agent *a, otter_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Feeds the watchdogs when due; cheap, call often (also from download progress). */
 void agent_watchdog_tick(otter_agent *a);
 void agent_notify_status(otter_agent *a, const char *status);
-int64_t agent_now(void);
-int64_t agent_now_ms(void);
+/* The hooks given in the options, with the real ones where NULL. */
+void agent_hooks_init(otter_agent_hooks *h, const otter_agent_hooks *given);
+/* Wall clock, seconds since the epoch. */
+int64_t agent_now(const otter_agent *a);
+/* Monotonic milliseconds (timers). */
+int64_t agent_now_ms(const otter_agent *a);
 /* Seconds since boot (CLOCK_BOOTTIME: counts suspend, never jumps with NTP). */
-int64_t agent_uptime(void);
+int64_t agent_uptime(const otter_agent *a);
 /* The kernel's id of this boot (/proc/sys/kernel/random/boot_id), or "" if unknown. */
-void agent_boot_id(char out[40]);
+void agent_boot_id(const otter_agent *a, char out[40]);
+/* Uniform in [0, n). */
+uint64_t agent_random_below(const otter_agent *a, uint64_t n);
+void agent_sleep_ms(const otter_agent *a, unsigned ms);
+/* Seconds until the next check: the interval with jitter, or the backoff after failures. */
+uint64_t agent_next_delay(const otter_agent *a);
 
 /*
  * One cycle at a time, in every process: takes <data-directory>/agent.lock (never waiting;
@@ -127,9 +137,12 @@ int agent_run_command(otter_agent *a, const char *what, const char *command, uin
 		      int *status, otter_error *err);
 
 /* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
-int agent_updater(otter_agent *a, otter_tuf_updater **out, size_t *mirror, otter_error *err);
-int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
-			const char *slot_class, const char *bootname, const otter_tuf_target *t,
+int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err);
+/* Streams t through the updater (mirrors, resume, every hash) into the inactive slot of
+ * slot_class that the slot writer picks. bootname "" gets that slot's bootname; otherwise
+ * the slot must have it (all classes switch together). */
+int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_class,
+			char bootname[OTTER_BOOTNAME_MAX + 1], const otter_tuf_target *t,
 			const char *version, otter_error *err);
 
 #endif

@@ -302,14 +302,14 @@ int agent_cycle_lock(otter_agent *a, bool *taken, otter_error *err)
 		return r;
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
-		agent_log(a, 7, "writing the pid into %s: %s", path, strerror(errno));
+		agent_log(a, OTTER_LOG_DEBUG, "writing the pid into %s: %s", path, strerror(errno));
 	r = agent_state_load(dir, &a->st, &damaged, err);
 	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	if (damaged)
-		agent_log(a, 4, "%s", a->st.last_error);
+		agent_log(a, OTTER_LOG_WARNING, "%s", a->st.last_error);
 	a->cycle_lock_fd = fd;
 	*taken = true;
 	return 0;

@@ -22,7 +22,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <otter/json.h>
@@ -35,12 +34,6 @@
 #include "util/fileio.h"
 #include "util/sdnotify.h"
 #include "util/strutil.h"
-
-#define LOG_ERR     3
-#define LOG_WARNING 4
-#define LOG_NOTICE  5
-#define LOG_INFO    6
-#define LOG_DEBUG   7
 
 /* How often a pending reboot that did not happen is requested again. */
 #define REBOOT_RETRY_S 300
@@ -59,7 +52,7 @@ otter_agent *otter_agent_free(otter_agent *a)
 	if (a->wd_fd >= 0) {
 		/* Magic close: a clean stop disarms the hardware watchdog. */
 		if (write(a->wd_fd, "V", 1) < 0)
-			agent_log(a, LOG_WARNING, "disarming watchdog: %s", strerror(errno));
+			agent_log(a, OTTER_LOG_WARNING, "disarming watchdog: %s", strerror(errno));
 		close(a->wd_fd);
 	}
 	for (size_t i = 0; i < a->n_mirrors; i++)
@@ -106,6 +99,7 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	a->log = opts->log;
 	a->progress = opts->progress;
 	a->userdata = opts->userdata;
+	agent_hooks_init(&a->hooks, opts->hooks);
 	a->config_path = otter_strdup(opts->config_path ? opts->config_path
 							 : OTTER_SYSTEM_CONF_DEFAULT);
 	if (!a->config_path)
@@ -161,9 +155,9 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	if (r < 0)
 		return r;
 	if (damaged)
-		agent_log(a, LOG_WARNING, "%s", a->st.last_error);
+		agent_log(a, OTTER_LOG_WARNING, "%s", a->st.last_error);
 	if (sdnotify_watchdog_usec(&a->sd_watchdog_usec))
-		agent_log(a, LOG_DEBUG, "systemd watchdog every %" PRIu64 " us",
+		agent_log(a, OTTER_LOG_DEBUG, "systemd watchdog every %" PRIu64 " us",
 			  a->sd_watchdog_usec);
 	*out = TAKE_PTR(a);
 	return 0;
@@ -187,19 +181,26 @@ int agent_save(otter_agent *a, otter_error *err)
  * from ever updating or confirming again: it is set aside and started afresh, once; the
  * boot environment, which says what runs, is untouched.
  */
+static int slot_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
+{
+	int r = otter_slot_boot_check(a->sys, err);
+
+	return r < 0 ? r : otter_ab_status_get(a->sys, ab, err);
+}
+
 static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
 {
 	otter_error e = OTTER_ERROR_INIT;
-	int r = otter_ab_status_get(a->sys, ab, &e);
+	int r = slot_status(a, ab, &e);
 
 	if (r == 0)
 		return 0;
 	if ((r == OTTER_E_FORMAT || r == OTTER_E_INVALID || r == OTTER_E_TOO_LARGE) &&
 	    strstr(e.msg, "slots.json")) {
-		agent_log(a, LOG_WARNING, "%s: starting the slot bookkeeping afresh", e.msg);
+		agent_log(a, OTTER_LOG_WARNING, "%s: starting the slot bookkeeping afresh", e.msg);
 		r = otter_slot_reset_bookkeeping(a->sys, e.msg, err);
 		if (r == 0)
-			r = otter_ab_status_get(a->sys, ab, err);
+			r = slot_status(a, ab, err);
 		return r;
 	}
 	if (err && !err->code)
@@ -210,7 +211,7 @@ static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
 static void set_state(otter_agent *a, otter_agent_state s)
 {
 	if (a->st.state != s)
-		agent_log(a, LOG_INFO, "state: %s -> %s", otter_agent_state_name(a->st.state),
+		agent_log(a, OTTER_LOG_INFO, "state: %s -> %s", otter_agent_state_name(a->st.state),
 			  otter_agent_state_name(s));
 	a->st.state = s;
 }
@@ -225,9 +226,9 @@ static void clear_pending(agent_state *st)
 /* The confirmation deadline starts now, in this boot. */
 static void start_deadline(otter_agent *a)
 {
-	a->st.pending_since = agent_now();
-	a->st.pending_uptime = agent_uptime();
-	agent_boot_id(a->st.pending_boot_id);
+	a->st.pending_since = agent_now(a);
+	a->st.pending_uptime = agent_uptime(a);
+	agent_boot_id(a, a->st.pending_boot_id);
 }
 
 /*
@@ -239,10 +240,10 @@ static int64_t deadline_left(otter_agent *a)
 {
 	char id[40];
 
-	agent_boot_id(id);
+	agent_boot_id(a, id);
 	if (!id[0] || strcmp(id, a->st.pending_boot_id) != 0)
 		start_deadline(a);
-	return (int64_t)a->cfg.confirm_deadline - (agent_uptime() - a->st.pending_uptime);
+	return (int64_t)a->cfg.confirm_deadline - (agent_uptime(a) - a->st.pending_uptime);
 }
 
 /* VERSION_ID=... of an os-release(5) style file (quotes allowed), or "". */
@@ -302,7 +303,7 @@ static int request_reboot(otter_agent *a, otter_error *err)
 {
 	int status = 0, r;
 
-	agent_log(a, LOG_NOTICE, "rebooting: %s", a->cfg.reboot_command);
+	agent_log(a, OTTER_LOG_NOTICE, "rebooting: %s", a->cfg.reboot_command);
 	crashpoint("agent-reboot");
 	r = agent_run_command(a, "reboot", a->cfg.reboot_command, 120, &status, err);
 	if (r < 0)
@@ -332,7 +333,7 @@ static int reboot_into_pending(otter_agent *a, otter_error *err)
 
 	if (r < 0)
 		return r;
-	a->st.pending_since = agent_now();
+	a->st.pending_since = agent_now(a);
 	return agent_save(a, err);
 }
 
@@ -372,7 +373,7 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 		if (r < 0)
 			return otter_error_prefix(err, r, "confirming release %s",
 						  a->st.pending_version);
-		agent_log(a, LOG_NOTICE, "release %s confirmed healthy", a->st.pending_version);
+		agent_log(a, OTTER_LOG_NOTICE, "release %s confirmed healthy", a->st.pending_version);
 		strfmt(a->st.current_version, sizeof(a->st.current_version), "%s",
 		       a->st.pending_version);
 		strfmt(a->st.current_release, sizeof(a->st.current_release), "%s",
@@ -386,11 +387,11 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 		return agent_save(a, err);
 	}
 
-	agent_log(a, LOG_ERR, "release %s is unhealthy: %s; rolling back", a->st.pending_version,
+	agent_log(a, OTTER_LOG_ERR, "release %s is unhealthy: %s; rolling back", a->st.pending_version,
 		  why);
 	/* Persist the verdict first: after the reboot, the fallback is expected. */
 	record_rollback(a, why);
-	a->st.pending_since = agent_now();
+	a->st.pending_since = agent_now(a);
 	r = agent_save(a, err);
 	if (r < 0)
 		return r;
@@ -423,7 +424,7 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 	if (!booted)
 		return 0; /* not started by an otter boot script: nothing to confirm */
 	if (!booted->in_order) {
-		agent_log(a, LOG_DEBUG, "slot %s is not in the boot order (marked bad): not "
+		agent_log(a, OTTER_LOG_DEBUG, "slot %s is not in the boot order (marked bad): not "
 					"confirming it",
 			  ab->booted);
 		return 0;
@@ -448,7 +449,7 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 				       ab->booted, a->cfg.health_check,
 				       status < 0 ? "did not finish in time" : "failed", status,
 				       otter_system_tries(a->sys));
-			agent_log(a, LOG_ERR, "%s", a->st.last_error);
+			agent_log(a, OTTER_LOG_ERR, "%s", a->st.last_error);
 			a->booted_unhealthy = true;
 			return agent_save(a, err);
 		}
@@ -456,7 +457,7 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 	r = otter_slot_mark_good(a->sys, NULL, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "confirming the booted slot %s", ab->booted);
-	agent_log(a, LOG_INFO, "slot %s is healthy: confirmed for this boot (%u tries again)",
+	agent_log(a, OTTER_LOG_INFO, "slot %s is healthy: confirmed for this boot (%u tries again)",
 		  ab->booted, otter_system_tries(a->sys));
 	return 0;
 }
@@ -477,7 +478,7 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 		 */
 		if (a->st.state == OTTER_AGENT_INSTALLING && a->st.pending_bootname[0]) {
 			if (ab->booted && strcmp(ab->booted, a->st.pending_bootname) == 0) {
-				agent_log(a, LOG_NOTICE, "release %s was activated before an interruption "
+				agent_log(a, OTTER_LOG_NOTICE, "release %s was activated before an interruption "
 							 "and has booted: checking its health",
 					  a->st.pending_version);
 				set_state(a, OTTER_AGENT_PENDING_CONFIRM);
@@ -492,7 +493,7 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 				return r == 0 ? reboot_into_pending(a, err) : r;
 			}
 		}
-		agent_log(a, LOG_WARNING, "the install of release %s was interrupted; it will be "
+		agent_log(a, OTTER_LOG_WARNING, "the install of release %s was interrupted; it will be "
 					  "done again",
 			  a->st.pending_version);
 		strfmt(a->st.last_error, sizeof(a->st.last_error),
@@ -510,7 +511,7 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 			       "(reset to its defaults by a power cut during a write, or changed by "
 			       "hand): installing it again",
 			       a->st.pending_bootname, a->st.pending_version);
-			agent_log(a, LOG_WARNING, "%s", a->st.last_error);
+			agent_log(a, OTTER_LOG_WARNING, "%s", a->st.last_error);
 			clear_pending(&a->st);
 			set_state(a, OTTER_AGENT_FAILED);
 			return agent_save(a, err);
@@ -518,7 +519,7 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 		if (ab->update == OTTER_UPDATE_ROLLED_BACK ||
 		    (ab->booted && strcmp(ab->booted, a->st.pending_bootname) != 0 &&
 		     ab->update != OTTER_UPDATE_PENDING_REBOOT)) {
-			agent_log(a, LOG_ERR, "release %s did not boot: the bootloader fell back "
+			agent_log(a, OTTER_LOG_ERR, "release %s did not boot: the bootloader fell back "
 					      "to slot %s",
 				  a->st.pending_version, ab->booted ? ab->booted : "?");
 			record_rollback(a, "the bootloader fell back (it never confirmed)");
@@ -540,7 +541,7 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 		 * after the activation), or it did not happen: request it (again). */
 		if (a->st.state == OTTER_AGENT_PENDING_REBOOT &&
 		    (a->st.pending_since == 0 ||
-		     agent_now() - a->st.pending_since >= REBOOT_RETRY_S))
+		     agent_now(a) - a->st.pending_since >= REBOOT_RETRY_S))
 			return reboot_into_pending(a, err);
 		return 0;
 
@@ -557,9 +558,9 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 		r = otter_slot_mark_bad(a->sys, NULL, err);
 		if (r < 0)
 			return r;
-		if (agent_now() - a->st.pending_since < 10)
+		if (agent_now(a) - a->st.pending_since < 10)
 			return 0;
-		a->st.pending_since = agent_now();
+		a->st.pending_since = agent_now(a);
 		r = agent_save(a, err);
 		return r == 0 ? request_reboot(a, err) : r;
 
@@ -595,7 +596,7 @@ struct pick {
 	const char *installed;
 	char version[AGENT_VERSION_MAX];
 	char path[AGENT_RELEASE_MAX];
-	json_t *doc;
+	otter_release *rel; /* the best so far, parsed from the signed custom copy */
 	unsigned skipped_failed;
 };
 
@@ -610,7 +611,7 @@ static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *
 	if (!doc)
 		return 0;
 	if (otter_release_from_json(&r, doc, otter_tuf_target_path(t), &e) < 0) {
-		agent_log(p->a, LOG_WARNING, "%s, ignoring", e.msg);
+		agent_log(p->a, OTTER_LOG_WARNING, "%s, ignoring", e.msg);
 		return 0;
 	}
 	if (!otter_release_matches(r, otter_system_compatible(p->a->sys), p->a->cfg.hardware_id) ||
@@ -620,7 +621,7 @@ static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *
 		return 0;
 	}
 	if (strlen(otter_tuf_target_path(t)) >= sizeof(p->path)) {
-		agent_log(p->a, LOG_WARNING, "release path '%.60s...' is longer than %zu bytes, "
+		agent_log(p->a, OTTER_LOG_WARNING, "release path '%.60s...' is longer than %zu bytes, "
 					     "ignoring",
 			  otter_tuf_target_path(t), sizeof(p->path) - 1);
 		otter_release_free(r);
@@ -633,9 +634,8 @@ static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *
 	}
 	strfmt(p->version, sizeof(p->version), "%s", r->version);
 	strfmt(p->path, sizeof(p->path), "%s", otter_tuf_target_path(t));
-	json_decref(p->doc);
-	p->doc = json_incref(doc);
-	otter_release_free(r);
+	otter_release_free(p->rel);
+	p->rel = r;
 	return 0;
 }
 
@@ -650,7 +650,6 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	otter_ab_status ab;
 	struct pick p = {.a = a};
 	char installed[AGENT_VERSION_MAX];
-	size_t mirror;
 	bool taken = false;
 	int r;
 
@@ -663,12 +662,12 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	if (r == 0) {
 		installed_version(a, &ab, installed, sizeof(installed));
 		p.installed = installed;
-		r = agent_updater(a, &u, &mirror, err);
+		r = agent_updater(a, &u, err);
 	}
 	if (r == 0)
 		r = find_release(a, u, &p, err);
 	otter_tuf_updater_free(u);
-	json_decref(p.doc);
+	otter_release_free(p.rel);
 	agent_cycle_unlock(a, taken);
 	if (r < 0)
 		return r;
@@ -679,70 +678,13 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	return 0;
 }
 
-/* Downloads the release document itself and checks it is the signed custom copy. */
-static int fetch_release(otter_agent *a, otter_tuf_updater *u, const struct pick *p,
-			 otter_release **out, otter_error *err)
-{
-	const char *dir = a->cfg.download_dir;
-	_cleanup_free_ char *path = NULL;
-	_cleanup_free_ uint8_t *data = NULL, *c1 = NULL, *c2 = NULL;
-	otter_tuf_target *t = NULL;
-	otter_release *rel = NULL;
-	size_t len, l1, l2;
-	int r;
-
-	r = otter_tuf_find_target(u, p->path, &t, err);
-	if (r == 0)
-		r = otter_tuf_download_target(u, t, dir, &path, err);
-	otter_tuf_target_free(t);
-	if (r == 0)
-		r = fileio_read(AT_FDCWD, path, OTTER_RELEASE_DOC_MAX, &data, &len, err);
-	if (r == 0)
-		r = otter_release_parse(&rel, data, len, p->path, err);
-	if (r == 0)
-		r = otter_json_canonical(rel->doc, &c1, &l1, err);
-	if (r == 0)
-		r = otter_json_canonical(p->doc, &c2, &l2, err);
-	if (r == 0 && (l1 != l2 || memcmp(c1, c2, l1) != 0))
-		r = otter_error_set(err, OTTER_E_FORMAT,
-				    "%s: the release document differs from its signed description",
-				    p->path);
-	if (r < 0) {
-		otter_release_free(rel);
-		return r;
-	}
-	*out = rel;
-	return 0;
-}
-
-static int target_bootname(otter_agent *a, const otter_ab_status *ab, char *out, size_t size,
-			   otter_error *err)
-{
-	size_t n = otter_system_n_bootnames(a->sys);
-
-	if (!ab->booted)
-		return otter_error_set(err, OTTER_E_STATE,
-				       "the kernel command line (%s) names no booted slot "
-				       "(otter.slot=): cannot tell which slots are inactive",
-				       otter_system_cmdline(a->sys));
-	for (size_t i = 0; i < n; i++) {
-		const char *b = otter_system_bootname(a->sys, i);
-		if (strcmp(b, ab->booted) != 0) {
-			strfmt(out, size, "%s", b);
-			return 0;
-		}
-	}
-	return otter_error_set(err, OTTER_E_CONFIG, "no inactive slots are configured");
-}
-
 static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 {
 	otter_tuf_updater *u = NULL;
-	otter_release *rel = NULL;
+	const otter_release *rel;
 	otter_ab_status ab;
 	struct pick p = {.a = a};
 	char installed_v[AGENT_VERSION_MAX];
-	size_t mirror;
 	int r;
 
 	*installed = false;
@@ -753,18 +695,18 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	p.installed = installed_v;
 
 	agent_notify_status(a, "checking for updates");
-	r = agent_updater(a, &u, &mirror, err);
+	r = agent_updater(a, &u, err);
 	if (r < 0)
 		goto out;
 	r = find_release(a, u, &p, err);
 	if (r < 0)
 		goto out;
-	a->st.last_check = agent_now();
+	a->st.last_check = agent_now(a);
 	if (!p.version[0]) {
 		strfmt(a->st.last_result, sizeof(a->st.last_result), "no newer release for %s%s",
 		       otter_system_compatible(a->sys),
 		       p.skipped_failed ? " (releases that failed before are skipped)" : "");
-		agent_log(a, LOG_INFO, "%s (installed: %s)", a->st.last_result,
+		agent_log(a, OTTER_LOG_INFO, "%s (installed: %s)", a->st.last_result,
 			  installed_v[0] ? installed_v : "unknown");
 		/* last-error keeps the last failure (a rollback, say) until something else happens. */
 		if (a->st.state == OTTER_AGENT_FAILED)
@@ -773,11 +715,11 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		r = agent_save(a, err);
 		goto out;
 	}
-	agent_log(a, LOG_NOTICE, "release %s available (installed: %s)", p.version,
+	agent_log(a, OTTER_LOG_NOTICE, "release %s available (installed: %s)", p.version,
 		  installed_v[0] ? installed_v : "unknown");
-	r = fetch_release(a, u, &p, &rel, err);
-	if (r < 0)
-		goto out;
+	/* The signed custom copy is the release: the targets role signed it, as it signed the
+	 * document's hashes, so nothing is fetched or parsed again. */
+	rel = p.rel;
 	/* Every slot class switches with the bootname, so a release must cover them all. */
 	for (size_t i = 0; i < otter_system_n_slots(a->sys); i++) {
 		const char *cls = otter_slot_class(otter_system_slot(a->sys, i));
@@ -807,9 +749,8 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 
 	strfmt(a->st.pending_version, sizeof(a->st.pending_version), "%s", rel->version);
 	strfmt(a->st.pending_release, sizeof(a->st.pending_release), "%s", p.path);
-	r = target_bootname(a, &ab, a->st.pending_bootname, sizeof(a->st.pending_bootname), err);
-	if (r < 0)
-		goto out;
+	/* The slot writer picks the inactive slots; the first one names the bootname. */
+	a->st.pending_bootname[0] = '\0';
 	a->st.pending_since = 0;
 	set_state(a, OTTER_AGENT_DOWNLOADING);
 	r = agent_save(a, err);
@@ -825,7 +766,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		agent_notify_status(a, status);
 		r = otter_tuf_find_target(u, rel->images[i].target, &t, err);
 		if (r == 0)
-			r = agent_install_image(a, u, mirror, rel->images[i].slot_class,
+			r = agent_install_image(a, u, rel->images[i].slot_class,
 						a->st.pending_bootname, t, rel->version, err);
 		otter_tuf_target_free(t);
 		if (r < 0) {
@@ -844,7 +785,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	/* From here on the pending release is never dropped: the next boot may run it. */
 	*installed = true;
 	crashpoint("agent-activated");
-	agent_log(a, LOG_NOTICE, "release %s installed in slots %s; activated for the next boot",
+	agent_log(a, OTTER_LOG_NOTICE, "release %s installed in slots %s; activated for the next boot",
 		  rel->version, a->st.pending_bootname);
 	set_state(a, OTTER_AGENT_PENDING_REBOOT);
 	a->st.pending_since = 0;
@@ -857,9 +798,8 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		goto out;
 	r = reboot_into_pending(a, err);
 out:
-	otter_release_free(rel);
 	otter_tuf_updater_free(u);
-	json_decref(p.doc);
+	otter_release_free(p.rel);
 	return r;
 }
 
@@ -872,7 +812,7 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 	if (r < 0)
 		return r;
 	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM) {
-		agent_log(a, LOG_NOTICE,
+		agent_log(a, OTTER_LOG_NOTICE,
 			  "release %s is %s: nothing else is installed until it is confirmed or "
 			  "rolled back",
 			  a->st.pending_version, otter_agent_state_name(a->st.state));
@@ -886,7 +826,7 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 	 * running software is unhealthy, that slot is the fallback the bootloader needs.
 	 */
 	if (a->booted_unhealthy) {
-		agent_log(a, LOG_WARNING, "not checking for updates: the running slot failed its "
+		agent_log(a, OTTER_LOG_WARNING, "not checking for updates: the running slot failed its "
 					  "health check in this boot, and installing would overwrite "
 					  "the other slot, its fallback");
 		strfmt(a->st.last_result, sizeof(a->st.last_result),
@@ -907,7 +847,7 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 		if (ab_status(a, &ab, &e) < 0) {
 			record_error(a, err);
 			if (agent_save(a, &saveerr) < 0)
-				agent_log(a, LOG_ERR, "%s", saveerr.msg);
+				agent_log(a, OTTER_LOG_ERR, "%s", saveerr.msg);
 			return r;
 		}
 		if (ab.primary && strcmp(ab.primary, a->st.pending_bootname) == 0)
@@ -921,10 +861,10 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 			a->st.pending_since = 0;
 		}
 		if (agent_save(a, &saveerr) < 0)
-			agent_log(a, LOG_ERR, "%s", saveerr.msg);
+			agent_log(a, OTTER_LOG_ERR, "%s", saveerr.msg);
 	} else if (r < 0) {
 		/* Nothing was activated: the running software is untouched. */
-		a->st.last_check = agent_now();
+		a->st.last_check = agent_now(a);
 		a->st.failures++;
 		record_error(a, err);
 		strfmt(a->st.last_result, sizeof(a->st.last_result), "update failed");
@@ -934,12 +874,12 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 			strfmt(a->st.last_result, sizeof(a->st.last_result),
 			       "release %s refused for this device: recorded as failed, not retried",
 			       a->refused);
-			agent_log(a, LOG_WARNING, "%s", a->st.last_result);
+			agent_log(a, OTTER_LOG_WARNING, "%s", a->st.last_result);
 		}
 		clear_pending(&a->st);
 		set_state(a, OTTER_AGENT_FAILED);
 		if (agent_save(a, &saveerr) < 0)
-			agent_log(a, LOG_ERR, "%s", saveerr.msg);
+			agent_log(a, OTTER_LOG_ERR, "%s", saveerr.msg);
 	}
 	return r;
 }
@@ -961,19 +901,8 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	return r;
 }
 
-static uint64_t random_below(uint64_t n)
-{
-	uint64_t v = 0;
-
-	if (n == 0)
-		return 0;
-	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
-		v = (uint64_t)agent_now_ms();
-	return v % n;
-}
-
 /* Seconds until the next check: the interval with jitter, or an exponential backoff. */
-static uint64_t next_delay(const otter_agent *a)
+uint64_t agent_next_delay(const otter_agent *a)
 {
 	uint64_t d;
 
@@ -982,9 +911,9 @@ static uint64_t next_delay(const otter_agent *a)
 		d = a->cfg.retry_min << shift;
 		if (d > a->cfg.retry_max || d < a->cfg.retry_min)
 			d = a->cfg.retry_max;
-		return d + random_below(d / 4 + 1);
+		return d + agent_random_below(a, d / 4 + 1);
 	}
-	return a->cfg.poll_interval + random_below(a->cfg.poll_jitter + 1);
+	return a->cfg.poll_interval + agent_random_below(a, a->cfg.poll_jitter + 1);
 }
 
 int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
@@ -1000,7 +929,7 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 		if (a->wd_fd < 0)
 			return otter_error_set_errno(err, errno, "opening watchdog device '%s'",
 						     a->cfg.watchdog_device);
-		agent_log(a, LOG_INFO, "feeding %s every %" PRIu64 " s", a->cfg.watchdog_device,
+		agent_log(a, OTTER_LOG_INFO, "feeding %s every %" PRIu64 " s", a->cfg.watchdog_device,
 			  a->cfg.watchdog_interval);
 	}
 	agent_watchdog_tick(a);
@@ -1010,27 +939,27 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 		bool taken = false;
 
 		if (otter_ab_status_get(a->sys, &ab, &e) == 0 && ab.env_warning[0])
-			agent_log(a, LOG_WARNING, "%s", ab.env_warning);
+			agent_log(a, OTTER_LOG_WARNING, "%s", ab.env_warning);
 		otter_error_clear(&e);
 		r = agent_cycle_lock(a, &taken, &e);
 		if (r == 0)
 			r = otter_agent_boot_check(a, &e);
 		agent_cycle_unlock(a, taken);
 		if (r == OTTER_E_BUSY) {
-			agent_log(a, LOG_NOTICE, "after boot: %s; checking at the next cycle", e.msg);
+			agent_log(a, OTTER_LOG_NOTICE, "after boot: %s; checking at the next cycle", e.msg);
 		} else if (r < 0) {
-			agent_log(a, LOG_ERR, "after boot: %s", e.msg);
+			agent_log(a, OTTER_LOG_ERR, "after boot: %s", e.msg);
 			record_error(a, &e);
 		}
 	}
 	sdnotify_send("READY=1");
 	agent_notify_status(a, otter_agent_state_name(a->st.state));
 	/* A first check soon after start (jittered, so a fleet does not poll at once). */
-	next_check = agent_now_ms() + (int64_t)random_below(a->cfg.poll_jitter / 10 + 2) * 1000;
+	next_check = agent_now_ms(a) + (int64_t)agent_random_below(a, a->cfg.poll_jitter / 10 + 2) * 1000;
 
 	while (!*stop) {
 		agent_watchdog_tick(a);
-		if ((check_now && *check_now) || agent_now_ms() >= next_check) {
+		if ((check_now && *check_now) || agent_now_ms(a) >= next_check) {
 			otter_error e = OTTER_ERROR_INIT;
 			bool installed = false, taken = false;
 			uint64_t delay;
@@ -1040,10 +969,10 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 			/* Not while an `otter update` runs a cycle: this one waits for a while. */
 			r = agent_cycle_lock(a, &taken, &e);
 			if (r < 0) {
-				agent_log(a, r == OTTER_E_BUSY ? LOG_NOTICE : LOG_ERR,
+				agent_log(a, r == OTTER_E_BUSY ? OTTER_LOG_NOTICE : OTTER_LOG_ERR,
 					  "skipping this check: %s", e.msg);
-				delay = a->cfg.retry_min + random_below(a->cfg.retry_min / 4 + 1);
-				next_check = agent_now_ms() + (int64_t)delay * 1000;
+				delay = a->cfg.retry_min + agent_random_below(a, a->cfg.retry_min / 4 + 1);
+				next_check = agent_now_ms(a) + (int64_t)delay * 1000;
 				continue;
 			}
 			if (a->st.state == OTTER_AGENT_PENDING_REBOOT ||
@@ -1051,21 +980,21 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 			    a->st.state == OTTER_AGENT_ROLLED_BACK) {
 				r = otter_agent_boot_check(a, &e);
 				if (r < 0)
-					agent_log(a, LOG_ERR, "%s", e.msg);
+					agent_log(a, OTTER_LOG_ERR, "%s", e.msg);
 			}
 			if (a->st.state != OTTER_AGENT_PENDING_REBOOT &&
 			    a->st.state != OTTER_AGENT_PENDING_CONFIRM) {
 				r = otter_agent_update(a, &installed, &e);
 				if (r < 0)
-					agent_log(a, LOG_ERR, "update: %s", e.msg);
+					agent_log(a, OTTER_LOG_ERR, "update: %s", e.msg);
 			}
 			agent_cycle_unlock(a, taken);
-			next_check = agent_now_ms() + (int64_t)next_delay(a) * 1000;
-			agent_log(a, LOG_DEBUG, "next check in %" PRId64 " s",
-				  (next_check - agent_now_ms()) / 1000);
+			next_check = agent_now_ms(a) + (int64_t)agent_next_delay(a) * 1000;
+			agent_log(a, OTTER_LOG_DEBUG, "next check in %" PRId64 " s",
+				  (next_check - agent_now_ms(a)) / 1000);
 			agent_notify_status(a, otter_agent_state_name(a->st.state));
 		}
-		usleep(200 * 1000);
+		agent_sleep_ms(a, 200);
 	}
 	sdnotify_send("STOPPING=1");
 	return 0;

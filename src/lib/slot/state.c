@@ -5,8 +5,10 @@
  *    of it). A cut in between loses only the record; the rollback check below does not
  *    depend on it.
  *  - rollback: the bookkeeping first (event, deduplicated), then the environment (mark the
- *    failed bootname bad). A cut in between is repaired by the next status call, which sees
- *    the same condition again, records nothing new and marks the slot bad.
+ *    failed bootname bad). A cut in between is repaired by the next otter_slot_boot_check,
+ *    which sees the same condition again, records nothing new and marks the slot bad.
+ * otter_ab_status_get only reads; otter_slot_boot_check is the one call that records what
+ * the bootloader did.
  */
 #include "slot-private.h"
 
@@ -645,6 +647,45 @@ const char *otter_update_state_name(otter_update_state s)
 	}
 }
 
+int otter_slot_boot_check(const otter_system *sys, otter_error *err)
+{
+	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
+	_cleanup_close_ int lock = -1;
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	const char *booted = NULL;
+	int r;
+
+	if (!sys)
+		return otter_error_set(err, OTTER_E_INVALID, "boot check: invalid arguments");
+	r = otter_system_new_boot(sys, &boot, err);
+	if (r < 0)
+		return r;
+	r = ab_state_load(sys, &root, err);
+	if (r < 0)
+		return r;
+	r = otter_boot_get_booted(boot, &booted, err);
+	if (r == OTTER_E_NOT_FOUND) {
+		/* Not booted by our script: decide nothing. */
+		otter_error_clear(err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	/* Another process changing the slots (an install) decides; this one leaves it. */
+	r = ab_lock(sys, &lock, err);
+	/* So does a data directory this process may not write (read-only, or not its own):
+	 * otter status still reports. */
+	if (r == OTTER_E_BUSY || (r == OTTER_E_IO && err &&
+				  (err->sys_errno == EROFS || err->sys_errno == EACCES ||
+				   err->sys_errno == EPERM))) {
+		otter_error_clear(err);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	return detect_rollback(sys, boot, root, booted, err);
+}
+
 static void copy_str(char *out, size_t size, const char *s)
 {
 	strfmt(out, size, "%s", s ? s : "");
@@ -653,7 +694,6 @@ static void copy_str(char *out, size_t size, const char *s)
 int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
-	_cleanup_close_ int lock = -1;
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	const char *booted = NULL, *s;
 	json_t *rb;
@@ -675,23 +715,6 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 		booted = NULL;
 	} else if (r < 0) {
 		return r;
-	}
-	/* Another process changing the slots (an install) decides; this one only reports. */
-	if (booted) {
-		r = ab_lock(sys, &lock, err);
-		/* So does a data directory this process may not write (read-only, or not its
-		 * own): otter status still reports. */
-		if (r == OTTER_E_BUSY || (r == OTTER_E_IO && err &&
-					  (err->sys_errno == EROFS || err->sys_errno == EACCES ||
-					   err->sys_errno == EPERM))) {
-			otter_error_clear(err);
-			r = 0;
-		} else if (r < 0)
-			return r;
-		else
-			r = detect_rollback(sys, boot, root, booted, err);
-		if (r < 0)
-			return r;
 	}
 	/* The boot handle's names die with it: hand out the system's. */
 	out->booted = check_bootname(sys, booted, NULL);

@@ -26,7 +26,6 @@
 #include <zstd.h>
 
 #include <otter/crypto.h>
-#include <otter/net.h>
 
 #include "lib/json/json-util.h"
 #include "util/alloc.h"
@@ -680,9 +679,66 @@ int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
 	return 0;
 }
 
-static int net_sink(void *userdata, const uint8_t *data, size_t len, otter_error *err)
+/*
+ * Back to byte 0 of the stream, keeping the slot: it stays "installing" and out of the boot
+ * order, and its first block stays cleared, so nothing of the dropped bytes can boot.
+ */
+int otter_slot_writer_abort(otter_slot_writer *w, otter_error *err)
+{
+	if (!w)
+		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	if (w->finished)
+		return otter_error_set(err, OTTER_E_STATE, "install: the writer is finished");
+	w->in_hash = otter_hash_free(w->in_hash);
+	w->out_hash = otter_hash_free(w->out_hash);
+	ZSTD_freeDCtx(w->dctx);
+	w->dctx = NULL;
+	free(w->zout);
+	w->zout = NULL;
+	w->zout_size = 0;
+	w->zret = 0;
+	w->in_count = w->out_count = 0;
+	w->peek_len = 0;
+	w->detected = false;
+	w->comp = OTTER_COMPRESSION_AUTO;
+	memset(w->header, 0, sizeof(w->header));
+	w->failed = false;
+	return otter_hash_new(&w->in_hash, OTTER_HASH_SHA256, err);
+}
+
+static int sink_write(void *userdata, const uint8_t *data, size_t len, otter_error *err)
 {
 	return otter_slot_writer_write(userdata, data, len, err);
+}
+
+static int sink_finish(void *userdata, otter_error *err)
+{
+	return otter_slot_writer_finish(userdata, err);
+}
+
+static int sink_abort(void *userdata, otter_error *err)
+{
+	return otter_slot_writer_abort(userdata, err);
+}
+
+void otter_slot_writer_sink(otter_slot_writer *w, otter_sink *out)
+{
+	out->write = sink_write;
+	out->finish = sink_finish;
+	out->abort = sink_abort;
+	out->userdata = w;
+}
+
+int otter_slot_writer_activate(otter_slot_writer *w, otter_error *err)
+{
+	if (!w)
+		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	if (!w->finished)
+		return otter_error_set(err, OTTER_E_STATE, "activate: the install into slot %s "
+							   "is not finished",
+				       otter_slot_name(w->target));
+	/* Still holding the writer's lock: nobody slips in between verify and activation. */
+	return ab_activate_locked(w->sys, otter_slot_bootname(w->target), err);
 }
 
 static int stream_fd(otter_slot_writer *w, int fd, const char *what, otter_error *err)
@@ -709,19 +765,8 @@ static int stream_fd(otter_slot_writer *w, int fd, const char *what, otter_error
 
 int otter_slot_writer_stream(otter_slot_writer *w, const char *source, otter_error *err)
 {
-	int r;
-
 	if (!w || !source)
 		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
-	if (strstr(source, "://")) {
-		otter_net *net = NULL;
-
-		r = otter_net_new(&net, NULL, err);
-		if (r == 0)
-			r = otter_net_fetch(net, source, 0, w->expected_len, net_sink, w, NULL, err);
-		otter_net_free(net);
-		return r;
-	}
 	if (strcmp(source, "-") == 0)
 		return stream_fd(w, STDIN_FILENO, "standard input", err);
 	{
@@ -751,6 +796,5 @@ int otter_slot_install(const otter_system *sys, const char *class_name, const ch
 	r = otter_slot_writer_finish(w, err);
 	if (r < 0)
 		return r;
-	/* Still holding the writer's lock: nobody slips in between verify and activation. */
-	return ab_activate_locked(sys, otter_slot_bootname(w->target), err);
+	return otter_slot_writer_activate(w, err);
 }

@@ -29,12 +29,6 @@
 DEFINE_CLEANUP_FUNC(tuf_metadata, tuf_metadata_free)
 DEFINE_CLEANUP_FUNC(tuf_hash_verifier, tuf_hash_verifier_free)
 
-#define LOG_ERR     3
-#define LOG_WARNING 4
-#define LOG_NOTICE  5
-#define LOG_INFO    6
-#define LOG_DEBUG   7
-
 /* A delegated role loaded in this cycle, with the delegators it was verified under. */
 struct delegated {
 	char *name;
@@ -47,6 +41,8 @@ struct otter_tuf_updater {
 	char *metadata_dir;
 	char *metadata_url; /* ends with '/' */
 	char *target_base_url; /* ends with '/', or NULL */
+	char **target_mirrors; /* more target bases, each ending with '/' */
+	size_t n_target_mirrors;
 	int mdfd;
 	otter_tuf_fetch_fn fetch;
 	void *fetch_userdata;
@@ -150,6 +146,9 @@ otter_tuf_updater *otter_tuf_updater_free(otter_tuf_updater *u)
 	free(u->metadata_dir);
 	free(u->metadata_url);
 	free(u->target_base_url);
+	for (size_t i = 0; i < u->n_target_mirrors; i++)
+		free(u->target_mirrors[i]);
+	free(u->target_mirrors);
 	free(u);
 	return NULL;
 }
@@ -176,7 +175,7 @@ static int persist(otter_tuf_updater *u, const char *name, const tuf_metadata *m
 	if (r < 0)
 		return otter_error_prefix(err, r, "storing trusted %s in '%s'", name,
 					  u->metadata_dir);
-	ulog(u, LOG_DEBUG, "stored %s (version %" PRIu64 ")", name, md->version);
+	ulog(u, OTTER_LOG_DEBUG, "stored %s (version %" PRIu64 ")", name, md->version);
 	return 0;
 }
 
@@ -229,6 +228,20 @@ int otter_tuf_updater_new(otter_tuf_updater **out, const otter_tuf_options *opts
 	if (!u->metadata_dir || (opts->metadata_url && !u->metadata_url) ||
 	    (opts->target_base_url && !u->target_base_url))
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	if (opts->n_target_mirrors > 0) {
+		if (!opts->target_mirrors || !u->target_base_url)
+			return otter_error_set(err, OTTER_E_INVALID,
+					       "updater: target mirrors need a target base URL");
+		u->target_mirrors = otter_calloc(opts->n_target_mirrors, sizeof(char *));
+		if (!u->target_mirrors)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+		for (size_t i = 0; i < opts->n_target_mirrors; i++) {
+			u->target_mirrors[i] = url_with_slash(opts->target_mirrors[i]);
+			if (!u->target_mirrors[i])
+				return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+			u->n_target_mirrors++;
+		}
+	}
 	u->clock = opts->clock ? opts->clock : default_clock;
 	u->clock_userdata = opts->clock_userdata;
 	u->log = opts->log;
@@ -270,7 +283,7 @@ int otter_tuf_updater_new(otter_tuf_updater **out, const otter_tuf_options *opts
 	if (r < 0)
 		return r;
 	tuf_metadata_drop_canonical(u->root);
-	ulog(u, LOG_DEBUG, "loaded trusted root version %" PRIu64, u->root->version);
+	ulog(u, OTTER_LOG_DEBUG, "loaded trusted root version %" PRIu64, u->root->version);
 	*out = TAKE_PTR(u);
 	return 0;
 }
@@ -299,7 +312,7 @@ static int fetch_metadata(otter_tuf_updater *u, const char *name, uint64_t max, 
 	url = path_join(u->metadata_url, name);
 	if (!url)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	ulog(u, LOG_INFO, "fetching %s", url);
+	ulog(u, OTTER_LOG_INFO, "fetching %s", url);
 	buf_init(&b, (size_t)max);
 	/* A signed length is the size to expect: one allocation instead of doublings. */
 	if (exact && (r = buf_reserve(&b, (size_t)max, err)) < 0)
@@ -375,12 +388,12 @@ static int update_root(otter_tuf_updater *u, otter_error *err)
 		r = persist(u, "root.json", md, err);
 		if (r < 0)
 			return r;
-		ulog(u, LOG_NOTICE, "root rotated to version %" PRIu64, md->version);
+		ulog(u, OTTER_LOG_NOTICE, "root rotated to version %" PRIu64, md->version);
 		tuf_metadata_drop_canonical(md);
 		tuf_metadata_free(u->root);
 		u->root = TAKE_PTR(md);
 	}
-	ulog(u, LOG_WARNING, "stopped after %" PRIu64 " root rotations in one refresh",
+	ulog(u, OTTER_LOG_WARNING, "stopped after %" PRIu64 " root rotations in one refresh",
 	     u->max_root_rotations);
 	return 0;
 }
@@ -388,7 +401,7 @@ static int update_root(otter_tuf_updater *u, otter_error *err)
 static void unlink_local(otter_tuf_updater *u, const char *name)
 {
 	if (unlinkat(u->mdfd, name, 0) == 0)
-		ulog(u, LOG_NOTICE, "deleted %s", name);
+		ulog(u, OTTER_LOG_NOTICE, "deleted %s", name);
 }
 
 /* ---- 5.4 timestamp ---- */
@@ -411,7 +424,7 @@ static int update_timestamp(otter_tuf_updater *u, otter_error *err)
 				       &lerr) < 0 ||
 		    tuf_verify_threshold(lmd, &u->root->keys, role, "local timestamp.json",
 					 &lerr) < 0) {
-			ulog(u, LOG_WARNING, "%s, ignoring", lerr.msg);
+			ulog(u, OTTER_LOG_WARNING, "%s, ignoring", lerr.msg);
 			tuf_metadata_free(lmd);
 		} else {
 			u->timestamp = lmd;
@@ -439,7 +452,7 @@ static int update_timestamp(otter_tuf_updater *u, otter_error *err)
 					       md->version, u->timestamp->version);
 		if (md->version == u->timestamp->version) {
 			/* Nothing changed: keep the trusted one (python-tuf); not an error. */
-			ulog(u, LOG_INFO, "timestamp.json unchanged (version %" PRIu64 ")",
+			ulog(u, OTTER_LOG_INFO, "timestamp.json unchanged (version %" PRIu64 ")",
 			     md->version);
 			return check_expiry(u, u->timestamp, "timestamp.json", err);
 		}
@@ -532,17 +545,17 @@ static int update_snapshot(otter_tuf_updater *u, otter_error *err)
 				       &lerr) < 0 ||
 		    tuf_verify_threshold(lmd, &u->root->keys, role, "local snapshot.json",
 					 &lerr) < 0) {
-			ulog(u, LOG_WARNING, "%s, ignoring", lerr.msg);
+			ulog(u, OTTER_LOG_WARNING, "%s, ignoring", lerr.msg);
 			tuf_metadata_free(lmd);
 		} else {
 			u->snapshot = lmd;
 			if (check_snapshot_final(u, lmd, &lerr) == 0) {
-				ulog(u, LOG_INFO, "local snapshot.json version %" PRIu64
+				ulog(u, OTTER_LOG_INFO, "local snapshot.json version %" PRIu64
 						  " is current",
 				     lmd->version);
 				return 0;
 			}
-			ulog(u, LOG_DEBUG, "local snapshot.json not final: %s", lerr.msg);
+			ulog(u, OTTER_LOG_DEBUG, "local snapshot.json not final: %s", lerr.msg);
 		}
 	}
 
@@ -629,13 +642,13 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 		    tuf_metadata_parse_owned(&md, TUF_TARGETS, &raw, len, localname, &lerr) == 0 &&
 		    tuf_verify_threshold(md, ring, keys, localname, &lerr) == 0 &&
 		    md->version == mf.version && check_expiry(u, md, localname, &lerr) == 0) {
-			ulog(u, LOG_INFO, "local %s version %" PRIu64 " is current", localname,
+			ulog(u, OTTER_LOG_INFO, "local %s version %" PRIu64 " is current", localname,
 			     md->version);
 			tuf_metadata_drop_canonical(md);
 			*out = TAKE_PTR(md);
 			return 0;
 		}
-		ulog(u, LOG_DEBUG, "local %s not usable: %s", localname,
+		ulog(u, OTTER_LOG_DEBUG, "local %s not usable: %s", localname,
 		     lerr.msg[0] ? lerr.msg : "version differs from snapshot");
 		md = tuf_metadata_free(md);
 		free(raw);
@@ -721,7 +734,7 @@ int otter_tuf_refresh(otter_tuf_updater *u, otter_error *err)
 	 * a compromised key cannot block the repository (fast-forward attack recovery). */
 	if (!tuf_rolekeys_equal(&initial->roles[TUF_TIMESTAMP], &u->root->roles[TUF_TIMESTAMP]) ||
 	    !tuf_rolekeys_equal(&initial->roles[TUF_SNAPSHOT], &u->root->roles[TUF_SNAPSHOT])) {
-		ulog(u, LOG_NOTICE, "timestamp or snapshot keys rotated");
+		ulog(u, OTTER_LOG_NOTICE, "timestamp or snapshot keys rotated");
 		unlink_local(u, "timestamp.json");
 		unlink_local(u, "snapshot.json");
 		fileio_fsync_dir(u->mdfd, NULL);
@@ -1039,7 +1052,7 @@ int otter_tuf_find_target(otter_tuf_updater *u, const char *path, otter_tuf_targ
 		}
 	}
 	if (n > 0 && n_visited > u->max_delegations)
-		ulog(u, LOG_WARNING, "target '%s': stopped after %" PRIu64 " delegations", s,
+		ulog(u, OTTER_LOG_WARNING, "target '%s': stopped after %" PRIu64 " delegations", s,
 		     u->max_delegations);
 	r = otter_error_set(err, OTTER_E_NOT_FOUND, "target '%s' is not listed by any trusted role",
 			    s);
@@ -1157,17 +1170,16 @@ static int append_url_path(otter_buf *b, const char *s, size_t len, otter_error 
 	return r;
 }
 
-int otter_tuf_target_url(const otter_tuf_updater *u, const otter_tuf_target *t, char **out,
-			 otter_error *err)
+/* The URL of t under one copy of the targets (base ends with '/'). */
+static int target_url_at(const otter_tuf_updater *u, const char *target_base,
+			 const otter_tuf_target *t, char **out, otter_error *err)
 {
 	const char *slash, *base, *prefix = NULL;
 	otter_buf b;
 	int r;
 
-	if (!u->target_base_url)
-		return otter_error_set(err, OTTER_E_INVALID, "no target base URL configured");
 	buf_init(&b, 64 * 1024);
-	r = buf_append_str(&b, u->target_base_url, err);
+	r = buf_append_str(&b, target_base, err);
 	slash = strrchr(t->path, '/');
 	base = slash ? slash + 1 : t->path;
 	if (r == 0 && slash)
@@ -1195,6 +1207,14 @@ int otter_tuf_target_url(const otter_tuf_updater *u, const otter_tuf_target *t, 
 	}
 	*out = (char *)buf_steal(&b, NULL);
 	return *out ? 0 : otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+}
+
+int otter_tuf_target_url(const otter_tuf_updater *u, const otter_tuf_target *t, char **out,
+			 otter_error *err)
+{
+	if (!u->target_base_url)
+		return otter_error_set(err, OTTER_E_INVALID, "no target base URL configured");
+	return target_url_at(u, u->target_base_url, t, out, err);
 }
 
 int otter_tuf_target_check_file(const otter_tuf_target *t, const char *path, otter_error *err)
@@ -1278,7 +1298,7 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 
 	/* 5.7.2: a local copy with the signed length and hashes needs no download. */
 	if (otter_tuf_target_check_file(t, dest, NULL) == 0) {
-		ulog(u, LOG_INFO, "target '%s' is already in '%s'", s, dest);
+		ulog(u, OTTER_LOG_INFO, "target '%s' is already in '%s'", s, dest);
 		goto done;
 	}
 	r = tuf_hash_verifier_new(&v, otter_tuf_target_hashes(t), s, err);
@@ -1298,7 +1318,7 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 	if (r < 0)
 		return otter_error_prefix(err, r, "target directory '%s'", target_dir);
 	fs.v = v;
-	ulog(u, LOG_INFO, "fetching %s", url);
+	ulog(u, OTTER_LOG_INFO, "fetching %s", url);
 	/* 5.7.3: at most the signed length; 5.7.4: exact length and every hash. */
 	r = u->fetch(u->fetch_userdata, url, t->length, file_sink, &fs, err);
 	if (r == 0)
@@ -1311,9 +1331,199 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 	r = fileio_tmp_commit(dfd, fs.fd, tmp, name, err);
 	if (r < 0)
 		return r;
-	ulog(u, LOG_INFO, "stored target '%s' in '%s'", s, dest);
+	ulog(u, OTTER_LOG_INFO, "stored target '%s' in '%s'", s, dest);
 done:
 	if (path_out)
 		*path_out = TAKE_PTR(dest);
 	return 0;
+}
+
+/* ---- streaming a target into a caller's sink ---- */
+
+struct stream {
+	const otter_sink *sink;
+	tuf_hash_verifier *v;
+	uint64_t done;
+	bool sink_failed; /* the last error came from the sink, not from the transfer */
+};
+
+static int stream_write(void *userdata, const uint8_t *data, size_t len, otter_error *err)
+{
+	struct stream *s = userdata;
+	int r = tuf_hash_verifier_update(s->v, data, len, err);
+
+	if (r < 0)
+		return r;
+	r = s->sink->write(s->sink->userdata, data, len, err);
+	if (r < 0) {
+		s->sink_failed = true;
+		return r;
+	}
+	s->done += len;
+	return 0;
+}
+
+/* Drops what the sink has and starts the hashes again: the next byte is byte 0. */
+static int stream_restart(struct stream *s, const otter_tuf_target *t, const char *what,
+			  otter_error *err)
+{
+	int r;
+
+	if (s->v) {
+		r = s->sink->abort(s->sink->userdata, err);
+		if (r < 0)
+			return r;
+	}
+	s->v = tuf_hash_verifier_free(s->v);
+	s->done = 0;
+	s->sink_failed = false;
+	return tuf_hash_verifier_new(&s->v, otter_tuf_target_hashes(t), what, err);
+}
+
+/* Fetches from offset: with otter_net a Range request; a custom fetcher cannot resume. */
+static int fetch_from(otter_tuf_updater *u, const char *url, uint64_t offset, uint64_t max_len,
+		      struct stream *s, otter_error *err)
+{
+	if (u->net)
+		return otter_net_fetch(u->net, url, offset, max_len, stream_write, s, NULL, err);
+	if (offset > 0)
+		return otter_error_set(err, OTTER_E_NOT_SUPPORTED, "%s: resuming needs otter_net",
+				       url);
+	return u->fetch(u->fetch_userdata, url, max_len, stream_write, s, err);
+}
+
+static bool resumable(int r)
+{
+	return r == OTTER_E_NETWORK || r == OTTER_E_TIMEOUT || r == OTTER_E_NOT_FOUND;
+}
+
+/* An error of the device, not of the copy: no other mirror would do better. */
+static bool local_error(int r)
+{
+	return r == OTTER_E_IO || r == OTTER_E_NOMEM || r == OTTER_E_BUSY || r == OTTER_E_CONFIG;
+}
+
+/* The sink's own errors end the transfer, unless bad bytes may explain them. */
+static bool sink_fatal(int r)
+{
+	return r != OTTER_E_FORMAT && r != OTTER_E_HASH && r != OTTER_E_TOO_LARGE;
+}
+
+int otter_tuf_stream_target(otter_tuf_updater *u, const otter_tuf_target *t,
+			    const otter_sink *sink, const otter_tuf_stream_options *opts,
+			    otter_error *err)
+{
+	otter_tuf_stream_options defaults = OTTER_TUF_STREAM_OPTIONS_INIT;
+	struct stream s = {.sink = sink};
+	size_t mirror = 0, n_bases;
+	unsigned attempts = 0, max_attempts;
+	const char *what;
+	char safe[256];
+	int r;
+
+	if (!u || !t || !sink || !sink->write || !sink->finish || !sink->abort)
+		return otter_error_set(err, OTTER_E_INVALID, "stream: invalid arguments");
+	if (!opts)
+		opts = &defaults;
+	if (opts->version != OTTER_TUF_STREAM_OPTIONS_VERSION)
+		return otter_error_set(err, OTTER_E_INVALID, "stream: unknown options version %u",
+				       opts->version);
+	if (!u->target_base_url)
+		return otter_error_set(err, OTTER_E_INVALID, "no target base URL configured");
+	str_sanitize(t->path, safe, sizeof(safe));
+	what = opts->what ? opts->what : safe;
+	max_attempts = opts->attempts ? opts->attempts : 5;
+	n_bases = 1 + u->n_target_mirrors;
+	r = stream_restart(&s, t, safe, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "target '%s'", safe);
+
+	for (;;) {
+		const char *base = mirror == 0 ? u->target_base_url : u->target_mirrors[mirror - 1];
+		_cleanup_free_ char *url = NULL;
+		otter_error e = OTTER_ERROR_INIT;
+		bool next_mirror = false;
+
+		r = target_url_at(u, base, t, &url, err);
+		if (r < 0)
+			goto out;
+		if (s.done > 0)
+			ulog(u, OTTER_LOG_NOTICE, "resuming %s at byte %" PRIu64 " from %s", what, s.done,
+			     base);
+		else
+			ulog(u, OTTER_LOG_INFO, "fetching %s", url);
+		/* 5.7.3: at most the signed length, counting what arrived before. */
+		r = fetch_from(u, url, s.done, t->length - s.done, &s, &e);
+		if (r == 0 && s.done == t->length) {
+			/* 5.7.4: the exact length and every listed hash, before the sink hears
+			 * that it is complete. */
+			r = tuf_hash_verifier_finish(s.v, s.done, t->length, safe, &e);
+			if (r == 0) {
+				r = sink->finish(sink->userdata, &e);
+				if (r < 0) {
+					*err = e;
+					goto out;
+				}
+				break;
+			}
+		} else if (r == 0) {
+			r = otter_error_set(&e, OTTER_E_NETWORK,
+					    "%s: transfer ended at byte %" PRIu64 " of %" PRIu64, url,
+					    s.done, t->length);
+		}
+		if (s.sink_failed && sink_fatal(r)) {
+			if (err && !err->code)
+				*err = e;
+			goto out;
+		}
+		attempts++;
+		ulog(u, OTTER_LOG_WARNING, "downloading %s (attempt %u): %s", what, attempts, e.msg);
+		if (r == OTTER_E_NOT_SUPPORTED && s.done > 0) {
+			/* The server ignored the range: start over. */
+			r = stream_restart(&s, t, safe, err);
+			if (r < 0)
+				goto out;
+		} else if (!resumable(r)) {
+			/* Wrong bytes (hash, length, endless data) or a local failure: this copy
+			 * is bad. Another mirror may hold a good one; never resume over bad data. */
+			if (local_error(r) || mirror + 1 >= n_bases) {
+				if (err && !err->code)
+					*err = e;
+				goto out;
+			}
+			next_mirror = true;
+		}
+		if (!next_mirror && attempts >= max_attempts) {
+			if (mirror + 1 >= n_bases) {
+				if (err && !err->code)
+					*err = e;
+				r = otter_error_prefix(err, r, "giving up after %u attempts", attempts);
+				goto out;
+			}
+			next_mirror = true;
+		}
+		if (next_mirror) {
+			/* From byte 0: a stream is never assembled from two mirrors, as bad bytes
+			 * from one would be blamed on the next, and a good mirror would never get a
+			 * clean try. */
+			mirror++;
+			attempts = 0;
+			r = stream_restart(&s, t, safe, err);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		{
+			unsigned pause = attempts < 5 ? 1u << (attempts - 1) : 16;
+
+			if (opts->pause)
+				opts->pause(opts->userdata, pause);
+			else
+				sleep(pause);
+		}
+	}
+	r = 0;
+out:
+	tuf_hash_verifier_free(s.v);
+	return r;
 }
