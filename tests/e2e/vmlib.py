@@ -327,7 +327,8 @@ def make_cpio(root_dir, out, compress="gzip"):
 def busybox_root(root_dir, busybox="/bin/busybox"):
     """The usual folders plus a static busybox as /bin/busybox and /bin/sh. Applet links are
     made by the init script (`/bin/busybox --install -s`), so any architecture works."""
-    for d in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp", "etc", "mnt"):
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "tmp", "etc",
+              "mnt"):
         os.makedirs(os.path.join(root_dir, d), exist_ok=True)
     shutil.copy2(busybox, os.path.join(root_dir, "bin", "busybox"))
     sh = os.path.join(root_dir, "bin", "sh")
@@ -405,15 +406,23 @@ def fetch_kernel_deb(cache_dir, package, arch=None):
     if not os.path.exists(done):
         require_tools("apt-get", "apt-cache", "dpkg-deb", "depmod")
         pkg = package + (f":{arch}" if arch else "")
-        dep = run(["apt-cache", "depends", pkg]).stdout.decode()
-        m = re.search(r"Depends: (linux-image-[^\s:]+)", dep)
-        real = m.group(1) if m else package
-        for f in os.listdir(cache_dir):
-            if f.endswith(".deb"):
-                os.unlink(os.path.join(cache_dir, f))
-        p = subprocess.run(["apt-get", "download", real + (f":{arch}" if arch else "")],
-                           cwd=cache_dir, capture_output=True)
-        debs = [f for f in os.listdir(cache_dir) if f.endswith(".deb")]
+        for attempt in range(2):
+            if attempt:
+                # Package lists missing or stale (a fresh machine, or a kernel update
+                # replaced the versioned package): refresh them once, as root can.
+                subprocess.run(["apt-get", "update"], capture_output=True)
+            dep = subprocess.run(["apt-cache", "depends", pkg],
+                                 capture_output=True).stdout.decode()
+            m = re.search(r"Depends: (linux-image-[^\s:]+)", dep)
+            real = m.group(1) if m else package
+            for f in os.listdir(cache_dir):
+                if f.endswith(".deb"):
+                    os.unlink(os.path.join(cache_dir, f))
+            p = subprocess.run(["apt-get", "download", real + (f":{arch}" if arch else "")],
+                               cwd=cache_dir, capture_output=True)
+            debs = [f for f in os.listdir(cache_dir) if f.endswith(".deb")]
+            if p.returncode == 0 and debs:
+                break
         if p.returncode != 0 or not debs:
             raise MissingTool(f"could not download the kernel package {real} with apt-get "
                               f"download: {p.stderr.decode()} (needs the Debian mirror)")

@@ -1,0 +1,201 @@
+"""The real-GRUB tier: the shipped contrib/grub/grub.cfg in GRUB for x86_64-efi under OVMF in
+QEMU, a real grubenv on the ESP, a Debian kernel, and the host's build/otter as the agent
+(tests/e2e/grubdev.py builds the machine, tests/e2e/grub-init.sh runs in it).
+
+Every story is judged from the serial console and `otter status --json` printed by the
+guest. Each power-on is one QEMU run (-no-reboot): a reboot by GRUB, by the agent or by a
+broken release ends it, and the test powers the machine on again, as a person at the
+device would see it. Nothing is skipped: a missing tool fails with what to install."""
+
+import os
+
+import pytest
+
+from grubdev import GrubDevice
+
+BUILD_DIR = os.environ.get("OTTER_BUILD_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build")
+CACHE_DIR = os.path.join(BUILD_DIR, "e2e")
+
+
+def new_device(tmp_path):
+    return GrubDevice(tmp_path / "dev", BUILD_DIR, CACHE_DIR)
+
+
+def why(boot):
+    """The tail of a boot's serial log, for assertion messages."""
+    return "\n--- serial console of this boot (tail) ---\n" + boot["log"][-4000:]
+
+
+def slot_of(status, bootname):
+    return next(s for s in status["slots"] if s["bootname"] == bootname)
+
+
+def assert_booted(boot, slot, version):
+    assert boot["slot"] == slot and boot["version"] == version, \
+        f"wanted slot {slot} with {version}, got {boot['slot']} {boot['version']}" + why(boot)
+    assert boot["status"] is not None, "no otter status --json on the console" + why(boot)
+    assert boot["status"]["booted"] == slot, why(boot)
+    assert grub_errors(boot) == [], "GRUB printed an error" + why(boot)
+
+
+# The machine has no display: GRUB's linux loader says so on every boot (harmless).
+HARMLESS = ("error: no suitable video mode found.",)
+
+
+def grub_errors(boot):
+    """GRUB's error lines printed before the kernel's init started."""
+    before = boot["log"].split("E2E: init", 1)[0]
+    return [line for line in before.splitlines()
+            if "error:" in line and line.strip() not in HARMLESS]
+
+
+def test_first_boot_with_an_empty_environment(tmp_path):
+    dev = new_device(tmp_path)
+    dev.make_disk("1.0")
+    assert dev.grubenv() == {}  # grub-editenv create: no variable at all
+    b = dev.boot()
+    assert_booted(b, "A", "1.0")
+    st = b["status"]
+    assert st["primary"] == "A" and st["update"] == "none", why(b)
+    assert st["agent"]["state"] == "idle", why(b)
+    assert b["end"] == "poweroff", why(b)
+    # GRUB counted the try in the environment otter reads; A is the running slot, B is
+    # still bootable as far as the bootloader is concerned.
+    assert slot_of(st, "A")["in-order"] and slot_of(st, "B")["in-order"], why(b)
+    env = dev.grubenv()
+    assert env.get("A_TRY") in ("0", "1") and env.get("B_TRY", "0") == "0", env
+
+
+class TestUpdate:
+    """An update from the file:// repository on the data partition, then ordinary reboots."""
+
+    @pytest.fixture(scope="class")
+    def dev(self, tmp_path_factory):
+        dev = new_device(tmp_path_factory.mktemp("update"))
+        dev.make_disk("1.0")
+        return dev
+
+    def test_update_reboot_health_check_confirmed(self, dev):
+        dev.publish("2.0")
+        b = dev.boot()
+        assert_booted(b, "A", "1.0")
+        assert b["status"]["update"] == "pending-reboot", why(b)
+        assert b["status"]["activated"] == "B" and b["status"]["primary"] == "B", why(b)
+        assert slot_of(b["status"], "B")["version"] == "2.0", why(b)
+        assert b["end"] == "reboot", "the agent asked for no reboot" + why(b)
+        b = dev.boot()
+        assert_booted(b, "B", "2.0")
+        st = b["status"]
+        assert st["update"] == "confirmed" and st["agent"]["state"] == "confirmed", why(b)
+        assert slot_of(st, "B")["state"] == "good", why(b)
+        assert slot_of(st, "B")["tries-left"] == 3, why(b)
+        assert b["end"] == "poweroff", why(b)
+        dev.confirmed = True
+
+    def test_five_ordinary_reboots_stay_on_it(self, dev):
+        assert getattr(dev, "confirmed", False), "the update story did not confirm 2.0"
+        for i in range(5):
+            b = dev.boot()
+            assert b["slot"] == "B" and b["version"] == "2.0", \
+                f"ordinary boot {i + 1} of 5 left the confirmed slot B" + why(b)
+            assert_booted(b, "B", "2.0")
+            st = b["status"]
+            assert st["primary"] == "B" and st["update"] == "confirmed", why(b)
+            assert slot_of(st, "B")["state"] == "good", why(b)
+            # The agent confirms the booted slot on every boot: GRUB's counted try is
+            # given back, so B never runs out of tries.
+            assert slot_of(st, "B")["tries-left"] == 3, \
+                f"boot {i + 1}: B_TRY not reset by the agent" + why(b)
+            assert b["end"] == "poweroff", why(b)
+
+
+def update_to_failing_release(dev, **release):
+    """Boots A 1.0 with a release 2.0 in the repository; returns the boots up to and
+    including the first one that comes back to A (at most 6 power-ons)."""
+    dev.make_disk("1.0")
+    dev.publish("2.0", **release)
+    b = dev.boot()
+    assert_booted(b, "A", "1.0")
+    assert b["status"]["update"] == "pending-reboot" and b["end"] == "reboot", why(b)
+    boots = []
+    for _ in range(6):
+        b = dev.boot()
+        boots.append(b)
+        if b["slot"] == "A":
+            return boots
+    raise AssertionError("never came back to slot A" + why(b))
+
+
+def test_release_that_never_confirms_falls_back_and_reports_rollback(tmp_path):
+    dev = new_device(tmp_path)
+    boots = update_to_failing_release(dev, mode="broken")
+    tried = boots[:-1]
+    # GRUB tried B exactly otter_tries (3) times, each try counted before the kernel ran.
+    assert [b["slot"] for b in tried] == ["B", "B", "B"], [b["slot"] for b in boots]
+    assert all("broken release" in b["log"] for b in tried)
+    last = boots[-1]
+    assert_booted(last, "A", "1.0")
+    st = last["status"]
+    assert st["update"] == "rolled-back" and st["rollback"] is not None, why(last)
+    assert st["agent"]["state"] == "rolled-back", why(last)
+    assert "2.0" in str(st["agent"]["failed-releases"]), why(last)
+    assert st["primary"] == "A", why(last)
+    assert last["end"] == "poweroff", why(last)
+    # The failed release is not installed again.
+    b = dev.boot()
+    assert_booted(b, "A", "1.0")
+    assert b["end"] == "poweroff" and b["status"]["update"] == "rolled-back", why(b)
+
+
+def test_slot_without_kernel_falls_back_without_hanging(tmp_path):
+    dev = new_device(tmp_path)
+    boots = update_to_failing_release(dev, kernel=False)
+    tried = boots[:-1]
+    assert len(tried) == 3, [b["end"] for b in boots]
+    for b in tried:
+        # GRUB could not load B's kernel, took the fallback entry and rebooted by itself.
+        assert b["end"] == "grub-reboot", why(b)
+        assert "/boot/vmlinuz' not found" in b["log"], why(b)
+        assert "otter: slot B did not boot; rebooting" in b["log"], why(b)
+        assert "Failed to boot both default and fallback entries" not in b["log"], why(b)
+    last = boots[-1]
+    assert_booted(last, "A", "1.0")
+    assert last["status"]["update"] == "rolled-back", why(last)
+    assert last["status"]["rollback"] is not None, why(last)
+
+
+def test_every_slot_out_of_tries(tmp_path):
+    dev = new_device(tmp_path)
+    dev.make_disk("1.0", grubenv_vars={"ORDER": "A B", "A_TRY": "3", "B_TRY": "3"})
+    b = dev.boot()
+    assert b["end"] == "grub-reboot", why(b)
+    assert "otter: no slot in ORDER has tries left; granting them again" in b["log"], why(b)
+    env = dev.grubenv()
+    assert env["A_TRY"] == "0" and env["B_TRY"] == "0" and env["ORDER"] == "A B", env
+    b = dev.boot()
+    assert_booted(b, "A", "1.0")
+    assert b["end"] == "poweroff", why(b)
+
+
+def test_torn_environment_write(tmp_path):
+    """A grubenv block torn by a power cut in the middle of a write: the first 512-byte
+    sector written (the variables), the second one not (zeros instead of the '#' padding).
+    GRUB must still boot a slot and otter must keep working on it."""
+    dev = new_device(tmp_path)
+    dev.make_disk("1.0")
+    b = dev.boot()
+    assert_booted(b, "A", "1.0")
+    block = dev.get_grubenv_bytes()
+    assert len(block) == 1024
+    dev.put_grubenv_bytes(block[:512] + b"\0" * 512)
+    b = dev.boot()
+    assert b["end"] == "poweroff", why(b)
+    assert_booted(b, "A", "1.0")
+    # A block whose signature sector was lost: GRUB's load_env and save_env refuse it, the
+    # script's defaults boot A; otter's status still reports the booted slot.
+    dev.put_grubenv_bytes(b"\0" * 512 + block[512:])
+    b = dev.boot()
+    assert b["slot"] == "A", why(b)
+    assert b["end"] == "poweroff", why(b)
+    assert b["status"] is not None and b["status"]["booted"] == "A", why(b)
