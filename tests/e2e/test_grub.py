@@ -60,11 +60,15 @@ def test_first_boot_with_an_empty_environment(tmp_path):
     assert st["primary"] == "A" and st["update"] == "none", why(b)
     assert st["agent"]["state"] == "idle", why(b)
     assert b["end"] == "poweroff", why(b)
-    # GRUB counted the try in the environment otter reads; A is the running slot, B is
-    # still bootable as far as the bootloader is concerned.
+    # GRUB's defaults (ORDER "A B", full tries) are the ones otter assumes; GRUB counted a
+    # try of A in the grubenv, and the agent, having booted it, confirmed it: A is good
+    # with its tries back, B untouched.
     assert slot_of(st, "A")["in-order"] and slot_of(st, "B")["in-order"], why(b)
+    assert slot_of(st, "A")["state"] == "good", why(b)
+    assert slot_of(st, "A")["tries-left"] == 3, why(b)
+    assert "A_TRY=1" not in b["log"].split("E2E: GRUBENV-BEGIN")[1], why(b)
     env = dev.grubenv()
-    assert env.get("A_TRY") in ("0", "1") and env.get("B_TRY", "0") == "0", env
+    assert env.get("A_TRY") == "0" and env.get("B_TRY", "0") == "0", env
 
 
 class TestUpdate:
@@ -178,24 +182,66 @@ def test_every_slot_out_of_tries(tmp_path):
     assert b["end"] == "poweroff", why(b)
 
 
-def test_torn_environment_write(tmp_path):
-    """A grubenv block torn by a power cut in the middle of a write: the first 512-byte
-    sector written (the variables), the second one not (zeros instead of the '#' padding).
-    GRUB must still boot a slot and otter must keep working on it."""
-    dev = new_device(tmp_path)
-    dev.make_disk("1.0")
-    b = dev.boot()
-    assert_booted(b, "A", "1.0")
-    block = dev.get_grubenv_bytes()
-    assert len(block) == 1024
-    dev.put_grubenv_bytes(block[:512] + b"\0" * 512)
-    b = dev.boot()
-    assert b["end"] == "poweroff", why(b)
-    assert_booted(b, "A", "1.0")
-    # A block whose signature sector was lost: GRUB's load_env and save_env refuse it, the
-    # script's defaults boot A; otter's status still reports the booted slot.
-    dev.put_grubenv_bytes(b"\0" * 512 + block[512:])
-    b = dev.boot()
-    assert b["slot"] == "A", why(b)
-    assert b["end"] == "poweroff", why(b)
-    assert b["status"] is not None and b["status"]["booted"] == "A", why(b)
+class TestTornEnvironment:
+    """A grubenv block torn by a power cut in the middle of GRUB's in-place save_env, after
+    the device ran normally (A confirmed): the first 512-byte sector written (the
+    variables), the second not (zeros where the '#' padding was). otter itself replaces the
+    file atomically, so only GRUB can tear it."""
+
+    @pytest.fixture(scope="class")
+    def dev(self, tmp_path_factory):
+        dev = new_device(tmp_path_factory.mktemp("torn"))
+        dev.make_disk("1.0")
+        b = dev.boot()
+        assert_booted(b, "A", "1.0")
+        assert slot_of(b["status"], "A")["state"] == "good", why(b)
+        block = dev.get_grubenv_bytes()
+        assert len(block) == 1024 and block.endswith(b"#")
+        dev.put_grubenv_bytes(block[:512] + b"\0" * 512)
+        return dev
+
+    def test_torn_block_still_boots(self, dev):
+        for i in range(2):
+            b = dev.boot()
+            assert b["slot"] == "A" and b["version"] == "1.0", why(b)
+            assert b["end"] == "poweroff", why(b)
+            # GRUB reads the variables, but its save_env finds no '#' padding to write
+            # into: the try is not counted (nothing else goes wrong).
+            assert set(grub_errors(b)) <= {"error: environment block too small."}, why(b)
+            assert b["status"] is not None and b["status"]["booted"] == "A", why(b)
+            dev.torn_boots = getattr(dev, "torn_boots", 0) + 1
+
+    @pytest.mark.xfail(strict=True, reason="finding: otter reads a grubenv whose '#' "
+                       "padding is damaged and, the booted slot being confirmed already, "
+                       "never rewrites it, so GRUB's save_env keeps failing and no boot is "
+                       "counted any more (C fix needed: rewrite a block GRUB cannot save "
+                       "into)")
+    def test_torn_block_is_repaired(self, dev):
+        assert getattr(dev, "torn_boots", 0) == 2, "the boots above did not run"
+        after = dev.get_grubenv_bytes()
+        assert len(after) == 1024 and after.endswith(b"#"), after
+
+
+class TestTornSignature:
+    """The other tear: the first sector (with the '# GRUB Environment Block' signature)
+    lost. GRUB's load_env and save_env refuse the block, and the script's defaults boot A."""
+
+    @pytest.fixture(scope="class")
+    def boot(self, tmp_path_factory):
+        dev = new_device(tmp_path_factory.mktemp("torn-signature"))
+        dev.make_disk("1.0", grubenv_vars={"A_TRY": "0", "B_TRY": "0"})
+        block = dev.get_grubenv_bytes()
+        dev.put_grubenv_bytes(b"\0" * 512 + block[512:])
+        return dev.boot()
+
+    def test_torn_signature_still_boots(self, boot):
+        assert boot["slot"] == "A" and boot["version"] == "1.0", why(boot)
+        assert boot["end"] == "poweroff", why(boot)
+
+    @pytest.mark.xfail(strict=True, reason="finding: otter status and otter update fail "
+                       "on a grubenv without its signature ('no # GRUB Environment Block "
+                       "header'), so the agent can neither confirm nor update while GRUB "
+                       "boots its defaults (C fix needed: read it as GRUB does, as the "
+                       "defaults, and rewrite it whole)")
+    def test_torn_signature_agent_keeps_working(self, boot):
+        assert boot["status"] is not None and boot["status"]["booted"] == "A", why(boot)
