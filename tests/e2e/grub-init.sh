@@ -3,9 +3,10 @@
 # agent once per boot, prints its status between markers on the serial port, then reboots
 # (the agent asked for it) or powers off. Lines for the host start with "E2E:".
 /bin/busybox mount -t devtmpfs dev /dev
-exec </dev/ttyS0 >/dev/ttyS0 2>&1
+exec </dev/console >/dev/console 2>&1
 /bin/busybox --install -s
 mount -t proc proc /proc
+echo 1 >/proc/sys/kernel/printk  # kernel messages would mix with the lines for the host
 mount -t sysfs sys /sys
 mount -t tmpfs run /run
 mount -t tmpfs tmp /tmp

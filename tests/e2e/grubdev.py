@@ -1,5 +1,7 @@
 """The device of the GRUB tier: an x86_64 PC (QEMU q35, OVMF, one SATA disk) that boots the
-shipped contrib/grub/grub.cfg, unchanged, in GRUB for x86_64-efi.
+shipped contrib/grub/grub.cfg in GRUB for x86_64-efi, changed only where its header asks a
+board to adapt it: kernel arguments (the serial console, reboot on panic). Its slot
+partitions and names are the shipped ones.
 
 Disk (GPT, built from files; the partition numbers are the ones the shipped grub.cfg names):
   1 ESP (FAT)  /EFI/BOOT/BOOTX64.EFI (grub-mkimage, prefix /grub), /grub/grub.cfg,
@@ -44,6 +46,7 @@ TOOLS = [QEMU, "grub-mkimage", "grub-editenv", "grub-script-check", "mkfs.vfat",
 ESP_MIB, SLOT_MIB, DATA_MIB = 16, 40, 200
 SLOT_FS_MIB = 36  # the release images: ext4 filesystems a little smaller than the slot
 COMPATIBLE = "e2e-grub"
+KERNEL_ARGS = "console=ttyS0,115200 panic=5"
 BOOT_TIMEOUT = int(os.environ.get("OTTER_E2E_BOOT_TIMEOUT", "420"))
 
 
@@ -140,6 +143,23 @@ class GrubDevice:
                    "-o", out, *GRUB_MODULES])
         return out
 
+    def _grub_cfg(self):
+        """The shipped grub.cfg with the one adaptation its header asks of a board: the
+        kernel arguments. Here the console on the serial port (so that a kernel that never
+        reaches init shows why) and a reboot 5 s after a panic (a crashing kernel is one more
+        counted try, as on a device with a watchdog). Nothing else changes."""
+        with open(GRUB_CFG) as f:
+            text = f.read()
+        line = "rootwait otter.slot=${otter_slot}"
+        if text.count(line) != 1:
+            raise AssertionError(f"{GRUB_CFG}: no single linux line with '{line}' to add "
+                                 "the console to (update tests/e2e/grubdev.py)")
+        text = text.replace(line, line + " " + KERNEL_ARGS)
+        out = os.path.join(self.work, "grub.cfg")
+        with open(out, "w") as f:
+            f.write(text)
+        return out
+
     def slot_image(self, version, mode=None, kernel=True):
         """An ext4 slot image with the kernel, the initramfs and VERSION_ID=version."""
         root = os.path.join(self.work, f"slot-{version}")
@@ -163,7 +183,7 @@ class GrubDevice:
         """The factory image: slot A holds version_a, slot B is empty, an empty grubenv
         (grub-editenv create, as docs/ab-updates.md says), the repository on the data
         partition."""
-        esp_files = {"EFI/BOOT/BOOTX64.EFI": self.efi, "grub/grub.cfg": GRUB_CFG}
+        esp_files = {"EFI/BOOT/BOOTX64.EFI": self.efi, "grub/grub.cfg": self._grub_cfg()}
         env = os.path.join(self.work, "grubenv")
         if os.path.exists(env):
             os.unlink(env)
@@ -275,7 +295,9 @@ class GrubDevice:
             b["end"] = "reboot"
         elif "E2E: POWEROFF" in text:
             b["end"] = "poweroff"
-        elif "E2E: init" not in text:
+        elif "Kernel panic" in text:
+            b["end"] = "panic"
+        elif "E2E: init" not in text and "Linux version" not in text:
             b["end"] = "grub-reboot"
         else:
             b["end"] = "unknown"

@@ -1,6 +1,7 @@
-"""The real-GRUB tier: the shipped contrib/grub/grub.cfg in GRUB for x86_64-efi under OVMF in
-QEMU, a real grubenv on the ESP, a Debian kernel, and the host's build/otter as the agent
-(tests/e2e/grubdev.py builds the machine, tests/e2e/grub-init.sh runs in it).
+"""The real-GRUB tier: the shipped contrib/grub/grub.cfg (plus the serial console on the
+kernel command line) in GRUB for x86_64-efi under OVMF in QEMU, a real grubenv on the ESP, a
+Debian kernel, and the host's build/otter as the agent (tests/e2e/grubdev.py builds the
+machine, tests/e2e/grub-init.sh runs in it).
 
 Every story is judged from the serial console and `otter status --json` printed by the
 guest. Each power-on is one QEMU run (-no-reboot): a reboot by GRUB, by the agent or by a
@@ -8,6 +9,7 @@ broken release ends it, and the test powers the machine on again, as a person at
 device would see it. Nothing is skipped: a missing tool fails with what to install."""
 
 import os
+import re
 
 import pytest
 
@@ -45,7 +47,7 @@ HARMLESS = ("error: no suitable video mode found.",)
 
 def grub_errors(boot):
     """GRUB's error lines printed before the kernel's init started."""
-    before = boot["log"].split("E2E: init", 1)[0]
+    before = re.split(r"EFI stub:|Linux version|E2E: init", boot["log"], maxsplit=1)[0]
     return [line for line in before.splitlines()
             if "error:" in line and line.strip() not in HARMLESS]
 
