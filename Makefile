@@ -5,7 +5,8 @@
 #   make deps       install the Debian packages the build, tests and demo need
 #   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
 #   make test       deps + build + every test suite (unit, integration, faults, fuzz-corpus
-#                   replay), then all of them again under ASan+UBSan in build-asan/
+#                   replay, the QEMU real-bootloader tier), then all of them but the QEMU
+#                   tier again under ASan+UBSan in build-asan/
 #   make e2e        deps + build + the real-bootloader tier alone (QEMU; also part of make test)
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
 #   make conformance      run the public TUF conformance suite (needs sources, see docs)
