@@ -5,7 +5,9 @@
 #   make deps       install the Debian packages the build, tests and demo need
 #   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
 #   make test       deps + build + every test suite (unit, integration, faults, fuzz-corpus
-#                   replay), then all of them again under ASan+UBSan in build-asan/
+#                   replay, the QEMU real-bootloader tier), then all of them but the QEMU
+#                   tier again under ASan+UBSan in build-asan/
+#   make e2e        deps + build + the real-bootloader tier alone (QEMU; also part of make test)
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
 #   make conformance      run the public TUF conformance suite (needs sources, see docs)
 #   make clean
@@ -25,19 +27,27 @@ SECONDS ?= 60
 # grub-common (grub-editenv, grub-script-check), grub-emu (runs grub.cfg in real GRUB), zstd,
 # e2fsprogs (mkfs.ext4, e2fsck, debugfs), mount (losetup), util-linux and bsdutils (script),
 # strace (syscall fault injection) and time (peak RSS in bench/).
+# Real-bootloader tier (tests/e2e, QEMU with TCG, no loop devices): qemu-system-x86 (the PC),
+# ovmf (UEFI firmware), grub-efi-amd64-bin (grub-mkimage's x86_64-efi modules), mtools and
+# dosfstools (the ESP without mounting), fdisk (sfdisk on an image file), busybox-static and
+# cpio (the initramfs), kmod (depmod for the kernel's modules.dep), binutils (readelf: the
+# libraries otter needs in the guest). The Debian kernel itself is fetched by the tier with
+# `apt-get download` into build/e2e/ (not installed).
 DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 	libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev \
 	python3 python3-pytest python3-securesystemslib python3-cryptography \
 	nginx faketime procps curl ca-certificates \
 	libubootenv-dev libzstd-dev libubootenv-tool grub-common zstd e2fsprogs util-linux mount \
-	bsdutils strace time grub-emu
+	bsdutils strace time grub-emu \
+	qemu-system-x86 ovmf grub-efi-amd64-bin mtools dosfstools fdisk busybox-static cpio kmod \
+	binutils
 # Node.js and npm run tuf-js, the independent TUF client of the otter-repo interoperability
 # test (tests/integration/test_repo_tufjs.py installs tuf-js with npm into the build folder).
 # Installed only when node or npm is missing: a machine with Node.js from elsewhere keeps it
 # (nodesource's nodejs package conflicts with Debian's npm).
 NODE_PACKAGES := nodejs npm
 
-.PHONY: all build deps test test-unit test-asan fuzz conformance demo clean
+.PHONY: all build deps test test-unit test-asan fuzz conformance demo clean e2e e2e-grub
 
 all: build
 
@@ -78,6 +88,13 @@ test: deps build $(ASAN_BUILD)/build.ninja
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	exit $$rc
+
+# The real-bootloader tier alone (make test runs it too, in build/ only). The serial consoles
+# are in build/meson-logs/testlog.txt and the pytest folders under /tmp/pytest-of-*/.
+e2e: e2e-grub
+
+e2e-grub: deps build
+	meson test -C $(BUILD) --print-errorlogs e2e-grub
 
 # The end-to-end story: repository, nginx, a simulated device, four scenarios (README).
 demo: deps build

@@ -5,7 +5,11 @@ rewrites the simulated kernel command line, so that a test can "reboot".
 The environment is read and written with the bootloaders' own user-space tools (fw_printenv /
 fw_setenv from libubootenv-tool, grub-editenv from grub-common), never with otter's code, so
 every reboot is also an interoperability check. Each step below names the script line it
-mirrors; keep the two in sync."""
+mirrors; keep the two in sync.
+
+A boot here always reaches the kernel. In grub.cfg a kernel that cannot be loaded or started
+takes the fallback entry, which reboots at once: for the counters that is one more boot that
+never confirmed, which a test models by calling reboot() again without running otter."""
 
 import os
 import subprocess

@@ -378,7 +378,7 @@ def test_boot_scripts_use_the_variables():
         assert s in uboot, s
     for s in ('set ORDER="A B"', "set A_OK=1", "set A_TRY=0", "save_env A_TRY B_TRY",
               "otter.slot=${otter_slot}", '"${A_TRY}" -lt "${otter_tries}"',
-              "set otter_tries=3", "reboot"):
+              "set otter_tries=3", "reboot", "set fallback=1"):
         assert s in grub, s
 
 
@@ -623,6 +623,30 @@ def test_grub_script_in_grub_emu_matches_simulator(tmp_path):
                 if not k.endswith("_TRY"):
                     assert after.get(k) == v, (tries, st, k)
     assert seen == {"A", "B", None}  # every outcome was exercised
+
+
+@pytest.mark.skipif(not shutil.which("grub-emu"), reason="grub-emu (Debian grub-emu) missing")
+def test_grub_script_reboots_when_the_kernel_cannot_be_loaded(tmp_path):
+    """The whole shipped script, menu entries included, in grub-emu, where the slot's
+    partition does not exist: loading the kernel fails, and instead of GRUB's menu waiting
+    for a key (with the try counted) the fallback entry reboots at once, which ends
+    grub-emu. tests/e2e/test_grub.py does the same on a real disk in QEMU."""
+    shipped = open(os.path.join(SOURCE_DIR, "contrib", "grub", "grub.cfg")).read()
+    root = tmp_path / "root"
+    root.mkdir()
+    run(["grub-editenv", str(root / "grubenv"), "create"], check=True)
+    (root / "grub.cfg").write_text(shipped)
+    disk = tmp_path / "disk.img"
+    run(["mkfs.ext2", "-q", "-d", str(root), str(disk), "4M"], check=True)
+    (tmp_path / "device.map").write_text(f"(hd0) {disk}\n")
+    p = subprocess.run(["grub-emu", "-d", "/", "-r", "hd0", "-m", str(tmp_path / "device.map")],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out = p.stdout.decode("latin-1")
+    assert "otter: slot A did not boot; rebooting" in out, out
+    assert "Failed to boot both default and fallback entries" not in out, out
+    dumped = tmp_path / "grubenv.after"
+    run(["debugfs", "-R", f"dump /grubenv {dumped}", str(disk)], check=True)
+    assert "A_TRY=1" in dumped.read_text()  # the failed attempt was counted
 
 
 def test_mark_bad_keeps_something_bootable(dev):
