@@ -5,7 +5,9 @@
 #   make deps       install the Debian packages the build, tests and demo need
 #   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
 #   make test       deps + build + every test suite (unit, integration, faults, fuzz-corpus
-#                   replay), then all of them again under ASan+UBSan in build-asan/
+#                   replay, the real-bootloader tier), then all of them again under
+#                   ASan+UBSan in build-asan/ (except the real-bootloader tier: once is enough)
+#   make e2e        deps + build + only the real-bootloader tier (tests/e2e, a few minutes)
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
 #   make conformance      run the public TUF conformance suite (needs sources, see docs)
 #   make clean
@@ -37,7 +39,7 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 # (nodesource's nodejs package conflicts with Debian's npm).
 NODE_PACKAGES := nodejs npm
 
-.PHONY: all build deps test test-unit test-asan fuzz conformance demo clean
+.PHONY: all build deps test test-unit test-asan fuzz conformance demo e2e clean
 
 all: build
 
@@ -57,6 +59,10 @@ deps:
 	else \
 		echo "deps: all packages present"; \
 	fi
+	@# The real-bootloader tier: arm64 architecture, bookworm-backports (QEMU 10), U-Boot,
+	@# the cross compiler, :arm64 -dev packages, linux-source; the arm64 kernel and busybox
+	@# .deb files go to $(BUILD)/e2e/debs (tests/e2e/uboot-deps.sh says why each is needed).
+	SUDO=$(SUDO) bash tests/e2e/uboot-deps.sh $(BUILD)/e2e/debs
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
@@ -78,6 +84,10 @@ test: deps build $(ASAN_BUILD)/build.ninja
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	exit $$rc
+
+# The real-bootloader tier alone (QEMU + U-Boot; also part of `make test`).
+e2e: deps build
+	meson test -C $(BUILD) --suite e2e --print-errorlogs
 
 # The end-to-end story: repository, nginx, a simulated device, four scenarios (README).
 demo: deps build
