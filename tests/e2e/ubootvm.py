@@ -291,7 +291,7 @@ class Device:
             if len(f) < 5 or f[4] in (".", ".."):
                 continue
             mode, name = f[1], f[4]
-            if mode.startswith("4"):
+            if int(mode, 8) & 0o170000 == 0o040000:
                 cmds += self._rm_tree(f"{path}/{name}")
             else:
                 cmds.append(f"rm {path}/{name}")
