@@ -100,6 +100,14 @@ OTTER_PUBLIC int otter_boot_mark_bad(otter_boot *boot, const char *bootname, ott
 OTTER_PUBLIC int otter_boot_mark_active(otter_boot *boot, const char *bootname,
 					otter_error *err);
 
+/*
+ * A warning about the boot environment's robustness, or "" when there is none: a U-Boot
+ * environment that fw_env.config describes with a single copy (no redundant copy) is lost
+ * to U-Boot's built-in defaults by a power cut during a write. Reads fw_env.config only.
+ */
+OTTER_PUBLIC int otter_boot_env_warning(otter_boot *boot, char *out, size_t size,
+					otter_error *err);
+
 OTTER_PUBLIC const char *otter_bootloader_name(otter_bootloader b);
 
 #ifdef __cplusplus

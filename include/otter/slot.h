@@ -126,6 +126,10 @@ typedef enum otter_update_state {
 	OTTER_UPDATE_TRYING = 2,         /* booted into the activated slot, not confirmed yet */
 	OTTER_UPDATE_CONFIRMED = 3,      /* booted into the activated slot and confirmed */
 	OTTER_UPDATE_ROLLED_BACK = 4,    /* the activated slot ran out of tries; fell back */
+	OTTER_UPDATE_ACTIVATION_LOST = 5, /* activated, but the boot environment no longer puts
+					   * it first (reset to defaults by a torn write of a
+					   * single-copy environment, or changed by hand): the next
+					   * boot will not try it */
 } otter_update_state;
 
 typedef struct otter_slot_info {
@@ -151,6 +155,7 @@ typedef struct otter_ab_status {
 	char rollback_at[32];
 	size_t n_slots;
 	otter_slot_info slots[32];
+	char env_warning[512];   /* otter_boot_env_warning(), "" if none */
 } otter_ab_status;
 
 /*

@@ -20,8 +20,10 @@ static void help(void)
 	printf("Usage: otter status [--json]\n"
 	       "\n"
 	       "Shows the booted slot, the primary slot (first in the boot order), the state of\n"
-	       "the last update (none, pending-reboot, trying, confirmed, rolled-back) and, per\n"
-	       "slot: good, bad or unknown, tries left, installed version and image hash.\n"
+	       "the last update (none, pending-reboot, trying, confirmed, rolled-back,\n"
+	       "activation-lost) and, per slot: good, bad or unknown, tries left, installed\n"
+	       "version and image hash. Warns (on stderr, and in \"warnings\" with --json) about\n"
+	       "a boot environment a power cut can lose (a single-copy U-Boot environment).\n"
 	       "When the bootloader fell back from an activated slot that ran out of tries, this\n"
 	       "marks that slot bad and records the rollback in the data directory.\n"
 	       "\n"
@@ -71,6 +73,9 @@ static int print_json(const otter_ab_status *st, json_t *agent)
 		json_array_append_new(slots, o);
 	}
 	json_object_set_new(root, "slots", slots);
+	json_object_set_new(root, "warnings", st->env_warning[0]
+					       ? json_pack("[s]", st->env_warning)
+					       : json_array());
 	json_object_set_new(root, "agent", agent ? json_incref(agent) : json_null());
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
@@ -122,6 +127,10 @@ static void print_text(const otter_ab_status *st, json_t *agent)
 	if (st->update == OTTER_UPDATE_ROLLED_BACK)
 		printf(" (%s failed, rolled back at %s)",
 		       st->rollback_failed ? st->rollback_failed : "?", st->rollback_at);
+	else if (st->update == OTTER_UPDATE_ACTIVATION_LOST)
+		printf(" (%s was activated, but the boot environment no longer puts it first: "
+		       "the next boot will not try it; install it again)",
+		       st->activated);
 	else if (st->activated)
 		printf(" (activated %s)", st->activated);
 	printf("\n");
@@ -175,6 +184,8 @@ int cmd_status(int argc, char **argv)
 		return EXIT_FAIL;
 	if (otter_ab_status_get(sys, &st, &err) < 0)
 		return cli_fail("status", &err);
+	if (st.env_warning[0])
+		fprintf(stderr, "otter status: warning: %s\n", st.env_warning);
 	agent = otter_agent_status_json(arg_config, &err);
 	if (!agent)
 		return cli_fail("status", &err);

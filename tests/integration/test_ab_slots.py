@@ -297,6 +297,47 @@ def test_interop_uboot_blank_env_refused(tmp_path):
     assert dev.env_bytes() == b"\x00" * 0x8000
 
 
+def test_single_copy_uboot_environment_warns(tmp_path):
+    """Issue 8: a one-line fw_env.config (no redundant copy) is lost to U-Boot's defaults by
+    a torn write; status says so on stderr and in "warnings"; a redundant one does not."""
+    dev = Device(tmp_path, "uboot")
+    with open(dev.cmdline, "w") as f:
+        f.write("otter.slot=A\n")
+    out, err, rc = dev.otter("status", "--json", check=True)
+    assert json.loads(out)["warnings"] == [] and "warning" not in err
+    with open(dev.env_path, "w") as f:
+        f.write(f"# single copy\n\n{dev.env_file} 0x0000 0x4000\n")
+    run(["fw_setenv", "-c", dev.env_path, "-f", os.path.join(dev.base, "default.env"),
+         "bootdelay", "0"], check=True)
+    out, err, rc = dev.otter("status", "--json", check=True)
+    warnings = json.loads(out)["warnings"]
+    assert len(warnings) == 1 and "single U-Boot environment" in warnings[0]
+    assert dev.env_path in warnings[0] and "redundant" in warnings[0]
+    assert "otter status: warning:" in err and "no redundant copy" in err
+    out, err, rc = dev.otter("status", check=True)
+    assert "no redundant copy" in err
+
+
+def test_status_never_reports_a_lost_activation_as_pending(dev):
+    """Issue 8: when the boot environment no longer puts the activated slot first (U-Boot
+    fell back to its default environment after a torn write, or someone changed it), status
+    says activation-lost rather than pending-reboot."""
+    data = image(300 * 1024, 7)
+    dev.install(data, version="2.0")
+    assert dev.status()["update"] == "pending-reboot"
+    if dev.bootloader == "uboot":
+        run(["fw_setenv", "-c", dev.env_path, "BOOT_ORDER", "A B"], check=True)
+    else:
+        run(["grub-editenv", dev.env_path, "set", "ORDER=A B"], check=True)
+    st = dev.status()
+    assert st["update"] == "activation-lost" and st["activated"] == "B"
+    assert st["booted"] == "A" and st["primary"] == "A"
+    out, _, _ = dev.otter("status", check=True)
+    assert "no longer puts it first" in out
+    dev.otter("mark-active", "B", check=True)
+    assert dev.status()["update"] == "pending-reboot"
+
+
 def test_interop_grub_tools(tmp_path):
     dev = Device(tmp_path, "grub")
     ge = ["grub-editenv", dev.env_path]

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import needs_faketime
+from conftest import needs_faketime, run
 
 from agentfixture import UpdateEnv
 
@@ -55,6 +55,87 @@ def test_update_reboot_confirm(env):
     env.update(check=True)
     assert env.reboot_requested()
     assert env.status()["primary"] == "A"
+
+
+def test_confirmed_release_survives_ordinary_reboots(env):
+    """Issue 8: every boot uses a try, so the running slot is confirmed on every boot, not
+    only on the one that confirmed the release. Ten ordinary reboots stay on 1.1."""
+    install_and_boot(env, "1.1")
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+    for _ in range(10):
+        assert env.reboot() == "B"
+        env.update(check=True)
+        st = env.status()
+        slot_b = next(s for s in st["slots"] if s["bootname"] == "B")
+        assert slot_b["state"] == "good" and slot_b["tries-left"] == 3, slot_b
+        assert st["update"] == "confirmed" and st["primary"] == "B"
+        assert not env.reboot_requested()
+    assert env.agent()["current"]["version"] == "1.1"
+
+
+def test_factory_slot_is_confirmed_on_every_boot(env):
+    """A device that never updated: slot A (the factory image) stays bootable however often
+    it reboots; before the fix, three boots marked it bad."""
+    for _ in range(6):
+        assert env.reboot() == "A"
+        env.update(check=True)
+        slot_a = next(s for s in env.status()["slots"] if s["bootname"] == "A")
+        assert slot_a["state"] == "good" and slot_a["tries-left"] == 3, slot_a
+
+
+def test_unhealthy_running_slot_is_not_confirmed(env):
+    """A confirmed release that fails its health check on a later boot is not confirmed in
+    that boot: its counter runs down, and after `tries` unhealthy boots the bootloader falls
+    back, as for new software."""
+    install_and_boot(env, "1.1")
+    env.update(check=True)
+    env.set_healthy(False)
+    assert env.reboot() == "B"
+    env.update()
+    st = env.status()
+    slot_b = next(s for s in st["slots"] if s["bootname"] == "B")
+    assert slot_b["tries-left"] == 2
+    assert "not confirmed in this boot" in st["agent"]["last-error"]
+    assert not env.reboot_requested()
+    env.set_healthy(True)          # healthy again at the next check: confirmed
+    env.update(check=True)
+    slot_b = next(s for s in env.status()["slots"] if s["bootname"] == "B")
+    assert slot_b["tries-left"] == 3 and slot_b["state"] == "good"
+    env.set_healthy(False)
+    booted = []
+    for _ in range(4):
+        booted.append(env.reboot())
+        env.update()
+    assert booted == ["B", "B", "B", "A"]
+    st = env.status()
+    assert st["booted"] == "A" and st["update"] == "rolled-back"
+
+
+def test_lost_activation_is_installed_again(env):
+    """Issue 8: a torn write of a single-copy U-Boot environment puts U-Boot back on its
+    defaults ("A B"): the activation is lost. The agent does not wait for a reboot into a slot
+    that will never be tried, nor blame the release: it installs and activates it again."""
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested() and env.agent()["state"] == "pending-reboot"
+    if env.dev.bootloader == "uboot":
+        # What U-Boot writes from its default environment after the CRC check failed.
+        open(env.dev.env_file, "wb").write(b"\x00" * 0x8000)
+        run(["fw_setenv", "-c", env.dev.env_path, "-f", os.path.join(env.base, "default.env"),
+             "bootdelay", "0"], check=True)
+    else:
+        run(["grub-editenv", env.dev.env_path, "create"], check=True)
+    assert env.reboot() == "A"
+    env.update(check=True)
+    st = env.status()
+    assert "1.1" not in st["agent"]["failed-releases"]
+    assert st["agent"]["state"] == "pending-reboot" and st["primary"] == "B"
+    assert env.reboot_requested()
+    assert env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+    assert env.agent()["current"]["version"] == "1.1"
 
 
 def test_failed_health_check_rolls_back(env):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from agentfixture import UpdateEnv
-from conftest import free_port, needs_faketime
+from conftest import free_port, needs_faketime, run
 
 IMAGE_SIZE = 1 << 20
 
@@ -306,6 +306,27 @@ def test_daemon_cycle_with_systemd_notify(tmp_path, nginx):
     finally:
         d.stop()
     assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+
+
+def test_daemon_warns_about_a_single_copy_environment_and_confirms_each_boot(tmp_path, nginx):
+    """Issue 8: at start the daemon warns about a one-line fw_env.config, and confirms the
+    booted slot (an ordinary reboot used one of its tries) before READY."""
+    env = UpdateEnv(tmp_path, nginx)
+    dev = env.dev
+    with open(dev.env_path, "w") as f:
+        f.write(f"{dev.env_file} 0x0000 0x4000\n")
+    run(["fw_setenv", "-c", dev.env_path, "-f", os.path.join(dev.base, "default.env"),
+         "bootdelay", "0"], check=True)
+    assert env.reboot() == "A"
+    assert next(s for s in env.status()["slots"] if s["bootname"] == "A")["tries-left"] == 2
+    d = Daemon(env)
+    try:
+        assert wait_for(lambda: next(s for s in env.status()["slots"]
+                                     if s["bootname"] == "A")["tries-left"] == 3)
+    finally:
+        rc, err = d.stop()
+    assert rc == 0
+    assert "no redundant copy" in err and dev.env_path in err
 
 
 def test_daemon_feeds_hardware_watchdog(tmp_path, nginx):

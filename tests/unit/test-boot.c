@@ -629,6 +629,43 @@ static void test_boot_uboot_marks(void **state)
 	otter_boot_free(b);
 }
 
+/* Issue 8: a single-copy environment is reported; a redundant one and GRUB are not. */
+static void test_boot_env_warning(void **state)
+{
+	struct fixture *f = *state;
+	otter_boot *b = new_boot(f, OTTER_BOOTLOADER_UBOOT, 3);
+	otter_error err = OTTER_ERROR_INIT;
+	char w[512], line[600];
+
+	assert_ok(otter_boot_env_warning(b, w, sizeof(w), &err));
+	assert_string_equal(w, ""); /* the fixture's fw_env.config has two copies */
+	snprintf(line, sizeof(line), "# comment\n\n   \t\n%s 0x0 0x4000   # the only one\n",
+	       f->ubootenv);
+	write_file(f->fwcfg, line, strlen(line));
+	assert_ok(otter_boot_env_warning(b, w, sizeof(w), &err));
+	assert_non_null(strstr(w, "single U-Boot environment"));
+	assert_non_null(strstr(w, f->fwcfg));
+	/* A short buffer is truncated, never overrun. */
+	assert_ok(otter_boot_env_warning(b, w, 8, &err));
+	assert_int_equal(strlen(w), 7);
+	assert_err(otter_boot_env_warning(b, NULL, 8, &err), OTTER_E_INVALID, &err, "invalid");
+	otter_boot_free(b);
+	{
+		otter_boot_options o = {OTTER_BOOT_OPTIONS_VERSION, OTTER_BOOTLOADER_UBOOT,
+					"/nonexistent/fw_env.config", f->cmdline, 3, ab, 2};
+
+		assert_ok(otter_boot_new(&b, &o, &err));
+		otter_error_clear(&err);
+		assert_err(otter_boot_env_warning(b, w, sizeof(w), &err), OTTER_E_NOT_FOUND, &err,
+			   "U-Boot environment configuration");
+		otter_boot_free(b);
+	}
+	b = new_boot(f, OTTER_BOOTLOADER_GRUB, 3);
+	assert_ok(otter_boot_env_warning(b, w, sizeof(w), &err));
+	assert_string_equal(w, "");
+	otter_boot_free(b);
+}
+
 static void test_boot_uboot_malformed(void **state)
 {
 	struct fixture *f = *state;
@@ -713,6 +750,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_boot_uboot_blank_env, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boot_uboot_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boot_uboot_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_boot_env_warning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boot_alloc_failures, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("boot", tests, NULL, NULL);

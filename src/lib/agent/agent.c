@@ -395,17 +395,69 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 	return request_reboot(a, err);
 }
 
-int otter_agent_boot_check(otter_agent *a, otter_error *err)
+/*
+ * Every boot uses one of the booted slot's tries (U-Boot counts BOOT_<name>_LEFT down, GRUB
+ * counts <name>_TRY up), so the running software is confirmed on every boot, not only on the
+ * one that brought it: otherwise `tries` ordinary reboots would send the device back to the
+ * other slot. Whenever the booted slot has used a try since its last confirmation (or was
+ * never confirmed), the health check runs and, if it passes, the slot is marked good: once
+ * per boot, as the counter is full again afterwards. An unhealthy boot is not confirmed; the
+ * check runs again at the next cycle, and after `tries` unhealthy boots in a row the
+ * bootloader falls back, as for new software. A slot taken out of the boot order (marked bad
+ * by hand) is left as it is.
+ */
+static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error *err)
 {
-	otter_ab_status ab;
-	int r;
+	const otter_slot_info *booted = NULL;
+	int status = 0, r;
 
-	if (!a)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
-	/* Also detects and records a fallback made by the bootloader. */
-	r = ab_status(a, &ab, err);
+	for (size_t i = 0; i < ab->n_slots && !booted; i++)
+		if (ab->slots[i].booted)
+			booted = &ab->slots[i];
+	if (!booted)
+		return 0; /* not started by an otter boot script: nothing to confirm */
+	if (!booted->in_order) {
+		agent_log(a, LOG_DEBUG, "slot %s is not in the boot order (marked bad): not "
+					"confirming it",
+			  ab->booted);
+		return 0;
+	}
+	if (booted->health == OTTER_SLOT_GOOD &&
+	    booted->tries_left >= otter_system_tries(a->sys))
+		return 0; /* confirmed in this boot already */
+	if (a->cfg.health_check) {
+		otter_error e = OTTER_ERROR_INIT;
+
+		r = agent_run_command(a, "health check", a->cfg.health_check,
+				      a->cfg.confirm_deadline, &status, &e);
+		if (r < 0 || status != 0) {
+			if (r < 0)
+				strfmt(a->st.last_error, sizeof(a->st.last_error),
+				       "slot %s not confirmed in this boot: %s", ab->booted, e.msg);
+			else
+				strfmt(a->st.last_error, sizeof(a->st.last_error),
+				       "slot %s not confirmed in this boot: health check '%s' %s "
+				       "(exit status %d); it runs again at the next check, and the "
+				       "bootloader falls back after %u unhealthy boots",
+				       ab->booted, a->cfg.health_check,
+				       status < 0 ? "did not finish in time" : "failed", status,
+				       otter_system_tries(a->sys));
+			agent_log(a, LOG_ERR, "%s", a->st.last_error);
+			return agent_save(a, err);
+		}
+	}
+	r = otter_slot_mark_good(a->sys, NULL, err);
 	if (r < 0)
-		return r;
+		return otter_error_prefix(err, r, "confirming the booted slot %s", ab->booted);
+	agent_log(a, LOG_INFO, "slot %s is healthy: confirmed for this boot (%u tries again)",
+		  ab->booted, otter_system_tries(a->sys));
+	return 0;
+}
+
+/* What the boot means for a pending release: see the state machine at the top. */
+static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_error *err)
+{
+	int r;
 
 	switch (a->st.state) {
 	case OTTER_AGENT_DOWNLOADING:
@@ -417,7 +469,7 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 		 * the order means they were activated.
 		 */
 		if (a->st.state == OTTER_AGENT_INSTALLING && a->st.pending_bootname[0]) {
-			if (ab.booted && strcmp(ab.booted, a->st.pending_bootname) == 0) {
+			if (ab->booted && strcmp(ab->booted, a->st.pending_bootname) == 0) {
 				agent_log(a, LOG_NOTICE, "release %s was activated before an interruption "
 							 "and has booted: checking its health",
 					  a->st.pending_version);
@@ -426,7 +478,7 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 				r = agent_save(a, err);
 				return r == 0 ? confirm_or_roll_back(a, err) : r;
 			}
-			if (ab.primary && strcmp(ab.primary, a->st.pending_bootname) == 0) {
+			if (ab->primary && strcmp(ab->primary, a->st.pending_bootname) == 0) {
 				set_state(a, OTTER_AGENT_PENDING_REBOOT);
 				a->st.pending_since = 0;
 				r = agent_save(a, err);
@@ -444,17 +496,29 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 
 	case OTTER_AGENT_PENDING_REBOOT:
 	case OTTER_AGENT_PENDING_CONFIRM:
-		if (ab.update == OTTER_UPDATE_ROLLED_BACK ||
-		    (ab.booted && strcmp(ab.booted, a->st.pending_bootname) != 0 &&
-		     ab.update != OTTER_UPDATE_PENDING_REBOOT)) {
+		if (ab->update == OTTER_UPDATE_ACTIVATION_LOST) {
+			/* Not the release's fault: it is installed and activated again. */
+			strfmt(a->st.last_error, sizeof(a->st.last_error),
+			       "the boot environment no longer puts slot %s of release %s first "
+			       "(reset to its defaults by a power cut during a write, or changed by "
+			       "hand): installing it again",
+			       a->st.pending_bootname, a->st.pending_version);
+			agent_log(a, LOG_WARNING, "%s", a->st.last_error);
+			clear_pending(&a->st);
+			set_state(a, OTTER_AGENT_FAILED);
+			return agent_save(a, err);
+		}
+		if (ab->update == OTTER_UPDATE_ROLLED_BACK ||
+		    (ab->booted && strcmp(ab->booted, a->st.pending_bootname) != 0 &&
+		     ab->update != OTTER_UPDATE_PENDING_REBOOT)) {
 			agent_log(a, LOG_ERR, "release %s did not boot: the bootloader fell back "
 					      "to slot %s",
-				  a->st.pending_version, ab.booted ? ab.booted : "?");
+				  a->st.pending_version, ab->booted ? ab->booted : "?");
 			record_rollback(a, "the bootloader fell back (it never confirmed)");
 			clear_pending(&a->st);
 			return agent_save(a, err);
 		}
-		if (ab.booted && strcmp(ab.booted, a->st.pending_bootname) == 0) {
+		if (ab->booted && strcmp(ab->booted, a->st.pending_bootname) == 0) {
 			if (a->st.state == OTTER_AGENT_PENDING_REBOOT) {
 				/* First start in the new software: the deadline starts now. */
 				set_state(a, OTTER_AGENT_PENDING_CONFIRM);
@@ -474,9 +538,9 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 		return 0;
 
 	case OTTER_AGENT_ROLLED_BACK:
-		if (!a->st.pending_version[0] || !ab.booted)
+		if (!a->st.pending_version[0] || !ab->booted)
 			return 0;
-		if (strcmp(ab.booted, a->st.pending_bootname) != 0) {
+		if (strcmp(ab->booted, a->st.pending_bootname) != 0) {
 			/* After the reboot that followed the verdict: the old software runs. */
 			clear_pending(&a->st);
 			return agent_save(a, err);
@@ -495,6 +559,28 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 	default:
 		return 0;
 	}
+}
+
+int otter_agent_boot_check(otter_agent *a, otter_error *err)
+{
+	otter_ab_status ab;
+	int r;
+
+	if (!a)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	/* Also detects and records a fallback made by the bootloader. */
+	r = ab_status(a, &ab, err);
+	if (r < 0)
+		return r;
+	r = boot_check_pending(a, &ab, err);
+	if (r < 0)
+		return r;
+	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM ||
+	    (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0]))
+		return 0; /* the boot belongs to the pending release's story */
+	/* Nothing pending (any more): the running software is confirmed in every boot. */
+	r = ab_status(a, &ab, err);
+	return r < 0 ? r : confirm_booted(a, &ab, err);
 }
 
 struct pick {
@@ -870,6 +956,11 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 	agent_watchdog_tick(a);
 	{
 		otter_error e = OTTER_ERROR_INIT;
+		otter_ab_status ab;
+
+		if (otter_ab_status_get(a->sys, &ab, &e) == 0 && ab.env_warning[0])
+			agent_log(a, LOG_WARNING, "%s", ab.env_warning);
+		otter_error_clear(&e);
 		r = otter_agent_boot_check(a, &e);
 		if (r < 0) {
 			agent_log(a, LOG_ERR, "after boot: %s", e.msg);

@@ -33,6 +33,59 @@ const char *otter_bootloader_name(otter_bootloader b)
 	return b == OTTER_BOOTLOADER_GRUB ? "grub" : "uboot";
 }
 
+/* Environment copies that a legacy fw_env.config names: its lines that are not comments. */
+static int uboot_env_copies(const char *path, unsigned *copies, otter_error *err)
+{
+	_cleanup_free_ uint8_t *data = NULL;
+	size_t len, i = 0;
+	int r;
+
+	r = fileio_read(AT_FDCWD, path, 64 * 1024, &data, &len, err);
+	if (r < 0)
+		return r;
+	*copies = 0;
+	while (i < len) {
+		size_t end = i;
+		bool content = false, comment = false;
+
+		while (end < len && data[end] != '\n')
+			end++;
+		for (size_t j = i; j < end && !content && !comment; j++) {
+			if (data[j] == '#')
+				comment = true;
+			else if (data[j] != ' ' && data[j] != '\t' && data[j] != '\r')
+				content = true;
+		}
+		if (content)
+			(*copies)++;
+		i = end + 1;
+	}
+	return 0;
+}
+
+int otter_boot_env_warning(otter_boot *boot, char *out, size_t size, otter_error *err)
+{
+	unsigned copies = 0;
+	int r;
+
+	if (!boot || !out || size == 0)
+		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	out[0] = '\0';
+	if (boot->bootloader != OTTER_BOOTLOADER_UBOOT)
+		return 0;
+	r = uboot_env_copies(boot->env_path, &copies, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "U-Boot environment configuration");
+	if (copies == 1)
+		strfmt(out, size,
+		       "%s describes a single U-Boot environment, with no redundant copy: a power "
+		       "cut while it is written leaves U-Boot on its built-in defaults, which can "
+		       "lose an activated update or a confirmation; configure a redundant "
+		       "environment (docs/ab-updates.md, \"Single-copy environments\")",
+		       boot->env_path);
+	return 0;
+}
+
 otter_boot *otter_boot_free(otter_boot *boot)
 {
 	if (!boot)

@@ -547,6 +547,8 @@ const char *otter_update_state_name(otter_update_state s)
 		return "confirmed";
 	case OTTER_UPDATE_ROLLED_BACK:
 		return "rolled-back";
+	case OTTER_UPDATE_ACTIVATION_LOST:
+		return "activation-lost";
 	default:
 		return "none";
 	}
@@ -616,9 +618,15 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	} else if (out->activated && booted && strcmp(out->activated, booted) == 0) {
 		out->update = is_confirmed(root, booted) ? OTTER_UPDATE_CONFIRMED
 							 : OTTER_UPDATE_TRYING;
-	} else if (out->activated) {
+	} else if (out->activated && out->primary && strcmp(out->activated, out->primary) == 0) {
 		out->update = OTTER_UPDATE_PENDING_REBOOT;
+	} else if (out->activated) {
+		/* The environment lost the activation: never report a reboot that will not come. */
+		out->update = OTTER_UPDATE_ACTIVATION_LOST;
 	}
+	r = otter_boot_env_warning(boot, out->env_warning, sizeof(out->env_warning), err);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < otter_system_n_slots(sys) && i < 32; i++) {
 		const otter_slot *slot = otter_system_slot(sys, i);
 		otter_slot_info *info = &out->slots[out->n_slots++];
