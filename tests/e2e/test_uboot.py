@@ -43,6 +43,8 @@ def test_first_boot_with_an_empty_environment(dev):
     run.check(run.boots == [("A", "1.0")], f"Linux booted {run.boots}")
     st = run.status
     run.check(st["booted"] == "A" and st["primary"] == "A", f"status: {st}")
+    run.check(any("redundant" in w for w in st.get("warnings", [])),
+              f"no warning about the single-copy environment: {st}")
     env = check_env_clean(dev, run)
     run.check(env.get("BOOT_ORDER") == "A B", f"environment: {env}")
 

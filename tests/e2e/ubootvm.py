@@ -282,21 +282,42 @@ class Device:
             for name in files:
                 cmds.append(f'write "{os.path.join(root, name)}" "{target}/{name}"')
         self.disk.debugfs(4, cmds, write=True)
+        want = {os.path.relpath(os.path.join(r, n), self.repo): os.path.getsize(os.path.join(r, n))
+                for r, _, fs in os.walk(self.repo) for n in fs}
+        got = self._tree("/repo")
+        assert got == want, f"the repository on the data partition differs: {got} != {want}"
 
     def _rm_tree(self, path):
         out = self.disk.debugfs(4, [f"ls -p {path}"])
         cmds = []
+        exists = False
         for line in out.splitlines():
-            f = line.strip("/").split("/")
-            if len(f) < 5 or f[4] in (".", ".."):
+            m = re.match(r"^/\d+/(\d+)/\d+/\d+/(.+)/\d*/$", line)
+            exists = exists or bool(m)
+            if not m or m.group(2) in (".", ".."):
                 continue
-            mode, name = f[1], f[4]
+            mode, name = m.group(1), m.group(2)
             if int(mode, 8) & 0o170000 == 0o040000:
                 cmds += self._rm_tree(f"{path}/{name}")
             else:
                 cmds.append(f"rm {path}/{name}")
         cmds.append(f"rmdir {path}")
-        return cmds if out.strip() else []
+        return cmds if exists else []
+
+    def _tree(self, path):
+        """{relative path: size} of the files under path on the data partition."""
+        out = self.disk.debugfs(4, [f"ls -p {path}"])
+        tree = {}
+        for line in out.splitlines():
+            m = re.match(r"^/\d+/(\d+)/\d+/\d+/(.+)/(\d*)/$", line)
+            if not m or m.group(2) in (".", ".."):
+                continue
+            if int(m.group(1), 8) & 0o170000 == 0o040000:
+                tree.update({f"{m.group(2)}/{k}": v
+                             for k, v in self._tree(f"{path}/{m.group(2)}").items()})
+            else:
+                tree[m.group(2)] = int(m.group(3))
+        return tree
 
     # ---- images ----
 

@@ -30,7 +30,7 @@ while [ ! -b "$root" ] || [ ! -b /dev/vda4 ]; do
 	sleep 0.1
 done
 mkdir -p /slot /data
-mount -t ext4 -o ro "$root" /slot || echo "E2E-ERROR mount $root"
+mount -t ext4 -o ro "$root" /slot || { echo "E2E-ERROR mount $root"; dmesg | tail -n 5; }
 mount -t ext4 /dev/vda4 /data || echo "E2E-ERROR mount /dev/vda4"
 
 # U-Boot's environment: the second flash bank (one concatenated MTD device, or the second).
@@ -54,9 +54,12 @@ fi
 otter update > /tmp/update.log 2>&1
 echo "E2E-UPDATE rc=$?"
 sed 's/^/E2E-LOG /' /tmp/update.log
+otter status --json > /tmp/status.json 2> /tmp/status.err
+rc=$?
+sed 's/^/E2E-STATUS-STDERR /' /tmp/status.err
 echo "E2E-STATUS-BEGIN"
-otter status --json
-echo "E2E-STATUS-END rc=$?"
+cat /tmp/status.json
+echo "E2E-STATUS-END rc=$rc"
 sync
 umount /data
 umount /slot
