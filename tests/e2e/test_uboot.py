@@ -114,6 +114,23 @@ def test_slot_without_kernel_falls_back_without_hanging(dev):
     check_env_clean(dev, run)
 
 
+def test_slot_with_corrupt_kernel_falls_back_without_hanging(dev):
+    dev.publish("5.0", kernel="corrupt")
+    run = dev.boot(timeout=900)
+    run.check(run.out.count("Bad Linux ARM64 Image magic") == 3,
+              "booti did not refuse the corrupt kernel three times")
+    run.check(run.out.count("otter: slot A did not boot; resetting") == 3,
+              "U-Boot did not reset after each failed booti of slot A")
+    run.check(run.uboot_slots == ["B", "A", "A", "A", "B"], f"U-Boot booted {run.uboot_slots}")
+    run.check(run.boots == [("B", "2.0"), ("B", "2.0")], f"Linux booted {run.boots}")
+    st = run.status
+    run.check(st["booted"] == "B" and st["update"] == "rolled-back"
+              and (st["rollback"] or {}).get("failed") == "A", f"status: {st}")
+    run.check(slot(st, "A")["version"] == "5.0", f"slot A: {slot(st, 'A')}")
+    run.check(st["agent"]["failed-releases"] == ["3.0", "4.0", "5.0"], f"agent: {st['agent']}")
+    check_env_clean(dev, run)
+
+
 def test_every_slot_out_of_tries(dev):
     dev.set_env(BOOT_A_LEFT="0", BOOT_B_LEFT="0")
     run = dev.boot()
@@ -129,7 +146,8 @@ def test_every_slot_out_of_tries(dev):
 def test_torn_environment_write(dev):
     """A power cut during saveenv: the sector was erased and only half of the new copy
     written. U-Boot finds a bad CRC and starts from its defaults ("A B", full tries): slot A
-    (no kernel) is tried and fails three times, then B boots and stays the running system."""
+    (a corrupt kernel) is tried and fails three times, then B boots, otter takes A out of the
+    order again, and B stays the running system."""
     with open(dev.flash, "r+b") as f:
         env = f.read(ubootvm.ENV_SIZE)
         f.seek(0)
@@ -142,8 +160,10 @@ def test_torn_environment_write(dev):
     run.check(run.boots == [("B", "2.0")], f"Linux booted {run.boots}")
     st = run.status
     run.check(st["booted"] == "B" and "unparsable" not in st, f"status: {st}")
+    run.check(st["update"] == "rolled-back" and slot(st, "A")["state"] == "bad",
+              f"status: {st}")
     env = check_env_clean(dev, run)
-    run.check(env.get("BOOT_ORDER"), f"environment after the recovery: {env}")
+    run.check(env.get("BOOT_ORDER") == "B", f"environment after the recovery: {env}")
     # The next boot stays on B.
     run = dev.boot()
     run.check(run.uboot_slots == ["B"] and run.boots == [("B", "2.0")],

@@ -344,12 +344,16 @@ class Device:
         return vmlib.cpio_gz(root, os.path.join(self.dir, "initrd.img"))
 
     def rootfs(self, version, behaviour=None, kernel=True):
-        """The ext4 image of one release: /boot/Image, /boot/initrd.img, /etc/os-release."""
+        """The ext4 image of one release: /boot/Image, /boot/initrd.img, /etc/os-release.
+        kernel: True, False (no /boot/Image) or "corrupt" (random bytes)."""
         d = os.path.join(self.dir, f"rootfs-{version}")
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(os.path.join(d, "boot"))
         os.makedirs(os.path.join(d, "etc"))
-        if kernel:
+        if kernel == "corrupt":  # the size of a kernel, but no arm64 Image header
+            with open(os.path.join(d, "boot", "Image"), "wb") as f:
+                f.write(os.urandom(4 * MIB))
+        elif kernel:
             shutil.copy(self.art.image, os.path.join(d, "boot", "Image"))
         shutil.copy(self.initrd, os.path.join(d, "boot", "initrd.img"))
         with open(os.path.join(d, "etc", "os-release"), "w") as f:

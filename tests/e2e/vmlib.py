@@ -144,8 +144,8 @@ def install_program(elf, root, dest, libdirs, interpreter, readelf="readelf"):
 
 
 def busybox_root(root, busybox):
-    """root/bin/busybox and a link for each applet busybox (run on the host only to list
-    them when it is a host binary; otherwise a fixed list) lists."""
+    """A root folder with a static busybox (of any architecture) as root/bin/busybox, links
+    for the applets an init script needs, and the usual empty folders."""
     os.makedirs(os.path.join(root, "bin"), exist_ok=True)
     for d in ("sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "run", "tmp", "etc"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
