@@ -4,7 +4,8 @@ U-Boot with the shipped boot.cmd and the real otter, judged from the serial cons
 
 The stories run in order on the same device (each starts where the last ended), as a device
 lives: first boot, an update, ordinary reboots, a release that never confirms, a slot without
-a kernel, every slot out of tries, a torn environment write. Each power-on runs until the
+a kernel, a failed health check, a slot with a corrupt kernel, every slot out of tries, a torn
+environment write. Each power-on runs until the
 system powers off; the agent's reboots and U-Boot's resets happen inside that run."""
 
 import os
@@ -114,8 +115,29 @@ def test_slot_without_kernel_falls_back_without_hanging(dev):
     check_env_clean(dev, run)
 
 
+def test_failed_health_check_rolls_back_at_once(dev):
+    """The release boots but its health check fails (a control file on the data partition
+    names its version): the agent marks it bad and reboots into the old slot without
+    waiting for the tries to run out."""
+    dev.publish("5.0")
+    dev.data_file("/e2e/fail-health-5.0", "1")
+    run = dev.boot(timeout=900)
+    run.check(run.uboot_slots == ["B", "A", "B"], f"U-Boot booted {run.uboot_slots}")
+    run.check(run.boots == [("B", "2.0"), ("A", "5.0"), ("B", "2.0")],
+              f"Linux booted {run.boots}")
+    run.check("release 5.0 is unhealthy" in run.out, "the agent did not see the failed check")
+    st = run.status
+    run.check(st["booted"] == "B" and st["primary"] == "B", f"status: {st}")
+    run.check(slot(st, "A")["state"] == "bad" and not slot(st, "A")["in-order"]
+              and slot(st, "A")["version"] == "5.0", f"slot A: {slot(st, 'A')}")
+    run.check(slot(st, "B")["tries-left"] == 3, f"slot B not confirmed: {slot(st, 'B')}")
+    run.check(st["agent"]["state"] == "rolled-back"
+              and "5.0" in st["agent"]["failed-releases"], f"agent: {st['agent']}")
+    check_env_clean(dev, run)
+
+
 def test_slot_with_corrupt_kernel_falls_back_without_hanging(dev):
-    dev.publish("5.0", kernel="corrupt")
+    dev.publish("6.0", kernel="corrupt")
     run = dev.boot(timeout=900)
     run.check(run.out.count("Bad Linux ARM64 Image magic") == 3,
               "booti did not refuse the corrupt kernel three times")
@@ -126,8 +148,9 @@ def test_slot_with_corrupt_kernel_falls_back_without_hanging(dev):
     st = run.status
     run.check(st["booted"] == "B" and st["update"] == "rolled-back"
               and (st["rollback"] or {}).get("failed") == "A", f"status: {st}")
-    run.check(slot(st, "A")["version"] == "5.0", f"slot A: {slot(st, 'A')}")
-    run.check(st["agent"]["failed-releases"] == ["3.0", "4.0", "5.0"], f"agent: {st['agent']}")
+    run.check(slot(st, "A")["version"] == "6.0", f"slot A: {slot(st, 'A')}")
+    run.check(st["agent"]["failed-releases"] == ["3.0", "4.0", "5.0", "6.0"],
+              f"agent: {st['agent']}")
     check_env_clean(dev, run)
 
 

@@ -72,8 +72,20 @@ mkdir -p "$debs"
 abi=$(ls "$debs" 2>/dev/null | sed -n "s/^linux-image-\(6\.1\.0-[0-9]*-arm64\)_${version}_arm64\.deb$/\1/p")
 want=""
 if [ -z "$abi" ]; then
-	abi=$(apt-cache depends "linux-image-arm64:arm64=$version" 2>/dev/null \
-		| sed -n 's/^ *Depends: linux-image-\(6\.1\.0-[0-9]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' | head -n1)
+	kernel_abi() {
+		apt-cache depends "linux-image-arm64:arm64=$version" 2>/dev/null \
+			| sed -n 's/^ *Depends: linux-image-\(6\.1\.0-[0-9]*-arm64\)\(:arm64\)\{0,1\}$/\1/p' \
+			| head -n1
+	}
+	abi=$(kernel_abi)
+	if [ -z "$abi" ]; then
+		# The archive moved on since linux-source-6.1 was installed: take the current one.
+		$SUDO apt-get update
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			linux-source-6.1
+		version=$(dpkg-query -W -f='${Version}' linux-source-6.1)
+		abi=$(kernel_abi)
+	fi
 	[ -n "$abi" ] || { echo "deps (e2e): no arm64 kernel of version $version" >&2; exit 1; }
 	want="linux-image-$abi:arm64=$version"
 fi

@@ -44,6 +44,7 @@ cat /proc/mtd
 
 version=$(sed -n 's/^VERSION_ID="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /slot/etc/os-release 2>/dev/null)
 behaviour=$(cat /slot/etc/e2e-behaviour 2>/dev/null)
+echo "$version" > /run/e2e-version  # the health check fails if /data/e2e/fail-health-<version>
 echo "E2E-BOOT slot=$slot version=$version root=$root"
 if [ "$behaviour" = crash ]; then
 	echo "E2E-CRASH"
