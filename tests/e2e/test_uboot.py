@@ -14,7 +14,8 @@ import pytest
 
 import ubootvm
 
-RUN_DIR = os.path.join(ubootvm.BUILD_DIR, "e2e", "uboot-run")
+RUN_DIR = os.environ.get("OTTER_E2E_UBOOT_RUN") or os.path.join(ubootvm.BUILD_DIR, "e2e",
+                                                                 "uboot-run")
 SCRATCH = ("otter_slot", "otter_root", "otter_part", "otter_tries", "otter_s")
 
 

@@ -87,7 +87,7 @@ if [ -z "$abi" ]; then
 		abi=$(kernel_abi)
 	fi
 	[ -n "$abi" ] || { echo "deps (e2e): no arm64 kernel of version $version" >&2; exit 1; }
-	want="linux-image-$abi:arm64=$version"
+	want=" linux-image-$abi:arm64=$version"
 fi
 ls "$debs"/linux-headers-"$abi"_*_arm64.deb >/dev/null 2>&1 \
 	|| want="$want linux-headers-$abi:arm64=$version"

@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 import vmlib
-from vmlib import MIB, sh
+from vmlib import MIB
 
 SOURCE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_DIR = os.path.abspath(os.environ.get("OTTER_BUILD_DIR") or
@@ -30,7 +30,6 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uboot")
 
 UBOOT = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
 ARM64_LIBDIRS = ["/usr/lib/aarch64-linux-gnu", "/lib/aarch64-linux-gnu"]
-INTERP = "/lib/ld-linux-aarch64.so.1"
 COMPATIBLE = "otter-e2e"
 FLASH_SIZE = 64 * MIB        # one pflash bank of QEMU's virt machine
 ENV_SIZE = 0x40000           # CONFIG_ENV_SIZE of qemu_arm64 (at the start of bank 2)
@@ -48,6 +47,25 @@ TOOLS = {
     "depmod": "kmod", "zstd": "zstd", "fw_printenv": "libubootenv-tool", "bison": "bison",
     "flex": "flex", "bc": "bc", "meson": "meson",
 }
+
+
+def require(tools):
+    """tools: {program or file: Debian package}. Fails (never skips) naming what is missing."""
+    missing = [f"{t} (package {p})" for t, p in tools.items()
+               if shutil.which(t) is None and not os.path.exists(t)]
+    if missing:
+        pytest.fail("the real-U-Boot tier needs " + ", ".join(missing) + "; run `make deps`",
+                    pytrace=False)
+
+
+def sh(cmd, timeout=600, **kw):
+    """Runs cmd (a list); fails the test with its output when it fails."""
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                       **kw)
+    if p.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout[-3000:]}\n"
+                    f"{p.stderr[-3000:]}", pytrace=False)
+    return p.stdout
 
 
 def _digest(*parts):
@@ -87,7 +105,7 @@ class Artifacts:
     """The cached inputs of every image: kernel, modules, busybox, otter for arm64."""
 
     def __init__(self):
-        vmlib.require(TOOLS)
+        require(TOOLS)
         os.makedirs(CACHE, exist_ok=True)
         src_version = sh(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.1"]).strip()
         # The kernel package of linux-source-6.1's version: the CFI modules are built from
@@ -136,24 +154,10 @@ class Artifacts:
             pytest.fail(f"{self.otter_repo} is not built", pytrace=False)
 
     def module_list(self):
-        """Modules for the initramfs in load order: (path inside /lib/modules, source)."""
-        deps = {}
-        with open(os.path.join(self.modules_dir, "modules.dep")) as f:
-            for line in f:
-                mod, _, rest = line.partition(":")
-                deps[os.path.basename(mod)[:-3]] = (mod, rest.split())
-        order, seen = [], set()
-
-        def add(name):
-            if name in seen:
-                return
-            seen.add(name)
-            mod, needs = deps[name]
-            for n in needs:
-                add(os.path.basename(n)[:-3])
-            order.append((os.path.basename(mod), os.path.join(self.modules_dir, mod)))
-        for name in ("virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "mtd", "chipreg"):
-            add(name)
+        """Modules for the initramfs in load order: (file name, host path)."""
+        order = [(os.path.basename(rel), os.path.join(self.modules_dir, rel))
+                 for rel in vmlib.module_closure(self.modules_dir, [
+                     "virtio_mmio", "virtio_blk", "crc32c_generic", "ext4", "mtd", "chipreg"])]
         for name in ("cfi_util", "gen_probe", "cfi_probe", "cfi_cmdset_0001", "physmap"):
             order.append((name + ".ko", os.path.join(self.mtd, name + ".ko")))
         return order
@@ -226,25 +230,27 @@ class Device:
         self.repo_cmd("init", "--keys-dir", self.keys)
         self.initrd = self._initramfs()
         # Disk: boot.scr, slot A = release 1.0, slot B = empty, data.
-        self.disk = vmlib.Disk(os.path.join(workdir, "disk.img"), [
-            ("boot", 8 * MIB), ("rootfs-a", SLOT_SIZE), ("rootfs-b", SLOT_SIZE),
-            ("data", DATA_SIZE)])
         bootdir = os.path.join(workdir, "bootfs")
         os.makedirs(bootdir)
         with open(os.path.join(workdir, "boot.cmd"), "w") as f:
             f.write(board_script())
         sh(["mkimage", "-A", "arm64", "-T", "script", "-C", "none", "-d",
             os.path.join(workdir, "boot.cmd"), os.path.join(bootdir, "boot.scr")])
-        self.disk.write(1, vmlib.make_ext4(bootdir, os.path.join(workdir, "boot.ext4"),
-                                           8 * MIB, "boot"))
-        self.disk.write(2, self.rootfs("1.0"))
         datadir = os.path.join(workdir, "datafs")
         os.makedirs(os.path.join(datadir, "e2e"))
         shutil.copy(os.path.join(self.repo, "metadata", "1.root.json"),
                     os.path.join(datadir, "e2e", "root.json"))
         shutil.copytree(self.repo, os.path.join(datadir, "repo"))
-        self.disk.write(4, vmlib.make_ext4(datadir, os.path.join(workdir, "data.ext4"),
-                                           DATA_SIZE, "data"))
+        mib = SLOT_SIZE // MIB
+        self.disk = os.path.join(workdir, "disk.img")
+        self.parts = vmlib.make_gpt_disk(self.disk, [
+            vmlib.Partition("boot", 8, vmlib.mkfs_ext4(
+                os.path.join(workdir, "boot.ext4"), 8, bootdir, "boot")),
+            vmlib.Partition("rootfs-a", mib, self.rootfs("1.0")),
+            vmlib.Partition("rootfs-b", mib),
+            vmlib.Partition("data", DATA_SIZE // MIB, vmlib.mkfs_ext4(
+                os.path.join(workdir, "data.ext4"), DATA_SIZE // MIB, datadir, "data"))])
+        self.data = vmlib.Ext4At(self.disk, self.parts[3].offset)
         # Flash bank 2 (U-Boot's environment): erased.
         self.flash = os.path.join(workdir, "flash1.img")
         with open(self.flash, "wb") as f:
@@ -271,51 +277,15 @@ class Device:
         return img
 
     def sync_repo(self):
-        """Replaces /repo on the data partition with the host's repository."""
-        cmds = self._rm_tree("/repo")
-        for root, dirs, files in os.walk(self.repo):
-            rel = os.path.relpath(root, self.repo)
-            target = "/repo" if rel == "." else "/repo/" + rel
-            cmds.append(f"mkdir {target}")
+        """Copies the host's repository over /repo on the data partition, and checks it."""
+        self.data.put_tree(self.repo, "/repo")
+        for root, _dirs, files in os.walk(self.repo):
             for name in files:
-                cmds.append(f'write "{os.path.join(root, name)}" "{target}/{name}"')
-        self.disk.debugfs(4, cmds, write=True)
-        want = {os.path.relpath(os.path.join(r, n), self.repo): os.path.getsize(os.path.join(r, n))
-                for r, _, fs in os.walk(self.repo) for n in fs}
-        got = self._tree("/repo")
-        assert got == want, f"the repository on the data partition differs: {got} != {want}"
-
-    def _rm_tree(self, path):
-        out = self.disk.debugfs(4, [f"ls -p {path}"])
-        cmds = []
-        exists = False
-        for line in out.splitlines():
-            m = re.match(r"^/\d+/(\d+)/\d+/\d+/(.+)/\d*/$", line)
-            exists = exists or bool(m)
-            if not m or m.group(2) in (".", ".."):
-                continue
-            mode, name = m.group(1), m.group(2)
-            if int(mode, 8) & 0o170000 == 0o040000:
-                cmds += self._rm_tree(f"{path}/{name}")
-            else:
-                cmds.append(f"rm {path}/{name}")
-        cmds.append(f"rmdir {path}")
-        return cmds if exists else []
-
-    def _tree(self, path):
-        """{relative path: size} of the files under path on the data partition."""
-        out = self.disk.debugfs(4, [f"ls -p {path}"])
-        tree = {}
-        for line in out.splitlines():
-            m = re.match(r"^/\d+/(\d+)/\d+/\d+/(.+)/(\d*)/$", line)
-            if not m or m.group(2) in (".", ".."):
-                continue
-            if int(m.group(1), 8) & 0o170000 == 0o040000:
-                tree.update({f"{m.group(2)}/{k}": v
-                             for k, v in self._tree(f"{path}/{m.group(2)}").items()})
-            else:
-                tree[m.group(2)] = int(m.group(3))
-        return tree
+                host = os.path.join(root, name)
+                inside = "/repo/" + os.path.relpath(host, self.repo)
+                with open(host, "rb") as f:
+                    assert self.data.read(inside) == f.read(), \
+                        f"{inside} on the data partition differs from the repository"
 
     # ---- images ----
 
@@ -330,7 +300,8 @@ class Device:
             names.append(name)
         with open(os.path.join(root, "etc", "e2e-modules"), "w") as f:
             f.write("\n".join(names) + "\n")
-        vmlib.install_program(self.art.otter, root, "/usr/bin/otter", ARM64_LIBDIRS, INTERP)
+        vmlib.copy_elf_with_libs(self.art.otter, root, "/usr/bin/otter", ARM64_LIBDIRS,
+                                 readelf="readelf")
         os.makedirs(os.path.join(root, "etc", "otter"))
         with open(os.path.join(root, "etc", "otter", "system.conf"), "w") as f:
             f.write(SYSTEM_CONF)
@@ -339,7 +310,7 @@ class Device:
         # libcurl resolves nothing here, but keeps its defaults happy.
         with open(os.path.join(root, "etc", "hosts"), "w") as f:
             f.write("127.0.0.1 localhost\n")
-        return vmlib.cpio_gz(root, os.path.join(self.dir, "initrd.img"))
+        return vmlib.make_cpio(root, os.path.join(self.dir, "initrd.img"))
 
     def rootfs(self, version, behaviour=None, kernel=True):
         """The ext4 image of one release: /boot/Image, /boot/initrd.img, /etc/os-release.
@@ -361,8 +332,8 @@ class Device:
                 f.write(behaviour + "\n")
         used = sum(os.path.getsize(os.path.join(r, n)) for r, _, fs in os.walk(d) for n in fs)
         size = (used * 11 // 10 + 4 * MIB + MIB - 1) // MIB * MIB
-        return vmlib.make_ext4(d, os.path.join(self.dir, f"rootfs-{version}.ext4"), size,
-                               f"rootfs-{version}")
+        return vmlib.mkfs_ext4(os.path.join(self.dir, f"rootfs-{version}.ext4"), size // MIB,
+                               d, f"rootfs-{version}")
 
     # ---- the host's view ----
 
@@ -386,12 +357,10 @@ class Device:
     def data_file(self, path, content=None):
         """Creates (content: bytes/str) or removes (None) a file on the data partition."""
         if content is None:
-            self.disk.debugfs(4, [f"rm {path}"], write=True)
-            return
-        tmp = os.path.join(self.dir, "data-file.tmp")
-        with open(tmp, "wb") as f:
-            f.write(content.encode() if isinstance(content, str) else content)
-        self.disk.debugfs(4, [f"rm {path}", f'write "{tmp}" {path}'], write=True)
+            self.data.rm(path)
+        else:
+            self.data.write_bytes(path, content.encode() if isinstance(content, str)
+                                  else content, self.dir)
 
     # ---- running ----
 
@@ -400,15 +369,15 @@ class Device:
                 "-m", "512", "-display", "none", "-monitor", "none", "-serial", "stdio",
                 "-nic", "none", "-bios", UBOOT,
                 "-drive", f"if=pflash,unit=1,format=raw,file={self.flash}",
-                "-drive", f"if=none,file={self.disk.path},format=raw,id=hd0",
+                "-drive", f"if=none,file={self.disk},format=raw,id=hd0",
                 "-device", "virtio-blk-device,drive=hd0"]
 
     def boot(self, timeout=600):
         """Powers on and runs until the system powers off; returns a Run."""
         self.boots += 1
-        vm = vmlib.VM(self.qemu_cmd(), self.log)
-        out = vm.wait_exit(timeout)
-        return Run(out, vm)
+        with vmlib.Qemu(self.qemu_cmd(), self.log) as vm:
+            vm.wait_exit(timeout)
+            return Run(vm.text.replace("\r", ""), vm)
 
 
 class Run:

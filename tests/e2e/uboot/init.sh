@@ -5,6 +5,7 @@
 # the agent asked for it and powers off otherwise. The slot's /etc/e2e-behaviour can say
 # "crash": the release resets before its agent runs (a release that never confirms).
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+/bin/busybox --install -s
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
