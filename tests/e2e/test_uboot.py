@@ -156,7 +156,10 @@ def test_slot_with_corrupt_kernel_falls_back_without_hanging(dev):
 
 
 def test_every_slot_out_of_tries(dev):
-    dev.set_env(BOOT_A_LEFT="0", BOOT_B_LEFT="0")
+    """Also an environment saved by the earlier boot.cmd, which stored its scratch
+    variables: the script deletes them rather than reading them."""
+    dev.set_env(BOOT_A_LEFT="0", BOOT_B_LEFT="0", otter_slot="A", otter_root="/dev/vda2",
+                otter_part="2", otter_tries="3")
     run = dev.boot()
     run.check("no slot in BOOT_ORDER has tries left; granting them again" in run.out,
               "U-Boot did not grant the tries again")
