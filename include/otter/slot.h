@@ -88,6 +88,8 @@ OTTER_PUBLIC int otter_slot_writer_stream(otter_slot_writer *w, const char *sour
 					  otter_error *err) OTTER_WARN_UNUSED_RESULT;
 /* The slot being written (borrowed from sys). */
 OTTER_PUBLIC const otter_slot *otter_slot_writer_target(const otter_slot_writer *w);
+/* The size in bytes of that slot (its device or file), measured by open. */
+OTTER_PUBLIC uint64_t otter_slot_writer_slot_size(const otter_slot_writer *w);
 /*
  * Frees; an unfinished install stays "installing" and cannot be activated. A writer holds
  * the data directory's lock from open to free: one writer at a time, and free the writers
@@ -171,6 +173,15 @@ OTTER_PUBLIC int otter_slot_mark_good(const otter_system *sys, const char *bootn
 				      otter_error *err) OTTER_WARN_UNUSED_RESULT;
 OTTER_PUBLIC int otter_slot_mark_bad(const otter_system *sys, const char *bootname,
 				     otter_error *err) OTTER_WARN_UNUSED_RESULT;
+/*
+ * otter_slot_mark_bad for people (otter mark-bad): refuses (OTTER_E_STATE) to take the booted
+ * bootname out of the boot order unless another bootname could boot instead: in the order
+ * with tries left, no install into it incomplete, and each of its slots installed by otter
+ * or the bootname confirmed with mark-good. (The agent's rollback uses otter_slot_mark_bad:
+ * it leaves new software for the slots it just came from.)
+ */
+OTTER_PUBLIC int otter_slot_mark_bad_checked(const otter_system *sys, const char *bootname,
+					     otter_error *err) OTTER_WARN_UNUSED_RESULT;
 
 /*
  * Moves a damaged bookkeeping file aside (<data-directory>/slots.json.damaged) and starts a

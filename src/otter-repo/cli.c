@@ -441,6 +441,7 @@ int cli_load_private_key(const char *path, const char *passphrase, const char *r
 			 otter_key **out, otter_error *err)
 {
 	_cleanup_free_ uint8_t *pem = NULL;
+	struct stat st;
 	size_t len = 0;
 	int r;
 
@@ -470,6 +471,20 @@ int cli_load_private_key(const char *path, const char *passphrase, const char *r
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "key '%s' is a public key: signing needs the private key",
 				       path);
+	}
+	/* As ssh does: a private key others can read may already be someone else's. */
+	if (stat(path, &st) < 0) {
+		int e = errno;
+		*out = otter_key_free(*out);
+		return otter_error_set_errno(err, e, "private key '%s'", path);
+	}
+	if ((st.st_mode & 077) != 0) {
+		*out = otter_key_free(*out);
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "private key '%s' is accessible by group or others (mode "
+				       "%04o): refusing to use it. Run 'chmod 600 %s' (and check "
+				       "who may have copied it)",
+				       path, (unsigned)(st.st_mode & 07777), path);
 	}
 	return 0;
 }

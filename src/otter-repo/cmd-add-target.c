@@ -62,6 +62,7 @@ static int stage_blob(int blobfd, item *it, otter_error *err)
 {
 	_cleanup_free_ char *tmp = NULL;
 	struct stat after, existing;
+	bool existed;
 	int fd = -1, r;
 
 	r = fileio_tmp_create(blobfd, 0644, &fd, &tmp, err);
@@ -80,14 +81,13 @@ static int stage_blob(int blobfd, item *it, otter_error *err)
 		fileio_tmp_discard(blobfd, fd, tmp);
 		return r;
 	}
-	if (fstatat(blobfd, it->d.sha256, &existing, 0) == 0) {
-		fileio_tmp_discard(blobfd, fd, tmp);
-		return 0;
-	}
+	/* A staged copy already there is replaced: it may have been changed since it was
+	 * staged, and this copy has the hashes its name says. */
+	existed = fstatat(blobfd, it->d.sha256, &existing, AT_SYMLINK_NOFOLLOW) == 0;
 	r = fileio_tmp_commit(blobfd, fd, tmp, it->d.sha256, err);
 	if (r < 0)
 		return r;
-	it->created_blob = true;
+	it->created_blob = !existed;
 	return 0;
 }
 
@@ -339,7 +339,8 @@ const command cmd_add_target = {
 		"Adds each FILE as a target: its length, sha256 and sha512 go into the next version\n"
 		"of the role (staged, unsigned), and the file is copied into staging/targets/; publish\n"
 		"places it in targets/ under every hash-prefixed name devices fetch\n"
-		"(dir/<sha256>.name and dir/<sha512>.name).\n"
+		"(dir/<sha256>.name and dir/<sha512>.name). Adding a file again replaces its staged\n"
+		"copy, and publish then replaces the published copies with it.\n"
 		"\n"
 		"  --path TARGETPATH...  the target path of each FILE, in order (default: the file\n"
 		"                        name). Relative, no empty, '.' or '..' components, only\n"

@@ -140,10 +140,161 @@ out:
 	return rc;
 }
 
+/* The keys whose signatures count for a staged role: root needs the published root's keys
+ * and the new root's; any other role its delegator's. */
+typedef struct signers {
+	const tuf_keyring *ring[2];
+	const tuf_rolekeys *keys[2];
+	size_t n;
+} signers;
+
+static int role_signers(repo *r, repo_role *role, signers *out, otter_error *err)
+{
+	tuf_metadata *md;
+	int r2;
+
+	out->n = 0;
+	if (role->type != TUF_ROOT) {
+		r2 = repo_role_signers(r, role->name, &out->ring[0], &out->keys[0], NULL, err);
+		if (r2 == 0)
+			out->n = 1;
+		return r2;
+	}
+	r2 = repo_role_current(r, role, &md, err);
+	if (r2 < 0)
+		return r2;
+	if (role->pub && role->staged) {
+		out->ring[out->n] = &role->pub->keys;
+		out->keys[out->n++] = &role->pub->roles[TUF_ROOT];
+	}
+	out->ring[out->n] = &md->keys;
+	out->keys[out->n++] = &md->roles[TUF_ROOT];
+	return 0;
+}
+
+static bool rolekeys_has(const tuf_rolekeys *k, const char *keyid)
+{
+	for (size_t i = 0; i < k->n; i++)
+		if (strcmp(k->keyids[i], keyid) == 0)
+			return true;
+	return false;
+}
+
+/* Why a signature does not count for the role (NULL: it is valid over canon). */
+static const char *signature_problem(const signers *s, const char *keyid, const char *sig,
+				     const uint8_t *canon, size_t canon_len)
+{
+	size_t hexlen = strlen(sig);
+	_cleanup_free_ uint8_t *bin = NULL;
+	bool listed = false;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const tuf_keyentry *ke;
+
+		if (!rolekeys_has(s->keys[i], keyid))
+			continue;
+		listed = true;
+		ke = tuf_keyring_find(s->ring[i], keyid);
+		if (!ke || !ke->key)
+			continue;
+		if (!bin) {
+			if (hexlen == 0 || hexlen % 2 || hexlen > OTTER_TUF_MAX_SIG_HEX)
+				return "its \"sig\" is not a hex signature";
+			bin = otter_malloc(hexlen / 2);
+			if (!bin || !hex_decode(sig, hexlen, bin, hexlen / 2))
+				return "its \"sig\" is not a hex signature";
+		}
+		if (otter_key_verify(ke->key, canon, canon_len, bin, hexlen / 2))
+			return NULL;
+	}
+	return listed ? "it does not verify over the staged content with that key"
+		      : "that key is not one of the keys that sign this role";
+}
+
+/*
+ * Merges the valid signatures of src into the staged envelope dst: an invalid one is reported
+ * and left out; a valid one replaces an invalid one by the same key in dst. *rejected counts
+ * the signatures of src left out.
+ */
+static int import_signatures(repo *r, repo_role *role, const char *file, json_t *src,
+			     size_t *added, size_t *rejected, otter_error *err)
+{
+	json_t *dsigs = json_object_get(role->staged, "signatures");
+	json_t *ssigs = json_object_get(src, "signatures");
+	_cleanup_(json_decrefp) json_t *valid = json_array();
+	_cleanup_free_ uint8_t *canon = NULL;
+	size_t canon_len, i, replaced = 0, merged = 0;
+	signers who;
+	json_t *s;
+	int r2;
+
+	*added = *rejected = 0;
+	if (!valid)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	if (!json_is_array(dsigs) || !json_is_array(ssigs))
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: no \"signatures\" array", file);
+	r2 = role_signers(r, role, &who, err);
+	if (r2 < 0)
+		return otter_error_prefix(err, r2, "%s", role->name);
+	r2 = otter_json_canonical(tuf_repo_envelope_signed(role->staged), &canon, &canon_len, err);
+	if (r2 < 0)
+		return r2;
+	json_array_foreach(ssigs, i, s) {
+		const char *keyid = json_string_value(json_object_get(s, "keyid"));
+		const char *sig = json_string_value(json_object_get(s, "sig"));
+		const char *why;
+		char k[80];
+
+		if (!keyid || !sig)
+			return otter_error_set(err, OTTER_E_FORMAT, "%s: signature %zu is malformed",
+					       file, i);
+		why = signature_problem(&who, keyid, sig, canon, canon_len);
+		if (why) {
+			str_sanitize(keyid, k, sizeof(k));
+			cli_warn("%s: signature by key %s rejected: %s (%s)", file, k, why,
+				 role->name);
+			(*rejected)++;
+			continue;
+		}
+		if (json_array_append(valid, s) < 0)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	}
+	/* An invalid signature in staging never counts: a valid one by its key takes its place. */
+	for (i = json_array_size(dsigs); i-- > 0;) {
+		json_t *d = json_array_get(dsigs, i);
+		const char *keyid = json_string_value(json_object_get(d, "keyid"));
+		const char *sig = json_string_value(json_object_get(d, "sig"));
+		bool incoming = false;
+		size_t j;
+
+		json_array_foreach(valid, j, s)
+			if (keyid && strcmp(keyid, json_string_value(json_object_get(s, "keyid"))) == 0)
+				incoming = true;
+		if (!incoming ||
+		    (sig && !signature_problem(&who, keyid, sig, canon, canon_len)))
+			continue;
+		if (json_array_remove(dsigs, i) < 0)
+			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+		replaced++;
+	}
+	r2 = json_object_set(src, "signatures", valid);
+	if (r2 < 0)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r2 = tuf_repo_merge_signatures(role->staged, src, &merged, err);
+	if (r2 < 0)
+		return r2;
+	if (replaced)
+		cli_info("%s: %zu invalid signature%s in staging replaced", file, replaced,
+			 replaced == 1 ? "" : "s");
+	*added = merged;
+	return 0;
+}
+
 static int run_import(const args *a)
 {
 	otter_error err = OTTER_ERROR_INIT;
 	_cleanup_(repo_freep) repo *r = NULL;
+	size_t total_rejected = 0;
 
 	if (a->n_pos == 0)
 		return cli_failf("usage: otter-repo import FILE...");
@@ -153,7 +304,7 @@ static int run_import(const args *a)
 		_cleanup_free_ uint8_t *raw = NULL;
 		_cleanup_(json_decrefp) json_t *env = NULL;
 		repo_role *match = NULL;
-		size_t len, added = 0;
+		size_t len, added = 0, rejected = 0;
 
 		if (cli_read_file(a->pos[i], OTTER_TUF_METADATA_HARD_MAX, &raw, &len, &err) < 0 ||
 		    tuf_repo_envelope_parse(&env, NULL, raw, len, a->pos[i], &err) < 0)
@@ -165,14 +316,19 @@ static int run_import(const args *a)
 			return cli_failf("'%s' matches no staged role: it was signed over content "
 					 "that is not staged (any more); sign the current staged file",
 					 a->pos[i]);
-		if (tuf_repo_merge_signatures(match->staged, env, &added, &err) < 0)
+		if (import_signatures(r, match, a->pos[i], env, &added, &rejected, &err) < 0)
 			return cli_fail(&err);
 		repo_role_touch(match);
 		cli_info("%s: %zu new signature%s for staged %s", a->pos[i], added,
 			 added == 1 ? "" : "s", match->name);
+		total_rejected += rejected;
 	}
 	if (repo_save_staging(r, &err) < 0)
 		return cli_fail(&err);
+	if (total_rejected)
+		return cli_failf("%zu signature%s rejected (see above); the valid ones were "
+				 "imported. Sign the current staged file again with those keys",
+				 total_rejected, total_rejected == 1 ? " was" : "s were");
 	return 0;
 }
 
@@ -205,7 +361,10 @@ const command cmd_import = {
 		"\n"
 		"Merges the signatures of each FILE (a copy of a staged file signed elsewhere) into\n"
 		"the staged role with the same content, one signature per key. A FILE whose content\n"
-		"differs from every staged role is refused.\n",
+		"differs from every staged role is refused. Each signature is verified first with\n"
+		"its key over the staged content: one that does not verify, or by a key that does\n"
+		"not sign the role, is rejected and reported (exit status 1, the valid ones are\n"
+		"still merged); a valid one replaces an invalid one by the same key in staging.\n",
 	.opts = NULL,
 	.run = run_import,
 };

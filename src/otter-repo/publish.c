@@ -389,6 +389,45 @@ static bool targets_has(int fd, const char *name)
 	return fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * A staged target file must be the file whose length and hashes are about to be signed: one
+ * changed after add-target would be published under hashes it does not have, and every device
+ * would refuse the release.
+ */
+static int check_blob(int blobfd, const char *blob, const char *role, const char *path,
+		      const json_t *info, otter_error *err)
+{
+	const json_t *hashes = json_object_get(info, "hashes");
+	const char *want256 = json_string_value(json_object_get(hashes, "sha256"));
+	const char *want512 = json_string_value(json_object_get(hashes, "sha512"));
+	json_int_t want_len = json_integer_value(json_object_get(info, "length"));
+	_cleanup_close_ int fd = openat(blobfd, blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char what[128];
+	tuf_repo_digest d;
+	bool same256;
+	int r2;
+
+	strfmt(what, sizeof(what), "staging/targets/%.64s", blob);
+	if (fd < 0)
+		return otter_error_set_errno(err, errno, "%s: opening %s", role, what);
+	r2 = tuf_repo_digest_fd(fd, -1, OTTER_TUF_TARGET_MAX_LENGTH, &d, what, err);
+	if (r2 < 0)
+		return otter_error_prefix(err, r2, "%s: target '%s'", role, path);
+	same256 = want256 && strcmp(d.sha256, want256) == 0;
+	if (want_len >= 0 && d.length == (uint64_t)want_len && same256 &&
+	    (!want512 || strcmp(d.sha512, want512) == 0))
+		return 0;
+	/* The first hash that differs (sha512 only when sha256 agrees). */
+	return otter_error_set(err, OTTER_E_HASH,
+			       "%s: the staged file of target '%s' (%s) is not the file being "
+			       "signed: expected length %" PRId64 ", %s %s; found length %" PRIu64
+			       ", %s %s. It changed after add-target: add the right file again "
+			       "(otter-repo add-target), then publish",
+			       role, path, what, (int64_t)want_len, same256 ? "sha512" : "sha256",
+			       same256 ? want512 : want256 ? want256 : "(none)", d.length,
+			       same256 ? "sha512" : "sha256", same256 ? d.sha512 : d.sha256);
+}
+
 static int plan_targets(repo *r, plan *p, otter_error *err)
 {
 	int blobfd = r->stfd >= 0 ? openat(r->stfd, "targets", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -417,15 +456,18 @@ static int plan_targets(repo *r, plan *p, otter_error *err)
 						     f->role->name, path);
 				break;
 			}
+			if (blob)
+				r2 = check_blob(blobfd, sha, f->role->name, path, info, err);
+			if (r2 < 0)
+				break;
 			r2 = tuf_repo_target_filenames(path, hashes, consistent, &names, err);
 			if (r2 < 0)
 				break;
 			for (char **n = names; *n && r2 == 0; n++) {
 				char **a, **b;
-				/* Consistent names are content-addressed: one there is the file. */
+				/* A staged file (checked above) wins over a published copy, even
+				 * under a content-addressed name: that copy may be a damaged one. */
 				if (!blob && targets_has(r->tgfd, *n))
-					continue;
-				if (consistent && targets_has(r->tgfd, *n))
 					continue;
 				if (!blob) {
 					r2 = otter_error_set(err, OTTER_E_NOT_FOUND,

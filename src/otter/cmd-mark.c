@@ -28,7 +28,9 @@ static void help(enum mark m)
 		printf("Usage: otter mark-bad [SLOT]\n"
 		       "\n"
 		       "Takes a slot (default: the booted one) out of the boot order with no tries\n"
-		       "left; the bootloader will not boot it again until it is activated.\n");
+		       "left; the bootloader will not boot it again until it is activated.\n"
+		       "The booted slot is only taken out when another could boot instead (in\n"
+		       "the boot order, and installed by otter or confirmed with mark-good).\n");
 		break;
 	case MARK_ACTIVE:
 		printf("Usage: otter mark-active SLOT\n"
@@ -83,7 +85,7 @@ static int run(enum mark m, int argc, char **argv)
 		r = otter_slot_mark_good(sys, bootname, &err);
 		break;
 	case MARK_BAD:
-		r = otter_slot_mark_bad(sys, bootname, &err);
+		r = otter_slot_mark_bad_checked(sys, bootname, &err);
 		break;
 	default:
 		r = otter_slot_activate(sys, bootname, &err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -356,4 +357,29 @@ void fileio_remove_stale_tmp(int dirfd)
 		unlinkat(dirfd, de->d_name, 0);
 	}
 	closedir(d);
+}
+
+int fileio_lock_nb(const char *dir, const char *name, int *fd_out, otter_error *err)
+{
+	_cleanup_free_ char *path = path_join(dir, name);
+	int fd, r;
+
+	if (!path)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = fileio_mkdir_p(dir, 0755, err);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return otter_error_set_errno(err, errno, "open lock '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return OTTER_E_BUSY;
+		return otter_error_set_errno(err, e, "lock '%s'", path);
+	}
+	*fd_out = fd;
+	return 0;
 }

@@ -50,6 +50,13 @@ int fileio_fsync_parent(const char *path, otter_error *err);
 int fileio_mkdir_p(const char *path, mode_t mode, otter_error *err);
 
 /*
+ * Takes an exclusive flock on dir/name (dir and the file are created if missing), never
+ * waiting. OTTER_E_BUSY, with err untouched, when another open file holds it: the caller
+ * says who. The lock lasts until *fd_out is closed.
+ */
+int fileio_lock_nb(const char *dir, const char *name, int *fd_out, otter_error *err);
+
+/*
  * Removes temp files (".otter-tmp-*") a crash left in dirfd: those not modified for
  * FILEIO_TMP_STALE_S seconds (a younger one may belong to a process writing it now).
  */

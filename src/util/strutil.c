@@ -86,14 +86,14 @@ static bool unreserved(unsigned char c)
 	       c == '_' || c == '.' || c == '-' || c == '~';
 }
 
-char *percent_encode(const char *s)
+static char *encode(const char *s, bool keep_slash)
 {
 	static const char digits[] = "0123456789ABCDEF";
 	size_t n = 0, len = strlen(s);
 	char *out, *q;
 
 	for (size_t i = 0; i < len; i++)
-		n += unreserved((unsigned char)s[i]) ? 1 : 3;
+		n += unreserved((unsigned char)s[i]) || (keep_slash && s[i] == '/') ? 1 : 3;
 	out = otter_malloc(n + 1);
 	if (!out)
 		return NULL;
@@ -101,7 +101,7 @@ char *percent_encode(const char *s)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (unreserved(c)) {
+		if (unreserved(c) || (keep_slash && c == '/')) {
 			*q++ = (char)c;
 		} else {
 			*q++ = '%';
@@ -111,6 +111,16 @@ char *percent_encode(const char *s)
 	}
 	*q = '\0';
 	return out;
+}
+
+char *percent_encode(const char *s)
+{
+	return encode(s, false);
+}
+
+char *percent_encode_path(const char *s)
+{
+	return encode(s, true);
 }
 
 bool target_path_is_safe(const char *path, size_t max_len)

@@ -26,6 +26,8 @@ bool is_lower_hex(const char *s, size_t n);
  * A-Z a-z 0-9 _ . - ~ becomes %XX with upper-case hex, '/' included. Caller frees.
  */
 char *percent_encode(const char *s);
+/* The same, but '/' stays: an absolute path becomes the path of a file:// URL. */
+char *percent_encode_path(const char *s);
 
 /*
  * Checks that a TUF target path is safe to use as a relative path: not empty, not absolute,

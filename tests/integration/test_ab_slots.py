@@ -357,6 +357,7 @@ def test_interop_grub_tools(tmp_path):
     assert os.path.getsize(dev.env_path) == 1024
     # A value with the characters GRUB escapes survives otter's rewrite.
     run(ge + ["set", "odd=a\\b"], check=True)
+    dev.otter("mark-good", "A", check=True)  # a slot to fall back to (otherwise refused)
     dev.otter("mark-bad", "B", check=True)
     out, _, _ = run(ge + ["list"], check=True)
     assert "odd=a\\b" in out.splitlines() and "ORDER=A" in out.splitlines()
@@ -622,3 +623,32 @@ def test_grub_script_in_grub_emu_matches_simulator(tmp_path):
                 if not k.endswith("_TRY"):
                     assert after.get(k) == v, (tries, st, k)
     assert seen == {"A", "B", None}  # every outcome was exercised
+
+
+def test_mark_bad_keeps_something_bootable(dev):
+    """Issue 8, finding 4: otter mark-bad refuses to take the booted slot out of the boot
+    order while no other slot could boot instead (a factory image in A, nothing ever written
+    to B), changing nothing; once B holds an installed image, it marks A bad."""
+    env, state = dev.env_bytes(), open(dev.state, "rb").read()
+    for args in ((), ("A",), ("rootfs.0",)):
+        _, err, rc = dev.otter("mark-bad", *args)
+        assert rc == 1
+        assert "refusing to take the booted slot A out of the boot order" in err
+        assert "B: never written by otter nor confirmed with mark-good" in err
+        assert "otter mark-good B" in err
+        assert dev.env_bytes() == env and open(dev.state, "rb").read() == state
+    # B taken out of the order: the reason says so.
+    dev.otter("mark-bad", "B", check=True)
+    _, err, rc = dev.otter("mark-bad")
+    assert rc == 1 and "B: not in the boot order with tries left" in err
+    assert dev.status()["slots"][0]["in-order"]
+    # B written and verified (and activated): A may go.
+    img = image(300_000, 4)
+    dev.install(img)
+    dev.otter("mark-bad", "A", check=True)
+    st = dev.status()
+    assert not st["slots"][0]["in-order"] and st["slots"][1]["in-order"]
+    assert dev.sim.reboot() == "B"
+    # Booted B with A out of the order: B may not go now.
+    _, err, rc = dev.otter("mark-bad")
+    assert rc == 1 and "booted slot B" in err and "A: not in the boot order" in err

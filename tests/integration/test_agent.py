@@ -1,13 +1,16 @@
 """The update agent end to end, for both bootloaders: a repository made with otter-repo and
 served by nginx, a simulated device, `otter update` and the boot-script simulator."""
 
+import json
 import os
 import shutil
+import subprocess
 
 import pytest
 
 from conftest import needs_faketime, run
 
+from abfixture import SLOT_SIZE
 from agentfixture import UpdateEnv
 
 BOOTLOADERS = ["uboot", "grub"]
@@ -355,3 +358,94 @@ def test_damaged_bookkeeping_does_not_stop_the_agent(env):
     # A person running otter status sees the recorded reset.
     events = env.dev.events("bookkeeping-reset")
     assert events and "slots.json" in events[0]["detail"]
+
+
+def test_image_too_large_for_the_slot_is_recorded_as_failed(env):
+    """Issue 8, finding 6: a release whose image is larger than its slot fails once and is
+    recorded as failed (log and status say why); later cycles skip it, and a newer release
+    that fits is installed."""
+    env.release("1.1", size=SLOT_SIZE + 4096)
+    _, err, rc = env.update()
+    assert rc == 1
+    assert "does not fit this device" in err and "larger than slot rootfs.1" in err
+    assert "release 1.1 refused for this device: recorded as failed, not retried" in err
+    st = env.status()
+    assert st["agent"]["state"] == "failed"
+    assert st["agent"]["failed-releases"] == ["1.1"]
+    assert "larger than slot rootfs.1" in st["agent"]["last-error"]
+    assert "release 1.1 refused" in st["agent"]["last-result"]
+    assert st["booted"] == "A" and st["primary"] == "A"
+    assert not env.reboot_requested()
+    # The next cycle does not download it again.
+    _, err, rc = env.update()
+    assert rc == 0, err
+    st = env.status()
+    assert "releases that failed before are skipped" in st["agent"]["last-result"]
+    assert st["agent"]["state"] == "idle"
+    # A newer release that fits is installed.
+    data = env.release("1.2")
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+
+
+@pytest.mark.parametrize("name", ["USB STICK", "usb#1", "usb?x", "100%", "a%20b"])
+def test_offline_update_from_a_folder_with_url_characters(tmp_path, nginx, name):
+    """Issue 8, finding 3: --from works whatever characters the folder name holds (USB
+    volume labels have spaces; '#', '?' and '%' mean something in a URL)."""
+    env = UpdateEnv(tmp_path, nginx)
+    data = env.release("1.1")
+    stick = os.path.join(str(tmp_path), "media", name)
+    shutil.copytree(env.repo.path, stick, ignore=shutil.ignore_patterns("staging", "*.conf"))
+    nginx.stop()
+    out, err, _ = env.update("--check", "--from", stick, check=True)
+    assert "update available: 1.1" in out, err
+    env.update("--from", stick, check=True)
+    assert env.reboot_requested()
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]
+
+
+def read_only_data_dir(env):
+    """A wrapper that runs a command with the device's data directory mounted read-only
+    (a private mount namespace: root ignores file modes, not a read-only mount). Skips,
+    saying why, where mount namespaces are not permitted; proves the mount is read-only."""
+    data = env.dev.data
+    wrap = ["unshare", "-m", "sh", "-c",
+            f'mount --bind -o ro "{data}" "{data}" && exec "$@"', "sh"]
+    probe = subprocess.run(wrap + ["touch", os.path.join(data, "probe")],
+                           capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"cannot mount the data directory read-only here: {probe.stderr.strip()}")
+    assert not os.path.exists(os.path.join(data, "probe"))
+    return wrap
+
+
+def test_status_on_a_read_only_data_directory(env):
+    """Issue 8, finding 5: otter status works (reports only) when the data directory is
+    read-only (EROFS), also with an update pending."""
+    env.release("1.1")
+    env.update(check=True)
+    assert env.reboot_requested()
+    wrap = read_only_data_dir(env)
+    before = {n: open(os.path.join(env.dev.data, n), "rb").read()
+              for n in os.listdir(env.dev.data)
+              if os.path.isfile(os.path.join(env.dev.data, n))}
+    out, err, rc = env.dev.otter("status", "--json", wrap=wrap)
+    assert rc == 0, err
+    st = json.loads(out)
+    assert st["booted"] == "A" and st["primary"] == "B" and st["update"] == "pending-reboot"
+    assert st["agent"]["state"] == "pending-reboot"
+    out, err, rc = env.dev.otter("status", wrap=wrap)
+    assert rc == 0 and "agent:   pending-reboot" in out, err
+    # Booted into the new slot: still only a report.
+    assert env.reboot() == "B"
+    out, err, rc = env.dev.otter("status", "--json", wrap=wrap)
+    assert rc == 0, err
+    assert json.loads(out)["update"] == "trying"
+    after = {n: open(os.path.join(env.dev.data, n), "rb").read()
+             for n in os.listdir(env.dev.data)
+             if os.path.isfile(os.path.join(env.dev.data, n))}
+    assert after == before
+    # Changing the slots on a read-only data directory fails, saying so.
+    _, err, rc = env.dev.otter("mark-good", wrap=wrap)
+    assert rc == 1 and "Read-only file system" in err

@@ -560,3 +560,56 @@ def test_wall_clock_jump_does_not_fail_the_confirmation(tmp_path, nginx):
     assert rc == 0, err
     agent = env.agent()
     assert agent["state"] == "confirmed", agent
+
+
+def test_one_cycle_at_a_time(tmp_path, nginx):
+    """Issue 8, finding 7: while one `otter update` runs a cycle (here: blocked in its reboot
+    command), a second `otter update` or `--check` is refused naming its pid, and a daemon
+    neither dies nor runs a cycle of its own; afterwards the daemon carries on from the state
+    the other process left."""
+    go = os.path.join(str(tmp_path), "go")
+    marker = os.path.join(str(tmp_path), "device", "reboot-requested")
+    env = UpdateEnv(tmp_path, nginx)
+    env.write_conf(f"reboot-command=while [ ! -e {go} ]; do sleep 0.1; done; touch {marker}\n")
+    with open(env.dev.conf) as f:       # one reboot-command: the blocking one
+        text = f.read()
+    with open(env.dev.conf, "w") as f:
+        f.write(text.replace(f"reboot-command=touch {marker}\n", "", 1))
+    env.release("1.1")
+    first = subprocess.Popen([env.dev.otter_exe, "--config", env.dev.conf, "update"],
+                             stderr=subprocess.PIPE, text=True)
+    d = None
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(env.dev.data, "agent.json")) and
+                        env.state_file()["state"] == "pending-reboot", timeout=60)
+        assert first.poll() is None
+        busy = f"another otter update/daemon cycle is running (pid {first.pid}"
+        for args in ((), ("--check",)):
+            _, err, rc = env.update(*args)
+            assert rc == 1 and busy in err, err
+        path = os.path.join(str(tmp_path), "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(30)
+        d = Daemon(env, notify=path)
+        while "READY=1" not in sock.recv(4096).decode():
+            pass
+        sock.close()                    # (a full socket would block the daemon)
+        d.signal(signal.SIGUSR1)
+        time.sleep(2)
+        assert d.p.poll() is None, "the daemon died"
+    finally:
+        open(go, "w").close()
+        _, err1 = first.communicate(timeout=60)
+    assert first.returncode == 0, err1
+    assert env.reboot_requested()
+    # The daemon's next check sees the pending release (it reloads agent.json): no second
+    # install, no second reboot request within the retry period.
+    d.signal(signal.SIGUSR1)
+    time.sleep(3)
+    rc, err = d.stop()
+    assert rc == 0
+    assert busy in err and "skipping this check" in err
+    assert "-> downloading" not in err
+    assert env.agent()["state"] == "pending-reboot"
+    assert not env.reboot_requested()

@@ -4,6 +4,7 @@ passphrases, thresholds not met, expired metadata, bad target paths, files that 
 keys inside the repository, stale staging, and a concurrent command."""
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -247,3 +248,112 @@ def test_concurrent_commands_are_refused(setup):
         fails_unchanged(repo, "publish", "--key", os.path.join(keys, "targets-1.pem"),
                         needle="another otter-repo command")
     repo("publish", "--key", os.path.join(keys, "targets-1.pem"))
+
+
+def test_staged_file_changed_after_add_target(setup):
+    """Issue 8, finding 1: a staged target file changed after add-target is refused at
+    publish (nothing written), and adding the right file again replaces both the staged copy
+    and a damaged published copy."""
+    repo, keys, tmp = setup
+    tk = os.path.join(keys, "targets-1.pem")
+    good = b"payload"
+    sha256 = hashlib.sha256(good).hexdigest()
+    blob = os.path.join(repo.staging, "targets", sha256)
+    write(blob, b"PAYLOAD")
+    err = fails_unchanged(repo, "publish", "--key", tk, needle="target 'a.bin'")
+    assert f"staging/targets/{sha256}" in err
+    assert f"expected length 7, sha256 {sha256}" in err
+    assert f"found length 7, sha256 {hashlib.sha256(b'PAYLOAD').hexdigest()}" in err
+    assert "add the right file again" in err
+    # Adding the right file again replaces the changed staged copy.
+    repo("add-target", tmp / "in" / "a.bin")
+    assert open(blob, "rb").read() == good
+    repo("publish", "--key", tk)
+    published = [os.path.join(repo.path, "targets", f"{sha256}.a.bin"),
+                 os.path.join(repo.path, "targets",
+                              f"{hashlib.sha512(good).hexdigest()}.a.bin")]
+    for p in published:
+        assert open(p, "rb").read() == good
+    # A damaged published copy (as an earlier otter-repo could publish) is replaced by the
+    # staged file when the target is added again: the staged copy wins.
+    os.unlink(published[0])
+    write(published[0], b"damaged")
+    repo("add-target", tmp / "in" / "a.bin")
+    repo("publish", "--key", tk)
+    for p in published:
+        assert open(p, "rb").read() == good
+
+
+def test_import_verifies_signatures(setup):
+    """Issue 8, finding 2: import checks each signature against its key and the staged
+    content; a bogus one is rejected and reported, and a valid one replaces a bogus one by
+    the same key that is already in staging."""
+    repo, keys, tmp = setup
+    staged = os.path.join(repo.staging, "targets.json")
+    keyid = run([binary("otter-repo"), "key", "id", os.path.join(keys, "targets-1.pub")],
+                check=True)[0].strip().split()[0]
+    env = json.loads(open(staged).read())
+    bogus = dict(env, signatures=[{"keyid": keyid, "sig": "ab" * 64}])
+    bogus_file = write(tmp / "bogus.json", json.dumps(bogus).encode())
+    # A bogus signature for the targets key: rejected, nothing imported.
+    err = fails_unchanged(repo, "import", bogus_file,
+                          needle=f"signature by key {keyid} rejected: it does not verify")
+    assert "1 signature was rejected" in err
+    # A signature by a key targets does not use: rejected as well.
+    other = tmp / "other"
+    run([binary("otter-repo"), "key", "gen", other], check=True)
+    foreign = write(tmp / "foreign.json", open(staged, "rb").read())
+    run([binary("otter-repo"), "sign", foreign, "--key", f"{other}.pem"], check=True)
+    fails_unchanged(repo, "import", foreign, needle="not one of the keys that sign")
+    # A bogus signature that reached staging (copied over the staged file) is replaced by
+    # the real one on import, and the threshold is met.
+    write(staged, json.dumps(bogus).encode())
+    real = write(tmp / "real.json", json.dumps(env).encode())
+    run([binary("otter-repo"), "sign", real, "--key", os.path.join(keys, "targets-1.pem")],
+        check=True)
+    out, _, _ = repo("import", real, check=True)
+    assert "1 invalid signature in staging replaced" in out
+    assert "1 new signature for staged targets" in out
+    sigs = json.loads(open(staged).read())["signatures"]
+    assert [s["keyid"] for s in sigs] == [keyid] and sigs[0]["sig"] != "ab" * 64
+    # Importing the same valid signature again adds nothing; publish needs no key.
+    out, _, _ = repo("import", real, check=True)
+    assert "0 new signatures" in out
+    repo("publish")
+    assert repo.published_version("targets") == 2
+    # A new root takes signatures by the keys of the published root (leaving) and its own.
+    run([binary("otter-repo"), "key", "gen", tmp / "root-new"], check=True)
+    repo("rotate", "root", "--add-key", tmp / "root-new.pub", "--remove-key",
+         os.path.join(keys, "root-1.pub"))
+    copy = write(tmp / "root-copy.json",
+                 open(os.path.join(repo.staging, "root.json"), "rb").read())
+    run([binary("otter-repo"), "sign", copy, "--key", os.path.join(keys, "root-1.pem"),
+         tmp / "root-new.pem"], check=True)
+    out, _, _ = repo("import", copy, check=True)
+    assert "2 new signatures for staged root" in out
+    repo("publish")
+    assert repo.published_version("root") == 2
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_private_key_readable_by_others_is_refused(setup, mode):
+    """Issue 8, finding 8: like ssh, a private key that group or others may access is
+    refused, with the mode and a chmod hint; at 0600 it is used."""
+    repo, keys, tmp = setup
+    tk = os.path.join(keys, "targets-1.pem")
+    os.chmod(tk, mode)
+    err = fails_unchanged(repo, "publish", "--key", tk,
+                          needle=f"private key '{tk}' is accessible by group or others")
+    assert f"(mode {mode:04o})" in err and f"chmod 600 {tk}" in err
+    staged = os.path.join(repo.staging, "targets.json")
+    before = open(staged, "rb").read()
+    _, err, _ = run([binary("otter-repo"), "sign", staged, "--key", tk], check=False)
+    assert "chmod 600" in err and open(staged, "rb").read() == before
+    # An online key named in otter-repo.conf is held to the same rule.
+    os.chmod(tk, 0o600)
+    ts = os.path.join(keys, "timestamp-1.pem")
+    os.chmod(ts, mode)
+    fails_unchanged(repo, "publish", "--key", tk, needle=f"chmod 600 {ts}")
+    os.chmod(ts, 0o600)
+    repo("publish", "--key", tk)
+    assert repo.published_version("targets") == 2

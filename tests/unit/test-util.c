@@ -119,6 +119,17 @@ static void test_util_hex(void **state)
 	assert_false(is_lower_hex("00AB", 4));
 }
 
+static void check_encodings(char *(*encode)(const char *), const char *const (*cases)[2],
+			    size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *e = encode(cases[i][0]);
+		assert_non_null(e);
+		assert_string_equal(e, cases[i][1]);
+		free(e);
+	}
+}
+
 static void test_util_percent_encode(void **state)
 {
 	/* tuf.md §6.1 examples (python quote(name, safe="")). */
@@ -128,12 +139,19 @@ static void test_util_percent_encode(void **state)
 		{"A-z_0.9~", "A-z_0.9~"}, {"", ""},
 	};
 
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *e = percent_encode(cases[i][0]);
-		assert_non_null(e);
-		assert_string_equal(e, cases[i][1]);
-		free(e);
-	}
+	check_encodings(percent_encode, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Issue 8, finding 3: a folder path as the path of a file:// URL; '/' stays. */
+static void test_util_percent_encode_path(void **state)
+{
+	static const char *const cases[][2] = {
+		{"/media/USB STICK", "/media/USB%20STICK"}, {"/a#b/c", "/a%23b/c"},
+		{"/a?b", "/a%3Fb"}, {"/100%/x", "/100%25/x"}, {"/plain/dir-1_.~", "/plain/dir-1_.~"},
+		{"/", "/"}, {"", ""},
+	};
+
+	check_encodings(percent_encode_path, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_util_target_path_is_safe(void **state)
@@ -361,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_util_parse_u64),
 		cmocka_unit_test(test_util_hex),
 		cmocka_unit_test(test_util_percent_encode),
+		cmocka_unit_test(test_util_percent_encode_path),
 		cmocka_unit_test(test_util_target_path_is_safe),
 		cmocka_unit_test(test_util_utc),
 		cmocka_unit_test(test_util_path_join),

@@ -268,6 +268,14 @@ int agent_install_image(otter_agent *a, otter_tuf_updater *u, size_t mirror,
 			r = restart(&s, a->sys, slot_class, bootname, sha256, extra, version, err);
 			if (r < 0)
 				goto out;
+		} else if (r == OTTER_E_TOO_LARGE && s.total > otter_slot_writer_slot_size(s.w)) {
+			/* Its signed length is larger than the slot: no mirror can make it fit,
+			 * and the release is never tried again (the agent records it). */
+			strfmt(a->refused, sizeof(a->refused), "%s", version);
+			*err = e;
+			otter_error_prefix(err, r, "%s image %s does not fit this device",
+					   slot_class, otter_tuf_target_path(t));
+			goto out;
 		} else if (!resumable(r)) {
 			/* Wrong bytes (hash, length, endless data) or a local failure: this copy
 			 * is bad. Another mirror may hold a good one; never resume over bad data. */

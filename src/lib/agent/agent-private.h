@@ -13,6 +13,7 @@
 #define AGENT_MAX_MIRRORS  8
 #define AGENT_MAX_FAILED   64
 #define AGENT_STATE_FILE   "agent.json"
+#define AGENT_LOCK_FILE    "agent.lock"
 #define AGENT_STATE_MAX    (64 * 1024)
 /* Sizes of fields, terminating NUL included: they hold every value validation allows. */
 #define AGENT_VERSION_MAX  65 /* a release version is at most 64 bytes (release.c) */
@@ -82,6 +83,10 @@ struct otter_agent {
 	char *mirrors[AGENT_MAX_MIRRORS];
 	size_t n_mirrors;
 	agent_state st;
+	/* This cycle's release can never be installed here (decided from signed data alone):
+	 * its version, recorded as failed when the cycle fails; "" otherwise. */
+	char refused[AGENT_VERSION_MAX];
+	int cycle_lock_fd; /* <data-directory>/agent.lock while a cycle runs; -1 otherwise */
 	otter_agent_log_fn log;
 	otter_agent_progress_fn progress;
 	void *userdata;
@@ -102,6 +107,15 @@ int64_t agent_now_ms(void);
 int64_t agent_uptime(void);
 /* The kernel's id of this boot (/proc/sys/kernel/random/boot_id), or "" if unknown. */
 void agent_boot_id(char out[40]);
+
+/*
+ * One cycle at a time, in every process: takes <data-directory>/agent.lock (never waiting;
+ * OTTER_E_BUSY names the pid of the holder) and reloads agent.json, which the holder may have
+ * moved on. Already held by this agent: nothing to do. *taken says whether this call took it
+ * (then agent_cycle_unlock releases it).
+ */
+int agent_cycle_lock(otter_agent *a, bool *taken, otter_error *err);
+void agent_cycle_unlock(otter_agent *a, bool taken);
 
 /* Persists the state and passes the crash point "agent-<state>". */
 int agent_save(otter_agent *a, otter_error *err);

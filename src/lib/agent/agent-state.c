@@ -272,3 +272,53 @@ int agent_state_load(const char *data_dir, agent_state *st, bool *was_damaged,
 	*was_damaged = true;
 	return 0;
 }
+
+int agent_cycle_lock(otter_agent *a, bool *taken, otter_error *err)
+{
+	const char *dir = otter_system_data_dir(a->sys);
+	_cleanup_free_ char *path = path_join(dir, AGENT_LOCK_FILE);
+	_cleanup_free_ uint8_t *holder = NULL;
+	char pid[32];
+	bool damaged;
+	size_t len = 0;
+	int fd = -1, r, n;
+
+	*taken = false;
+	if (a->cycle_lock_fd >= 0)
+		return 0;
+	if (!path)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = fileio_lock_nb(dir, AGENT_LOCK_FILE, &fd, err);
+	if (r == OTTER_E_BUSY) {
+		/* The holder wrote its pid into the file. */
+		if (fileio_read(AT_FDCWD, path, 31, &holder, &len, NULL) == 0)
+			holder[strcspn((char *)holder, "\n")] = '\0';
+		return otter_error_set(err, OTTER_E_BUSY,
+				       "another otter update/daemon cycle is running (pid %s, "
+				       "holding %s): try again when it is done",
+				       holder && holder[0] ? (char *)holder : "unknown", path);
+	}
+	if (r < 0)
+		return r;
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		agent_log(a, 7, "writing the pid into %s: %s", path, strerror(errno));
+	r = agent_state_load(dir, &a->st, &damaged, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (damaged)
+		agent_log(a, 4, "%s", a->st.last_error);
+	a->cycle_lock_fd = fd;
+	*taken = true;
+	return 0;
+}
+
+void agent_cycle_unlock(otter_agent *a, bool taken)
+{
+	if (!taken || a->cycle_lock_fd < 0)
+		return;
+	close(a->cycle_lock_fd);
+	a->cycle_lock_fd = -1;
+}

@@ -54,6 +54,8 @@ otter_agent *otter_agent_free(otter_agent *a)
 {
 	if (!a)
 		return NULL;
+	if (a->cycle_lock_fd >= 0)
+		close(a->cycle_lock_fd);
 	if (a->wd_fd >= 0) {
 		/* Magic close: a clean stop disarms the hardware watchdog. */
 		if (write(a->wd_fd, "V", 1) < 0)
@@ -100,6 +102,7 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	if (!a)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	a->wd_fd = -1;
+	a->cycle_lock_fd = -1;
 	a->log = opts->log;
 	a->progress = opts->progress;
 	a->userdata = opts->userdata;
@@ -119,12 +122,14 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	if (opts->offline_dir) {
 		/* A copy of the repository on a USB stick: exactly the same TUF checks. */
 		_cleanup_free_ char *abs = realpath(opts->offline_dir, NULL);
-		_cleanup_free_ char *url = NULL;
+		_cleanup_free_ char *url = NULL, *path = NULL;
 
 		if (!abs)
 			return otter_error_set_errno(err, errno, "update folder '%s'",
 						     opts->offline_dir);
-		url = str_concat("file://", abs);
+		/* USB volume labels have spaces; '#', '?' and '%' mean something in a URL. */
+		path = percent_encode_path(abs);
+		url = path ? str_concat("file://", path) : NULL;
 		if (!url)
 			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 		r = add_mirror(a, url, strlen(url), err);
@@ -644,19 +649,25 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	struct pick p = {.a = a};
 	char installed[AGENT_VERSION_MAX];
 	size_t mirror;
+	bool taken = false;
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	r = ab_status(a, &ab, err);
+	/* A check refreshes the trusted metadata too: not while a cycle runs. */
+	r = agent_cycle_lock(a, &taken, err);
 	if (r < 0)
 		return r;
-	installed_version(a, &ab, installed, sizeof(installed));
-	p.installed = installed;
-	r = agent_updater(a, &u, &mirror, err);
+	r = ab_status(a, &ab, err);
+	if (r == 0) {
+		installed_version(a, &ab, installed, sizeof(installed));
+		p.installed = installed;
+		r = agent_updater(a, &u, &mirror, err);
+	}
 	if (r == 0)
 		r = find_release(a, u, &p, err);
 	otter_tuf_updater_free(u);
 	json_decref(p.doc);
+	agent_cycle_unlock(a, taken);
 	if (r < 0)
 		return r;
 	strfmt(out->installed, sizeof(out->installed), "%s", installed);
@@ -769,6 +780,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	for (size_t i = 0; i < otter_system_n_slots(a->sys); i++) {
 		const char *cls = otter_slot_class(otter_system_slot(a->sys, i));
 		if (!otter_release_image_for(rel, cls)) {
+			strfmt(a->refused, sizeof(a->refused), "%s", rel->version);
 			r = otter_error_set(err, OTTER_E_FORMAT,
 					    "release %s has no image for slot class '%s' of this "
 					    "device: refusing it",
@@ -782,6 +794,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 			known = strcmp(otter_slot_class(otter_system_slot(a->sys, j)),
 				       rel->images[i].slot_class) == 0;
 		if (!known) {
+			strfmt(a->refused, sizeof(a->refused), "%s", rel->version);
 			r = otter_error_set(err, OTTER_E_FORMAT,
 					    "release %s has an image for slot class '%s', which this "
 					    "device does not have: refusing it",
@@ -848,14 +861,11 @@ out:
 	return r;
 }
 
-int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
+static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 {
 	otter_error saveerr = OTTER_ERROR_INIT;
 	int r;
 
-	*installed = false;
-	if (!a)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
 	r = otter_agent_boot_check(a, err);
 	if (r < 0)
 		return r;
@@ -869,6 +879,7 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	/* Rolled back and waiting for the reboot into the previous software. */
 	if (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0])
 		return 0;
+	a->refused[0] = '\0';
 	r = do_cycle(a, installed, err);
 	if (r < 0 && !*installed && a->st.state == OTTER_AGENT_INSTALLING) {
 		/*
@@ -903,11 +914,36 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 		a->st.failures++;
 		record_error(a, err);
 		strfmt(a->st.last_result, sizeof(a->st.last_result), "update failed");
+		if (a->refused[0]) {
+			/* It can never be installed here: not retried until a newer release. */
+			agent_state_add_failed(&a->st, a->refused);
+			strfmt(a->st.last_result, sizeof(a->st.last_result),
+			       "release %s refused for this device: recorded as failed, not retried",
+			       a->refused);
+			agent_log(a, LOG_WARNING, "%s", a->st.last_result);
+		}
 		clear_pending(&a->st);
 		set_state(a, OTTER_AGENT_FAILED);
 		if (agent_save(a, &saveerr) < 0)
 			agent_log(a, LOG_ERR, "%s", saveerr.msg);
 	}
+	return r;
+}
+
+int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
+{
+	bool taken = false;
+	int r;
+
+	if (installed)
+		*installed = false;
+	if (!a || !installed)
+		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	r = agent_cycle_lock(a, &taken, err);
+	if (r < 0)
+		return r;
+	r = update_locked(a, installed, err);
+	agent_cycle_unlock(a, taken);
 	return r;
 }
 
@@ -957,12 +993,18 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 	{
 		otter_error e = OTTER_ERROR_INIT;
 		otter_ab_status ab;
+		bool taken = false;
 
 		if (otter_ab_status_get(a->sys, &ab, &e) == 0 && ab.env_warning[0])
 			agent_log(a, LOG_WARNING, "%s", ab.env_warning);
 		otter_error_clear(&e);
-		r = otter_agent_boot_check(a, &e);
-		if (r < 0) {
+		r = agent_cycle_lock(a, &taken, &e);
+		if (r == 0)
+			r = otter_agent_boot_check(a, &e);
+		agent_cycle_unlock(a, taken);
+		if (r == OTTER_E_BUSY) {
+			agent_log(a, LOG_NOTICE, "after boot: %s; checking at the next cycle", e.msg);
+		} else if (r < 0) {
 			agent_log(a, LOG_ERR, "after boot: %s", e.msg);
 			record_error(a, &e);
 		}
@@ -976,10 +1018,20 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 		agent_watchdog_tick(a);
 		if ((check_now && *check_now) || agent_now_ms() >= next_check) {
 			otter_error e = OTTER_ERROR_INIT;
-			bool installed = false;
+			bool installed = false, taken = false;
+			uint64_t delay;
 
 			if (check_now)
 				*check_now = 0;
+			/* Not while an `otter update` runs a cycle: this one waits for a while. */
+			r = agent_cycle_lock(a, &taken, &e);
+			if (r < 0) {
+				agent_log(a, r == OTTER_E_BUSY ? LOG_NOTICE : LOG_ERR,
+					  "skipping this check: %s", e.msg);
+				delay = a->cfg.retry_min + random_below(a->cfg.retry_min / 4 + 1);
+				next_check = agent_now_ms() + (int64_t)delay * 1000;
+				continue;
+			}
 			if (a->st.state == OTTER_AGENT_PENDING_REBOOT ||
 			    a->st.state == OTTER_AGENT_PENDING_CONFIRM ||
 			    a->st.state == OTTER_AGENT_ROLLED_BACK) {
@@ -993,6 +1045,7 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 				if (r < 0)
 					agent_log(a, LOG_ERR, "update: %s", e.msg);
 			}
+			agent_cycle_unlock(a, taken);
 			next_check = agent_now_ms() + (int64_t)next_delay(a) * 1000;
 			agent_log(a, LOG_DEBUG, "next check in %" PRId64 " s",
 				  (next_check - agent_now_ms()) / 1000);

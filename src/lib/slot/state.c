@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,30 +197,14 @@ int ab_state_save(const otter_system *sys, json_t *root, otter_error *err)
 
 int ab_lock(const otter_system *sys, int *fd_out, otter_error *err)
 {
-	_cleanup_free_ char *path = path_join(otter_system_data_dir(sys), "lock");
-	int fd, r;
+	int r = fileio_lock_nb(otter_system_data_dir(sys), "lock", fd_out, err);
 
-	if (!path)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r = fileio_mkdir_p(otter_system_data_dir(sys), 0755, err);
-	if (r < 0)
-		return otter_error_prefix(err, r, "data directory");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return otter_error_set_errno(err, errno, "open lock '%s'", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return otter_error_set(err, OTTER_E_BUSY,
-					       "another otter process is changing the slots (it "
-					       "holds %s); try again when it is done",
-					       path);
-		return otter_error_set_errno(err, e, "lock '%s'", path);
-	}
-	*fd_out = fd;
-	return 0;
+	if (r == OTTER_E_BUSY)
+		return otter_error_set(err, OTTER_E_BUSY,
+				       "another otter process is changing the slots (it "
+				       "holds %s/lock); try again when it is done",
+				       otter_system_data_dir(sys));
+	return r;
 }
 
 json_t *ab_state_slot(json_t *root, const char *slot_name, bool create)
@@ -448,7 +431,67 @@ int otter_slot_mark_good(const otter_system *sys, const char *bootname, otter_er
 	return r;
 }
 
-int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_error *err)
+/*
+ * Why bootname cannot boot in place of the booted one, or NULL when it can: it is in the
+ * order with tries left, no slot of it is being written, and each of its slots was either
+ * written and verified by otter or confirmed with mark-good. A slot nothing is recorded for
+ * (a factory image in A and nothing ever written to B) is not known to hold anything.
+ */
+static const char *fallback_problem(const otter_system *sys, otter_boot *boot, json_t *root,
+				    const char *bootname)
+{
+	otter_boot_slot_state st;
+	bool all_installed = true;
+
+	if (otter_boot_get_state(boot, bootname, &st, NULL) < 0 || !st.bootable)
+		return "not in the boot order with tries left";
+	for (size_t i = 0; i < otter_system_n_slots(sys); i++) {
+		const otter_slot *s = otter_system_slot(sys, i);
+		const char *status;
+
+		if (strcmp(otter_slot_bootname(s), bootname) != 0)
+			continue;
+		status = state_string(ab_state_slot(root, otter_slot_name(s), false), "status");
+		if (status && strcmp(status, "installing") == 0)
+			return "an install into it is incomplete";
+		if (!status || strcmp(status, "installed") != 0)
+			all_installed = false;
+	}
+	if (!all_installed && !is_confirmed(root, bootname))
+		return "never written by otter nor confirmed with mark-good";
+	return NULL;
+}
+
+/* Refuses to take the booted bootname out of the order when no other one could boot. */
+static int check_fallback(const otter_system *sys, otter_boot *boot, json_t *root,
+			  const char *bn, otter_error *err)
+{
+	const char *booted = NULL, *other = NULL, *why = NULL;
+
+	if (otter_boot_get_booted(boot, &booted, NULL) < 0 || strcmp(booted, bn) != 0)
+		return 0;
+	for (size_t i = 0; i < otter_system_n_bootnames(sys); i++) {
+		const char *b = otter_system_bootname(sys, i);
+
+		if (strcmp(b, bn) == 0)
+			continue;
+		why = fallback_problem(sys, boot, root, b);
+		if (!why)
+			return 0;
+		other = b;
+	}
+	return otter_error_set(err, OTTER_E_STATE,
+			       "mark-bad: refusing to take the booted slot %s out of the boot "
+			       "order: no other slot could boot instead (%s: %s), so the bootloader "
+			       "would be left with nothing known to boot. Install an update first "
+			       "(otter update, otter install); if %s does hold a working system, "
+			       "confirm it with 'otter mark-good %s' first",
+			       bn, other ? other : "none", other ? why : "no other bootname",
+			       other ? other : "it", other ? other : "SLOT");
+}
+
+static int mark_bad(const otter_system *sys, const char *bootname, bool keep_fallback,
+		    otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
 	_cleanup_close_ int lock = -1;
@@ -459,6 +502,11 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	r = mark_begin(sys, bootname, "mark-bad", &lock, &boot, &bn, &root, err);
 	if (r < 0)
 		return r;
+	if (keep_fallback) {
+		r = check_fallback(sys, boot, root, bn, err);
+		if (r < 0)
+			return r;
+	}
 	r = otter_boot_mark_bad(boot, bn, err);
 	if (r < 0)
 		return r;
@@ -473,6 +521,17 @@ int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_err
 	if (r == 0)
 		r = ab_state_save(sys, root, err);
 	return r;
+}
+
+int otter_slot_mark_bad(const otter_system *sys, const char *bootname, otter_error *err)
+{
+	return mark_bad(sys, bootname, false, err);
+}
+
+int otter_slot_mark_bad_checked(const otter_system *sys, const char *bootname,
+				otter_error *err)
+{
+	return mark_bad(sys, bootname, true, err);
 }
 
 /*
@@ -588,7 +647,11 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	/* Another process changing the slots (an install) decides; this one only reports. */
 	if (booted) {
 		r = ab_lock(sys, &lock, err);
-		if (r == OTTER_E_BUSY) {
+		/* So does a data directory this process may not write (read-only, or not its
+		 * own): otter status still reports. */
+		if (r == OTTER_E_BUSY || (r == OTTER_E_IO && err &&
+					  (err->sys_errno == EROFS || err->sys_errno == EACCES ||
+					   err->sys_errno == EPERM))) {
 			otter_error_clear(err);
 			r = 0;
 		} else if (r < 0)

@@ -95,6 +95,11 @@ const otter_slot *otter_slot_writer_target(const otter_slot_writer *w)
 	return w ? w->target : NULL;
 }
 
+uint64_t otter_slot_writer_slot_size(const otter_slot_writer *w)
+{
+	return w ? w->slot_size : 0;
+}
+
 static int device_size(int fd, const char *path, struct stat *st, uint64_t *out,
 		       otter_error *err)
 {
