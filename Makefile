@@ -4,10 +4,13 @@
 #   make            build (build/)
 #   make deps       install the Debian packages the build, tests and demo need
 #   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
-#   make test       deps + build + every test suite (unit, integration, faults, fuzz-corpus
+#   make deps-e2e   deps + what the real-bootloader tier needs (QEMU, firmware, U-Boot, GRUB,
+#                   the arm64 cross toolchain and libraries, linux-source; see below)
+#   make test       deps-e2e + build + every test suite (unit, integration, faults, fuzz-corpus
 #                   replay, the QEMU real-bootloader tier), then all of them but the QEMU
 #                   tier again under ASan+UBSan in build-asan/
-#   make e2e        deps + build + the real-bootloader tier alone (QEMU; also part of make test)
+#   make e2e        deps-e2e + build + the real-bootloader tier alone (U-Boot and GRUB in
+#                   QEMU; also part of make test); make e2e-uboot / e2e-grub: one of them
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
 #   make conformance      run the public TUF conformance suite (needs sources, see docs)
 #   make clean
@@ -27,46 +30,60 @@ SECONDS ?= 60
 # grub-common (grub-editenv, grub-script-check), grub-emu (runs grub.cfg in real GRUB), zstd,
 # e2fsprogs (mkfs.ext4, e2fsck, debugfs), mount (losetup), util-linux and bsdutils (script),
 # strace (syscall fault injection) and time (peak RSS in bench/).
-# Real-bootloader tier (tests/e2e, QEMU with TCG, no loop devices): qemu-system-x86 (the PC),
-# ovmf (UEFI firmware), grub-efi-amd64-bin (grub-mkimage's x86_64-efi modules), mtools and
-# dosfstools (the ESP without mounting), fdisk (sfdisk on an image file), busybox-static and
-# cpio (the initramfs), kmod (depmod for the kernel's modules.dep), binutils (readelf: the
-# libraries otter needs in the guest). The Debian kernel itself is fetched by the tier with
-# `apt-get download` into build/e2e/ (not installed).
 DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 	libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev \
 	python3 python3-pytest python3-securesystemslib python3-cryptography \
 	nginx faketime procps curl ca-certificates \
 	libubootenv-dev libzstd-dev libubootenv-tool grub-common zstd e2fsprogs util-linux mount \
-	bsdutils strace time grub-emu \
-	qemu-system-x86 ovmf grub-efi-amd64-bin mtools dosfstools fdisk busybox-static cpio kmod \
-	binutils
+	bsdutils strace time grub-emu
+# Real-bootloader tier (tests/e2e, QEMU with TCG, no loop devices), installed by deps-e2e only
+# (make test, make e2e): qemu-system-x86 (the PC; from bookworm-backports with
+# qemu-system-arm, by uboot-deps.sh, as both share qemu-system-common), ovmf (UEFI firmware), grub-efi-amd64-bin
+# (grub-mkimage's x86_64-efi modules), mtools and dosfstools (the ESP without mounting), fdisk
+# (sfdisk on an image file), busybox-static and cpio (the initramfs), kmod (depmod for the
+# kernel's modules.dep), binutils (readelf: the libraries otter needs in the guest). The
+# Debian kernels are fetched by the tier with `apt-get download` into build/e2e/ (not
+# installed). The U-Boot half (arm64 architecture, bookworm-backports for QEMU 10, the cross
+# compiler, :arm64 -dev packages, linux-source) is tests/e2e/uboot-deps.sh, which says why
+# each is needed.
+E2E_PACKAGES := ovmf grub-efi-amd64-bin mtools dosfstools fdisk busybox-static cpio kmod binutils
 # Node.js and npm run tuf-js, the independent TUF client of the otter-repo interoperability
 # test (tests/integration/test_repo_tufjs.py installs tuf-js with npm into the build folder).
 # Installed only when node or npm is missing: a machine with Node.js from elsewhere keeps it
 # (nodesource's nodejs package conflicts with Debian's npm).
 NODE_PACKAGES := nodejs npm
 
-.PHONY: all build deps test test-unit test-asan fuzz conformance demo clean e2e e2e-grub
+.PHONY: all build deps deps-e2e test test-unit test-asan fuzz conformance demo clean e2e e2e-grub \
+	e2e-uboot
 
 all: build
 
-deps:
+# $(call install_missing,PACKAGES,LABEL): apt-get install those of PACKAGES not installed.
+define install_missing
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(1); do \
 		dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' \
 			|| missing="$$missing $$p"; \
 	done; \
-	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	if [ "$(2)" = deps ] && { ! command -v node >/dev/null 2>&1 || \
+			! command -v npm >/dev/null 2>&1; }; then \
 		missing="$$missing $(NODE_PACKAGES)"; \
 	fi; \
 	if [ -n "$$missing" ]; then \
-		echo "deps: installing$$missing"; \
+		echo "$(2): installing$$missing"; \
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	else \
-		echo "deps: all packages present"; \
+		echo "$(2): all packages present"; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES),deps)
+
+deps-e2e: deps
+	$(call install_missing,$(E2E_PACKAGES),deps-e2e)
+	SUDO=$(SUDO) bash tests/e2e/uboot-deps.sh $(BUILD)/e2e/debs
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
@@ -79,7 +96,7 @@ $(ASAN_BUILD)/build.ninja:
 		-Dbuildtype=debug
 
 # Every suite runs even when an earlier one fails; the exit status says whether all passed.
-test: deps build $(ASAN_BUILD)/build.ninja
+test: deps-e2e build $(ASAN_BUILD)/build.ninja
 	@rm -f $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
@@ -91,10 +108,11 @@ test: deps build $(ASAN_BUILD)/build.ninja
 
 # The real-bootloader tier alone (make test runs it too, in build/ only). The serial consoles
 # are in build/meson-logs/testlog.txt and the pytest folders under /tmp/pytest-of-*/.
-e2e: e2e-grub
+e2e: deps-e2e build
+	meson test -C $(BUILD) --suite e2e --print-errorlogs --num-processes 2
 
-e2e-grub: deps build
-	meson test -C $(BUILD) --print-errorlogs e2e-grub
+e2e-grub e2e-uboot: deps-e2e build
+	meson test -C $(BUILD) --print-errorlogs $@
 
 # The end-to-end story: repository, nginx, a simulated device, four scenarios (README).
 demo: deps build

@@ -1,6 +1,7 @@
 """A bootloader simulator for the A/B tests: applies the algorithm of the shipped boot scripts
 (contrib/uboot/boot.cmd, contrib/grub/grub.cfg) to the same environment files otter uses, and
-rewrites the simulated kernel command line, so that a test can "reboot".
+rewrites the simulated kernel command line, so that a test can "reboot". A slot whose kernel
+does not load is not simulated here: tests/e2e/test_uboot.py runs the real script for that.
 
 The environment is read and written with the bootloaders' own user-space tools (fw_printenv /
 fw_setenv from libubootenv-tool, grub-editenv from grub-common), never with otter's code, so
@@ -67,20 +68,19 @@ class BootSim:
     # ---- the scripts' algorithms ----
 
     def _uboot_pick(self, env):
-        tries = str(self.tries)                                   # setenv otter_tries 3
+        tries = str(self.tries)                                   # otter_tries=3 (a local)
         order = env.get("BOOT_ORDER") or "A B"                   # test -n ... || setenv
         left = {n: env.get(f"BOOT_{n}_LEFT") or tries for n in self.bootnames}
-        slot = None                                               # setenv otter_slot
+        slot = None                                               # otter_slot=
         for s in order.split():                                   # for otter_s in ...
             if slot is None and s in left and int(left[s]) > 0:   # test ... -gt 0
                 left[s] = format(int(left[s]) - 1, "x")           # setexpr (hex, as U-Boot)
                 slot = s
-        saved = {"otter_tries": tries, "BOOT_ORDER": order}
+        saved = {"BOOT_ORDER": order}                              # locals are not saved
         saved.update({f"BOOT_{n}_LEFT": v for n, v in left.items()})
         if slot is None:                                          # no slot: grant tries
             saved.update({f"BOOT_{n}_LEFT": tries for n in self.bootnames})
             return None, saved                                    # saveenv; reset
-        saved["otter_slot"] = slot
         return slot, saved                                        # saveenv
 
     def _grub_pick(self, env):

@@ -374,7 +374,7 @@ def test_boot_scripts_use_the_variables():
     grub = open(os.path.join(SOURCE_DIR, "contrib", "grub", "grub.cfg")).read()
     for s in ("BOOT_ORDER", "BOOT_A_LEFT", "BOOT_B_LEFT", 'setenv BOOT_ORDER "A B"',
               "otter.slot=${otter_slot}", "setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1",
-              "setenv otter_tries 3", "saveenv", "reset"):
+              "otter_tries=3", "saveenv", "reset", "&& booti"):
         assert s in uboot, s
     for s in ('set ORDER="A B"', "set A_OK=1", "set A_TRY=0", "save_env A_TRY B_TRY",
               "otter.slot=${otter_slot}", '"${A_TRY}" -lt "${otter_tries}"',
