@@ -103,7 +103,10 @@ OTTER_PUBLIC int otter_boot_mark_active(otter_boot *boot, const char *bootname,
 /*
  * A warning about the boot environment's robustness, or "" when there is none: a U-Boot
  * environment that fw_env.config describes with a single copy (no redundant copy) is lost
- * to U-Boot's built-in defaults by a power cut during a write. Reads fw_env.config only.
+ * to U-Boot's built-in defaults by a power cut during a write (returns 0); a grubenv torn by
+ * a power cut during GRUB's in-place save_env, which GRUB can no longer save into, so that it
+ * counts no tries (returns 1: the environment needs to be written again, which any mark
+ * does, whole). Reads fw_env.config or the grubenv only.
  */
 OTTER_PUBLIC int otter_boot_env_warning(otter_boot *boot, char *out, size_t size,
 					otter_error *err);

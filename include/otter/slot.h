@@ -177,6 +177,7 @@ typedef struct otter_ab_status {
 	size_t n_slots;
 	otter_slot_info slots[32];
 	char env_warning[512];   /* otter_boot_env_warning(), "" if none */
+	bool env_damaged;        /* ... and the environment must be written again (torn) */
 } otter_ab_status;
 
 /*

@@ -125,8 +125,11 @@ class GrubDevice:
         os.chmod(os.path.join(root, "init"), 0o755)
         libdirs = [os.path.join(self.build, "src", "lib"), os.path.join(self.build, "src"),
                    self.build, "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"]
+        # One system folder for all: libotter.so.0 is found there, not through the build
+        # tree's $ORIGIN run path.
         vmlib.copy_elf_with_libs(os.path.join(self.build, "otter"), root, "/usr/bin/otter",
-                                 [d for d in libdirs if os.path.isdir(d)])
+                                 [d for d in libdirs if os.path.isdir(d)],
+                                 lib_dest="/usr/lib/x86_64-linux-gnu")
         mods = vmlib.copy_modules(self.mod_root, KERNEL_MODULES, root)
         with open(os.path.join(root, "etc", "e2e-modules"), "w") as f:
             f.write("\n".join(mods) + "\n")

@@ -213,11 +213,6 @@ class TestTornEnvironment:
             assert b["status"] is not None and b["status"]["booted"] == "A", why(b)
             dev.torn_boots = getattr(dev, "torn_boots", 0) + 1
 
-    @pytest.mark.xfail(strict=True, reason="finding: otter reads a grubenv whose '#' "
-                       "padding is damaged and, the booted slot being confirmed already, "
-                       "never rewrites it, so GRUB's save_env keeps failing and no boot is "
-                       "counted any more (C fix needed: rewrite a block GRUB cannot save "
-                       "into)")
     def test_torn_block_is_repaired(self, dev):
         assert getattr(dev, "torn_boots", 0) == 2, "the boots above did not run"
         after = dev.get_grubenv_bytes()
@@ -240,10 +235,5 @@ class TestTornSignature:
         assert boot["slot"] == "A" and boot["version"] == "1.0", why(boot)
         assert boot["end"] == "poweroff", why(boot)
 
-    @pytest.mark.xfail(strict=True, reason="finding: otter status and otter update fail "
-                       "on a grubenv without its signature ('no # GRUB Environment Block "
-                       "header'), so the agent can neither confirm nor update while GRUB "
-                       "boots its defaults (C fix needed: read it as GRUB does, as the "
-                       "defaults, and rewrite it whole)")
     def test_torn_signature_agent_keeps_working(self, boot):
         assert boot["status"] is not None and boot["status"]["booted"] == "A", why(boot)

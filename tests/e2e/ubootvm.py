@@ -147,7 +147,7 @@ class Artifacts:
             sh(["meson", "setup", self.xbuild, SOURCE_DIR, "--cross-file",
                 os.path.join(SOURCE_DIR, "contrib", "cross", "aarch64-linux-gnu.ini"),
                 "-Dtests=false", "-Dbuildtype=release", "-Db_pie=true"], timeout=600)
-        sh(["meson", "compile", "-C", self.xbuild, "otter"], timeout=1200)
+        sh(["meson", "compile", "-C", self.xbuild, "otter:executable"], timeout=1200)
         self.otter = os.path.join(self.xbuild, "otter")
         self.otter_repo = os.path.join(BUILD_DIR, "otter-repo")
         if not os.path.exists(self.otter_repo):
@@ -300,8 +300,10 @@ class Device:
             names.append(name)
         with open(os.path.join(root, "etc", "e2e-modules"), "w") as f:
             f.write("\n".join(names) + "\n")
-        vmlib.copy_elf_with_libs(self.art.otter, root, "/usr/bin/otter", ARM64_LIBDIRS,
-                                 readelf="readelf")
+        # libotter.so.0 comes from the cross build, the rest from the :arm64 packages.
+        libdirs = [os.path.dirname(self.art.otter)] + ARM64_LIBDIRS
+        vmlib.copy_elf_with_libs(self.art.otter, root, "/usr/bin/otter", libdirs,
+                                 readelf="readelf", lib_dest="/usr/lib/aarch64-linux-gnu")
         os.makedirs(os.path.join(root, "etc", "otter"))
         with open(os.path.join(root, "etc", "otter", "system.conf"), "w") as f:
             f.write(SYSTEM_CONF)

@@ -222,10 +222,22 @@ static void test_boot_grubenv_malformed(void **state)
 	otter_error_clear(&err);
 	assert_err(grubenv_parse(&env, block, sizeof(block) - 1, "t", &err), OTTER_E_BOOT, &err,
 		   "1023 bytes");
+	/* Torn by a power cut during GRUB's in-place save_env (issue 8): no error, but damage. */
 	memset(block, '#', sizeof(block));
-	otter_error_clear(&err);
-	assert_err(grubenv_parse(&env, block, sizeof(block), "t", &err), OTTER_E_BOOT, &err,
-		   "header");
+	assert_ok(grubenv_parse(&env, block, sizeof(block), "t", &err));
+	assert_int_equal(env.n, 0);
+	assert_non_null(env.damage);
+	assert_non_null(strstr(env.damage, "signature"));
+	memcpy(block, GRUBENV_HEADER "A_TRY=1\n", strlen(GRUBENV_HEADER) + 8);
+	assert_ok(grubenv_parse(&env, block, sizeof(block), "t", &err));
+	assert_null(env.damage);
+	memset(block + 512, 0, 512);
+	assert_ok(grubenv_parse(&env, block, sizeof(block), "t", &err));
+	assert_int_equal(env.n, 1);
+	assert_string_equal(grubenv_get(&env, "A_TRY"), "1");
+	assert_non_null(env.damage);
+	assert_non_null(strstr(env.damage, "padding"));
+	grubenv_clear(&env);
 }
 
 /* ---- options and command line ---- */
@@ -627,8 +639,31 @@ static void test_boot_env_warning(void **state)
 		otter_boot_free(b);
 	}
 	b = new_boot(f, OTTER_BOOTLOADER_GRUB, 3);
-	assert_ok(otter_boot_env_warning(b, w, sizeof(w), &err));
-	assert_string_equal(w, "");
+	{
+		uint8_t block[GRUBENV_SIZE];
+
+		memset(block, '#', sizeof(block));
+		memcpy(block, GRUBENV_HEADER "A_TRY=1\n", strlen(GRUBENV_HEADER) + 8);
+		write_file(f->grubenv, block, sizeof(block));
+		assert_int_equal(otter_boot_env_warning(b, w, sizeof(w), &err), 0);
+		assert_string_equal(w, "");
+		/* Torn: the second sector lost. A mark rewrites the block whole. */
+		memset(block + 512, 0, 512);
+		write_file(f->grubenv, block, sizeof(block));
+		assert_int_equal(otter_boot_env_warning(b, w, sizeof(w), &err), 1);
+		assert_non_null(strstr(w, "padding is damaged"));
+		assert_non_null(strstr(w, f->grubenv));
+		assert_ok(otter_boot_mark_good(b, "A", &err));
+		assert_int_equal(otter_boot_env_warning(b, w, sizeof(w), &err), 0);
+		/* Torn: the first sector lost. Read as GRUB's defaults, rewritten whole. */
+		memset(block, 0, 512);
+		write_file(f->grubenv, block, sizeof(block));
+		assert_int_equal(otter_boot_env_warning(b, w, sizeof(w), &err), 1);
+		assert_non_null(strstr(w, "signature"));
+		assert_ok(otter_boot_get_tries_left(b, "A", &(unsigned){0}, &err));
+		assert_ok(otter_boot_mark_good(b, "A", &err));
+		assert_int_equal(otter_boot_env_warning(b, w, sizeof(w), &err), 0);
+	}
 	otter_boot_free(b);
 }
 

@@ -430,8 +430,8 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 		return 0;
 	}
 	if (booted->health == OTTER_SLOT_GOOD &&
-	    booted->tries_left >= otter_system_tries(a->sys))
-		return 0; /* confirmed in this boot already */
+	    booted->tries_left >= otter_system_tries(a->sys) && !ab->env_damaged)
+		return 0; /* confirmed in this boot already (a torn environment is rewritten) */
 	if (a->cfg.health_check) {
 		otter_error e = OTTER_ERROR_INIT;
 

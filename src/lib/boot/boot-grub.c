@@ -123,6 +123,20 @@ out:
 	return r;
 }
 
+int grub_env_damage(otter_boot *boot, char *out, size_t size, otter_error *err)
+{
+	grubenv env = {0};
+	int r = read_env(boot, &env, err);
+
+	if (r < 0)
+		return r;
+	out[0] = '\0';
+	if (env.damage)
+		strfmt(out, size, "%s", env.damage);
+	grubenv_clear(&env);
+	return 0;
+}
+
 const struct boot_backend boot_backend_grub = {
 	.name = "grub",
 	.load = grub_load,

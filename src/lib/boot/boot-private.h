@@ -37,6 +37,9 @@ struct otter_boot {
 	size_t n_names;
 };
 
+/* GRUB: why the grubenv needs to be rewritten whole (torn), or "" (grubenv.h). */
+int grub_env_damage(otter_boot *boot, char *out, size_t size, otter_error *err);
+
 extern const struct boot_backend boot_backend_uboot;
 extern const struct boot_backend boot_backend_grub;
 

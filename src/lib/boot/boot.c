@@ -71,8 +71,20 @@ int otter_boot_env_warning(otter_boot *boot, char *out, size_t size, otter_error
 	if (!boot || !out || size == 0)
 		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
 	out[0] = '\0';
-	if (boot->bootloader != OTTER_BOOTLOADER_UBOOT)
-		return 0;
+	if (boot->bootloader == OTTER_BOOTLOADER_GRUB) {
+		char why[128];
+
+		r = grub_env_damage(boot, why, sizeof(why), err);
+		if (r < 0 || !why[0])
+			return r;
+		strfmt(out, size,
+		       "%s is torn (%s): GRUB reads it but cannot save into it, so it counts no "
+		       "boot tries; otter rewrites it whole at its next change (the agent "
+		       "confirms the running slot at once), or recreate it with grub-editenv "
+		       "FILE create",
+		       boot->env_path, why);
+		return 1;
+	}
 	r = uboot_env_copies(boot->env_path, &copies, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "U-Boot environment configuration");

@@ -35,9 +35,10 @@ static int parse(grubenv *env, const uint8_t *data, size_t len, const char *what
 				       "%s: %zu bytes, but a GRUB environment block is exactly %u "
 				       "(recreate it with grub-editenv FILE create)",
 				       what, len, GRUBENV_SIZE);
-	if (memcmp(data, GRUBENV_HEADER, hlen) != 0)
-		return otter_error_set(err, OTTER_E_BOOT,
-				       "%s: no '# GRUB Environment Block' header", what);
+	if (memcmp(data, GRUBENV_HEADER, hlen) != 0) {
+		env->damage = "no '# GRUB Environment Block' signature (its first sector is lost)";
+		return 0;
+	}
 	pos = hlen;
 	while (pos < len) {
 		size_t nstart = pos, nlen, vlen = 0;
@@ -47,6 +48,14 @@ static int parse(grubenv *env, const uint8_t *data, size_t len, const char *what
 			/* Padding or a comment: up to the end of the line. */
 			while (pos < len && data[pos] != '\n')
 				pos++;
+			/* Padding runs to the end of the block and is all '#' for GRUB to save. */
+			if (pos == len && !env->damage)
+				for (size_t i = nstart; i < len; i++)
+					if (data[i] != '#') {
+						env->damage = "its '#' padding is damaged (its second "
+							      "sector is lost)";
+						break;
+					}
 			pos++;
 			continue;
 		}
@@ -115,6 +124,7 @@ int grubenv_parse(grubenv *env, const uint8_t *data, size_t len, const char *wha
 	int r;
 
 	grubenv_clear(env);
+	env->damage = NULL;
 	r = parse(env, data, len, what, err);
 	/* Variables parsed before the error are not a result (found by fuzz-grubenv). */
 	if (r < 0)

@@ -26,10 +26,19 @@ struct grubenv_var {
 typedef struct grubenv {
 	struct grubenv_var vars[GRUBENV_MAX_VARS];
 	size_t n;
+	/*
+	 * Set by grubenv_parse for a block torn by a power cut during GRUB's in-place save_env,
+	 * which GRUB reads but cannot save into again: NULL, or why. No signature (the first
+	 * sector lost): read as empty, as GRUB's load_env fails and the script uses its
+	 * defaults. '#' padding that is not all '#' (the second sector lost): the variables
+	 * before it are kept, as GRUB keeps them, but save_env fails ("environment block too
+	 * small"), so no try is counted until the block is rewritten whole.
+	 */
+	const char *damage;
 } grubenv;
 
 /* Parses exactly GRUBENV_SIZE bytes into env (initialised, its old contents are freed);
- * what names the file in messages. */
+ * what names the file in messages. A torn block is no error: see damage. */
 int grubenv_parse(grubenv *env, const uint8_t *data, size_t len, const char *what,
 		  otter_error *err);
 /* Borrowed value or NULL. */

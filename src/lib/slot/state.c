@@ -745,6 +745,7 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	r = otter_boot_env_warning(boot, out->env_warning, sizeof(out->env_warning), err);
 	if (r < 0)
 		return r;
+	out->env_damaged = r == 1;
 	for (size_t i = 0; i < otter_system_n_slots(sys) && i < 32; i++) {
 		const otter_slot *slot = otter_system_slot(sys, i);
 		otter_slot_info *info = &out->slots[out->n_slots++];
