@@ -121,7 +121,8 @@ def run_daemon(build, d, conf):
 def stripped_sizes(build):
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for prog in ("otter", "otter-repo", "otter-tuf"):
+        # The programs link libotter.so: the device carries otter and the library.
+        for prog in ("otter", "otter-repo", "otter-tuf", "libotter.so.0"):
             dst = os.path.join(tmp, prog)
             sh("strip", "-o", dst, os.path.join(build, prog))
             out[prog] = os.path.getsize(dst)
