@@ -337,11 +337,35 @@ static int reboot_into_pending(otter_agent *a, otter_error *err)
 	return agent_save(a, err);
 }
 
+/*
+ * Runs health-check (none configured: healthy) for at most timeout_s seconds. Unhealthy:
+ * false, and why says so.
+ */
+static bool run_health_check(otter_agent *a, uint64_t timeout_s, char *why, size_t size)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	int status = 0;
+
+	if (!a->cfg.health_check)
+		return true;
+	if (agent_run_command(a, "health check", a->cfg.health_check, timeout_s, &status, &e) <
+	    0)
+		strfmt(why, size, "%s", e.msg);
+	else if (status < 0)
+		strfmt(why, size, "health check did not finish before the deadline");
+	else if (status != 0)
+		strfmt(why, size, "health check '%s' failed (exit status %d)", a->cfg.health_check,
+		       status);
+	else
+		return true;
+	return false;
+}
+
 /* Health verdict on the booted new software: mark good, or mark bad and go back. */
 static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 {
 	int64_t left = deadline_left(a);
-	bool healthy = true;
+	bool healthy;
 	char why[256] = "";
 	int r;
 
@@ -349,24 +373,8 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 		healthy = false;
 		strfmt(why, sizeof(why), "not confirmed within the %" PRIu64 " s deadline",
 		       a->cfg.confirm_deadline);
-	} else if (a->cfg.health_check) {
-		int status = 0;
-		otter_error e = OTTER_ERROR_INIT;
-
-		r = agent_run_command(a, "health check", a->cfg.health_check, (uint64_t)left,
-				      &status, &e);
-		if (r < 0) {
-			healthy = false;
-			strfmt(why, sizeof(why), "%s", e.msg);
-		} else if (status != 0) {
-			healthy = false;
-			if (status < 0)
-				strfmt(why, sizeof(why), "health check did not finish before the "
-							 "deadline");
-			else
-				strfmt(why, sizeof(why), "health check '%s' failed (exit status %d)",
-				       a->cfg.health_check, status);
-		}
+	} else {
+		healthy = run_health_check(a, (uint64_t)left, why, sizeof(why));
 	}
 	if (healthy) {
 		r = otter_slot_mark_good(a->sys, NULL, err);
@@ -415,7 +423,8 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error *err)
 {
 	const otter_slot_info *booted = NULL;
-	int status = 0, r;
+	char why[256] = "";
+	int r;
 
 	a->booted_unhealthy = false;
 	for (size_t i = 0; i < ab->n_slots && !booted; i++)
@@ -432,27 +441,14 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 	if (booted->health == OTTER_SLOT_GOOD &&
 	    booted->tries_left >= otter_system_tries(a->sys) && !ab->env_damaged)
 		return 0; /* confirmed in this boot already (a torn environment is rewritten) */
-	if (a->cfg.health_check) {
-		otter_error e = OTTER_ERROR_INIT;
-
-		r = agent_run_command(a, "health check", a->cfg.health_check,
-				      a->cfg.confirm_deadline, &status, &e);
-		if (r < 0 || status != 0) {
-			if (r < 0)
-				strfmt(a->st.last_error, sizeof(a->st.last_error),
-				       "slot %s not confirmed in this boot: %s", ab->booted, e.msg);
-			else
-				strfmt(a->st.last_error, sizeof(a->st.last_error),
-				       "slot %s not confirmed in this boot: health check '%s' %s "
-				       "(exit status %d); it runs again at the next check, and the "
-				       "bootloader falls back after %u unhealthy boots",
-				       ab->booted, a->cfg.health_check,
-				       status < 0 ? "did not finish in time" : "failed", status,
-				       otter_system_tries(a->sys));
-			agent_log(a, OTTER_LOG_ERR, "%s", a->st.last_error);
-			a->booted_unhealthy = true;
-			return agent_save(a, err);
-		}
+	if (!run_health_check(a, a->cfg.confirm_deadline, why, sizeof(why))) {
+		strfmt(a->st.last_error, sizeof(a->st.last_error),
+		       "slot %s not confirmed in this boot: %s; it runs again at the next check, "
+		       "and the bootloader falls back after %u unhealthy boots",
+		       ab->booted, why, otter_system_tries(a->sys));
+		agent_log(a, OTTER_LOG_ERR, "%s", a->st.last_error);
+		a->booted_unhealthy = true;
+		return agent_save(a, err);
 	}
 	r = otter_slot_mark_good(a->sys, NULL, err);
 	if (r < 0)

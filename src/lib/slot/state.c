@@ -504,6 +504,28 @@ static int check_fallback(const otter_system *sys, otter_boot *boot, json_t *roo
 			       other ? other : "it", other ? other : "SLOT");
 }
 
+/*
+ * Records in the bookkeeping that the activated bootname failed and the device goes (or
+ * went) back to booted (NULL: not known yet): the update ends; reported until the next
+ * activation. Not saved.
+ */
+static int record_rolled_back(json_t *root, const char *failed, const char *booted,
+			      otter_error *err)
+{
+	char now[32];
+	json_t *rb;
+	int r;
+
+	ab_now(now);
+	rb = json_pack("{s:s, s:s?, s:s}", "failed", failed, "booted", booted, "at", now);
+	if (!rb || json_object_set_new(root, "rolled-back", rb) < 0)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	json_object_del(root, "activated");
+	json_object_del(root, "activated-at");
+	r = ab_state_set_confirmed(root, failed, false, err);
+	return r < 0 ? r : ab_state_event(root, "rolled-back", failed, booted, err);
+}
+
 static int mark_bad(const otter_system *sys, const char *bootname, bool keep_fallback,
 		    otter_error *err)
 {
@@ -533,16 +555,9 @@ static int mark_bad(const otter_system *sys, const char *bootname, bool keep_fal
 		const char *booted = NULL, *next = NULL;
 
 		if (otter_boot_get_booted(boot, &booted, NULL) == 0 && strcmp(booted, bn) == 0) {
-			char now[32];
-			json_t *rb;
-
 			if (otter_boot_get_primary(boot, &next, NULL) < 0)
 				next = NULL;
-			ab_now(now);
-			rb = json_pack("{s:s, s:s?, s:s}", "failed", bn, "booted", next, "at", now);
-			if (!rb || json_object_set_new(root, "rolled-back", rb) < 0)
-				return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-			r = ab_state_event(root, "rolled-back", bn, next, err);
+			r = record_rolled_back(root, bn, next, err);
 			if (r < 0)
 				return r;
 		}
@@ -580,7 +595,6 @@ static int detect_rollback(const otter_system *sys, otter_boot *boot, json_t *ro
 	const char *order[OTTER_BOOT_MAX_BOOTNAMES], *primary;
 	otter_boot_slot_state st;
 	size_t n = 0;
-	char now[32];
 	int r;
 
 	r = otter_boot_get_order(boot, order, OTTER_BOOT_MAX_BOOTNAMES, &n, err);
@@ -597,15 +611,7 @@ static int detect_rollback(const otter_system *sys, otter_boot *boot, json_t *ro
 	/* Record first (once), then take the failed bootname out of the order. */
 	if (!rb || !state_string(rb, "failed") || strcmp(state_string(rb, "failed"), primary) != 0 ||
 	    json_object_get(root, "activated")) {
-		ab_now(now);
-		rb = json_pack("{s:s, s:s, s:s}", "failed", primary, "booted", booted, "at", now);
-		if (!rb || json_object_set_new(root, "rolled-back", rb) < 0)
-			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-		json_object_del(root, "activated");
-		json_object_del(root, "activated-at");
-		r = ab_state_set_confirmed(root, primary, false, err);
-		if (r == 0)
-			r = ab_state_event(root, "rolled-back", primary, booted, err);
+		r = record_rolled_back(root, primary, booted, err);
 		if (r == 0)
 			r = ab_state_save(sys, root, err);
 		if (r < 0)
@@ -647,6 +653,28 @@ const char *otter_update_state_name(otter_update_state s)
 	}
 }
 
+/*
+ * What the boot check and the status start from: a boot handle, the bookkeeping and the
+ * booted bootname (NULL when the command line names none: not booted by our script).
+ */
+static int ab_open(const otter_system *sys, otter_boot **boot, json_t **root,
+		   const char **booted, otter_error *err)
+{
+	int r = otter_system_new_boot(sys, boot, err);
+
+	if (r == 0)
+		r = ab_state_load(sys, root, err);
+	if (r < 0)
+		return r;
+	r = otter_boot_get_booted(*boot, booted, err);
+	if (r == OTTER_E_NOT_FOUND) {
+		otter_error_clear(err);
+		*booted = NULL;
+		return 0;
+	}
+	return r;
+}
+
 int otter_slot_boot_check(const otter_system *sys, otter_error *err)
 {
 	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
@@ -657,20 +685,9 @@ int otter_slot_boot_check(const otter_system *sys, otter_error *err)
 
 	if (!sys)
 		return otter_error_set(err, OTTER_E_INVALID, "boot check: invalid arguments");
-	r = otter_system_new_boot(sys, &boot, err);
-	if (r < 0)
-		return r;
-	r = ab_state_load(sys, &root, err);
-	if (r < 0)
-		return r;
-	r = otter_boot_get_booted(boot, &booted, err);
-	if (r == OTTER_E_NOT_FOUND) {
-		/* Not booted by our script: decide nothing. */
-		otter_error_clear(err);
-		return 0;
-	}
-	if (r < 0)
-		return r;
+	r = ab_open(sys, &boot, &root, &booted, err);
+	if (r < 0 || !booted)
+		return r; /* not booted by our script: decide nothing */
 	/* Another process changing the slots (an install) decides; this one leaves it. */
 	r = ab_lock(sys, &lock, err);
 	/* So does a data directory this process may not write (read-only, or not its own):
@@ -702,20 +719,9 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	if (!sys || !out)
 		return otter_error_set(err, OTTER_E_INVALID, "status: invalid arguments");
 	memset(out, 0, sizeof(*out));
-	r = otter_system_new_boot(sys, &boot, err);
+	r = ab_open(sys, &boot, &root, &booted, err);
 	if (r < 0)
 		return r;
-	r = ab_state_load(sys, &root, err);
-	if (r < 0)
-		return r;
-	r = otter_boot_get_booted(boot, &booted, err);
-	if (r == OTTER_E_NOT_FOUND) {
-		/* Not booted by our script: report, but decide nothing. */
-		otter_error_clear(err);
-		booted = NULL;
-	} else if (r < 0) {
-		return r;
-	}
 	/* The boot handle's names die with it: hand out the system's. */
 	out->booted = check_bootname(sys, booted, NULL);
 	booted = out->booted;
