@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Schema of otter-director (see docs/director.md, "Storage"). Conventions, shared by both
+ * engines: times are BIGINT seconds since the epoch (UTC); booleans are BIGINT 0/1; JSON
+ * documents are TEXT holding compact JSON; ids chosen by people (device ids, ECU serials,
+ * rollout ids) are TEXT of [A-Za-z0-9._:-], 1..64 bytes.
+ */
+
+#include "lib/director/schema.h"
+
+/* 1: devices, their ECUs and the current assignment of each ECU (the device side). */
+static const char m1[] =
+	/* A device (a vehicle in Uptane's words): what the director decides for. assign_gen
+	 * counts changes to the device's assignments; the signed per-device metadata records
+	 * the generation it was made for and is regenerated, at the next poll, when it differs. */
+	"CREATE TABLE devices ("
+	"  id TEXT PRIMARY KEY,"
+	"  created BIGINT NOT NULL,"
+	"  last_seen BIGINT,"
+	"  assign_gen BIGINT NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE device_tags ("
+	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	"  tag TEXT NOT NULL,"
+	"  PRIMARY KEY (device_id, tag)"
+	");"
+	"CREATE INDEX device_tags_tag ON device_tags(tag);"
+	/* An ECU: serial unique in the fleet, its hardware id, its key (PEM public key and TUF
+	 * key id), whether it is the device's primary, the last accepted report counter (-1:
+	 * none yet) and the image it last reported as installed. */
+	"CREATE TABLE ecus ("
+	"  serial TEXT PRIMARY KEY,"
+	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	"  hardware_id TEXT NOT NULL,"
+	"  is_primary BIGINT NOT NULL DEFAULT 0,"
+	"  key_type TEXT NOT NULL,"
+	"  public_key TEXT NOT NULL,"
+	"  keyid TEXT NOT NULL UNIQUE,"
+	"  report_counter BIGINT NOT NULL DEFAULT -1,"
+	"  installed_path TEXT,"
+	"  installed_length BIGINT,"
+	"  installed_hashes TEXT,"
+	"  installed_at BIGINT"
+	");"
+	"CREATE INDEX ecus_device ON ecus(device_id);"
+	"CREATE INDEX ecus_hardware ON ecus(hardware_id);"
+	/* What each ECU must install now: at most one row per ECU. The target's length, hashes
+	 * and custom are copied from the image repository's signed metadata when the assignment
+	 * is made (only targets that repository signs are ever assigned). rollout_id is NULL for
+	 * a direct assignment. status: assigned (not yet fetched), downloading (the device fetched
+	 * targets metadata naming it), installed, failed (reason holds the device's code and
+	 * description), cancelled. */
+	"CREATE TABLE assignments ("
+	"  ecu_serial TEXT PRIMARY KEY REFERENCES ecus(serial) ON DELETE CASCADE,"
+	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	"  rollout_id TEXT,"
+	"  phase BIGINT,"
+	"  correlation_id TEXT NOT NULL,"
+	"  target_path TEXT NOT NULL,"
+	"  target_length BIGINT NOT NULL,"
+	"  target_hashes TEXT NOT NULL,"
+	"  target_custom TEXT,"
+	"  status TEXT NOT NULL,"
+	"  reason TEXT,"
+	"  created BIGINT NOT NULL,"
+	"  updated BIGINT NOT NULL"
+	");"
+	"CREATE INDEX assignments_device ON assignments(device_id);"
+	"CREATE INDEX assignments_rollout ON assignments(rollout_id, phase, status);";
+
+const dir_migration dir_migrations[] = {
+	{ 1, "devices, ECUs, assignments", m1, NULL },
+};
+
+const size_t dir_n_migrations = sizeof(dir_migrations) / sizeof(dir_migrations[0]);
