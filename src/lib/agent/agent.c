@@ -30,6 +30,7 @@
 #include "agent-private.h"
 #include "lib/json/json-util.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/sdnotify.h"
@@ -85,12 +86,13 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	bool damaged;
 	int r;
 
-	if (!out)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", out);
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != OTTER_AGENT_OPTIONS_VERSION)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: unknown options version");
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "agent: unknown options version %u (this otter knows %u)",
+				       opts->version, (unsigned)OTTER_AGENT_OPTIONS_VERSION);
 	a = otter_calloc(1, sizeof(*a));
 	if (!a)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -612,8 +614,7 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 	otter_ab_status ab;
 	int r;
 
-	if (!a)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", a);
 	/* Each read of slot's state first records a fallback made by the bootloader. */
 	r = boot_check_pending(a, err);
 	if (r < 0)
@@ -926,8 +927,8 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 
 	if (installed)
 		*installed = false;
-	if (!a || !installed)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", a);
+	ARG_NONNULL(err, "agent", installed);
 	r = agent_cycle_lock(a, &taken, err);
 	if (r < 0)
 		return r;
@@ -957,8 +958,8 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 	int64_t next_check;
 	int r;
 
-	if (!a || !stop)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", a);
+	ARG_NONNULL(err, "agent", stop);
 	if (a->cfg.watchdog_device) {
 		a->wd_fd = open(a->cfg.watchdog_device, O_WRONLY | O_CLOEXEC);
 		if (a->wd_fd < 0)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "lib/json/json-util.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
@@ -70,8 +71,8 @@ int otter_slot_activate(const otter_system *sys, const char *bootname, otter_err
 	_cleanup_close_ int lock = -1;
 	int r;
 
-	if (!sys || !bootname)
-		return otter_error_set(err, OTTER_E_INVALID, "activate: invalid arguments");
+	ARG_NONNULL(err, "activate", sys);
+	ARG_NONNULL(err, "activate", bootname);
 	r = ab_lock(sys, &lock, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "activate %s", bootname);
@@ -86,8 +87,8 @@ int ab_activate_locked(const otter_system *sys, const char *bootname, otter_erro
 	char now[32];
 	int r;
 
-	if (!sys || !bootname)
-		return otter_error_set(err, OTTER_E_INVALID, "activate: invalid arguments");
+	ARG_NONNULL(err, "activate", sys);
+	ARG_NONNULL(err, "activate", bootname);
 	bn = check_bootname(sys, bootname, err);
 	if (!bn)
 		return OTTER_E_INVALID;
@@ -132,8 +133,7 @@ static int mark_begin(const otter_system *sys, const char *bootname, const char 
 {
 	int r;
 
-	if (!sys)
-		return otter_error_set(err, OTTER_E_INVALID, "%s: invalid arguments", what);
+	ARG_NONNULL(err, what, sys);
 	r = ab_lock(sys, lock, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "%s", what);
@@ -461,8 +461,7 @@ int otter_slot_boot_check(const otter_system *sys, otter_error *err)
 	const char *booted = NULL;
 	int r;
 
-	if (!sys)
-		return otter_error_set(err, OTTER_E_INVALID, "boot check: invalid arguments");
+	ARG_NONNULL(err, "boot check", sys);
 	r = ab_open(sys, &boot, &root, &booted, err);
 	if (r < 0 || !booted)
 		return r; /* not booted by our script: decide nothing */
@@ -553,12 +552,9 @@ int otter_slot_lifecycle(const otter_system *sys, const char *bootname,
 	const char *booted = NULL, *bn = NULL;
 	int r;
 
-	if (out)
-		memset(out, 0, sizeof(*out));
-	if (!sys || !out)
-		return otter_error_set(err, OTTER_E_INVALID,
-				       "lifecycle: invalid arguments (%s is NULL)",
-				       !sys ? "the system" : "the output");
+	ARG_NONNULL(err, "lifecycle", out);
+	memset(out, 0, sizeof(*out));
+	ARG_NONNULL(err, "lifecycle", sys);
 	if (bootname && !(bn = check_bootname(sys, bootname, err)))
 		return otter_error_prefix(err, OTTER_E_INVALID, "lifecycle");
 	r = ab_open(sys, &boot, &root, &booted, err);
@@ -580,8 +576,8 @@ int otter_ab_status_get(const otter_system *sys, otter_ab_status *out, otter_err
 	otter_slot_lifecycle_info lc;
 	int r;
 
-	if (!sys || !out)
-		return otter_error_set(err, OTTER_E_INVALID, "status: invalid arguments");
+	ARG_NONNULL(err, "status", sys);
+	ARG_NONNULL(err, "status", out);
 	memset(out, 0, sizeof(*out));
 	r = ab_open(sys, &boot, &root, &booted, err);
 	if (r < 0)

@@ -15,6 +15,7 @@
 
 #include "lib/json/json-util.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/strutil.h"
@@ -48,8 +49,17 @@ static int check_string(const json_t *obj, const char *key, size_t max, const ch
 
 	if (r < 0 || !s)
 		return r;
-	if (strlen(s) > max || (valid && !valid(s)))
-		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"%s\" is malformed", what, key);
+	if (strlen(s) > max || (valid && !valid(s))) {
+		char safe[48];
+
+		str_sanitize(s, safe, sizeof(safe));
+		if (strlen(s) > max)
+			return otter_error_set(err, OTTER_E_FORMAT,
+					       "%s: \"%s\" is %zu bytes long ('%s...'), more than %zu",
+					       what, key, strlen(s), safe, max);
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"%s\" is malformed: '%s'", what,
+				       key, safe);
+	}
 	return 0;
 }
 
@@ -88,7 +98,8 @@ static int validate(const json_t *root, otter_error *err)
 		return r;
 	if (slots) {
 		if (json_object_size(slots) > OTTER_SYSTEM_MAX_SLOTS)
-			return otter_error_set(err, OTTER_E_FORMAT, "%s: too many slots", w);
+			return otter_error_set(err, OTTER_E_FORMAT, "%s: %zu slots, more than %u", w,
+					       json_object_size(slots), OTTER_SYSTEM_MAX_SLOTS);
 		json_object_foreach(slots, key, v) {
 			const char *sw = "slots.json: a slot entry";
 
@@ -282,8 +293,7 @@ int otter_slot_reset_bookkeeping(const otter_system *sys, const char *reason,
 	_cleanup_close_ int lock = -1;
 	int r;
 
-	if (!sys)
-		return otter_error_set(err, OTTER_E_INVALID, "reset bookkeeping: invalid arguments");
+	ARG_NONNULL(err, "reset bookkeeping", sys);
 	r = ab_lock(sys, &lock, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "reset bookkeeping");

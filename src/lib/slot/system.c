@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/ini.h"
@@ -195,9 +196,8 @@ int otter_system_parse_shared(otter_system **out, const char *name, const uint8_
 	otter_system *sys;
 	int r;
 
-	if (!out || !name)
-		return otter_error_set(err, OTTER_E_INVALID, "system: invalid arguments: %s is NULL",
-				       !out ? "the output" : "the file name");
+	ARG_NONNULL(err, "system", out);
+	ARG_NONNULL(err, "system", name);
 	sys = otter_calloc(1, sizeof(*sys));
 	if (!sys)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
