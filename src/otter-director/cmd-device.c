@@ -67,7 +67,7 @@ typedef struct ecu_arg {
 
 static int parse_ecu(const char *arg, ecu_arg *e, otter_error *err)
 {
-	char *save = NULL, *tok;
+	char *tok, *next;
 	const char *keyfile = NULL;
 	otter_key *key = NULL;
 	size_t len;
@@ -76,7 +76,10 @@ static int parse_ecu(const char *arg, ecu_arg *e, otter_error *err)
 	e->text = otter_strdup(arg);
 	if (!e->text)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	for (tok = strtok_r(e->text, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = e->text; tok; tok = next) {
+		next = strchr(tok, ',');
+		if (next)
+			*next++ = '\0';
 		if (strncmp(tok, "serial=", 7) == 0)
 			e->spec.serial = tok + 7;
 		else if (strncmp(tok, "hardware-id=", 12) == 0)
