@@ -6,20 +6,13 @@ tampered copy is refused."""
 
 import json
 import os
-import shutil
 
 import pytest
 
 from conftest import BUILD_DIR, binary, run
 from servers import Nginx
+from tufjs_install import SCRIPT as TUFJS_SCRIPT, install_tufjs
 from test_director_device import assign, registered
-
-TUFJS_VERSION = "5.0.1"
-TUFJS_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "integration", "tufjs-client.js")
-NPM_UNREACHABLE = ("SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-                   "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "CERT_HAS_EXPIRED", "ENOTFOUND",
-                   "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH")
-
 
 def otter_tuf(md, url, *cmd):
     return run([binary("otter-tuf"), "--metadata-dir", md, "--metadata-url", url, *cmd])[2]
@@ -58,28 +51,8 @@ def test_tampered_device_metadata_refused_by_otter_tuf(director, ceremony, tmp_p
 
 @pytest.fixture(scope="session")
 def tufjs():
-    """(node, NODE_PATH) with tuf-js, installed as tests/integration/test_repo_tufjs.py
-    does (the same pinned version and folder, so one install serves both)."""
-    node = os.environ.get("OTTER_NODE") or shutil.which("node") or shutil.which("nodejs")
-    npm = shutil.which("npm")
-    assert node and npm, "node and npm are missing: 'make deps' installs Debian's nodejs and npm"
-    prefix = os.path.join(BUILD_DIR, "npm-tufjs")
-    pkg = os.path.join(prefix, "node_modules", "tuf-js", "package.json")
-    installed = None
-    if os.path.exists(pkg):
-        with open(pkg) as f:
-            installed = json.load(f).get("version")
-    if installed != TUFJS_VERSION:
-        os.makedirs(prefix, exist_ok=True)
-        with open(os.path.join(prefix, "package.json"), "w") as f:
-            json.dump({"name": "otter-tufjs-interop", "private": True}, f)
-        _, err, rc = run([npm, "install", "--prefix", prefix, "--no-audit", "--no-fund",
-                          "--no-save", "--engine-strict=false", "--fetch-retries=1",
-                          f"tuf-js@{TUFJS_VERSION}"], timeout=600)
-        if rc != 0 and any(code in err for code in NPM_UNREACHABLE):
-            pytest.skip("npm registry unreachable from this machine, tuf-js interop not run")
-        assert rc == 0, f"npm could not install tuf-js@{TUFJS_VERSION}: {err}"
-    return node, os.path.join(prefix, "node_modules")
+    """(node, NODE_PATH) with tuf-js, the same install as tests/integration's."""
+    return install_tufjs(BUILD_DIR, run)
 
 
 def test_device_metadata_verifies_with_tufjs(director, ceremony, tmp_path, tufjs):

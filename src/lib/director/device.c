@@ -1088,17 +1088,21 @@ int dir_device_add(dir_db *db, const char *device_id, const dir_ecu_spec *ecus, 
 	return r;
 }
 
-int dir_device_remove(dir_db *db, const char *device_id, otter_error *err)
+/* Runs sql with $1 = id; OTTER_E_NOT_FOUND ("no <what> <id>") when it changes no row. */
+static int change_one(dir_db *db, const char *sql, const char *id, const char *what,
+		      otter_error *err)
 {
 	uint64_t changes = 0;
-	int r = dir_db_exec(db, "DELETE FROM devices WHERE id = $1",
-			    (dir_db_param[]){ DIR_DB_S(device_id) }, 1, NULL, &changes, err);
+	int r = dir_db_exec(db, sql, (dir_db_param[]){ DIR_DB_S(id) }, 1, NULL, &changes, err);
 
 	if (r < 0)
 		return r;
-	if (changes == 0)
-		return otter_error_set(err, OTTER_E_NOT_FOUND, "no device %s", device_id);
-	return 0;
+	return changes ? 0 : otter_error_set(err, OTTER_E_NOT_FOUND, "no %s %s", what, id);
+}
+
+int dir_device_remove(dir_db *db, const char *device_id, otter_error *err)
+{
+	return change_one(db, "DELETE FROM devices WHERE id = $1", device_id, "device", err);
 }
 
 static json_t *int_or_null(const dir_db_rows *rows, size_t row, size_t col)
@@ -1303,13 +1307,8 @@ int dir_token_list(dir_db *db, json_t **out, otter_error *err)
 
 int dir_token_revoke(dir_db *db, const char *id, otter_error *err)
 {
-	uint64_t changes = 0;
-	int r = dir_db_exec(db, "UPDATE provisioning_tokens SET revoked = 1 WHERE id = $1",
-			    (dir_db_param[]){ DIR_DB_S(id) }, 1, NULL, &changes, err);
-
-	if (r < 0)
-		return r;
-	return changes ? 0 : otter_error_set(err, OTTER_E_NOT_FOUND, "no token %s", id);
+	return change_one(db, "UPDATE provisioning_tokens SET revoked = 1 WHERE id = $1", id,
+			  "token", err);
 }
 
 /* ---- the director root ---- */
