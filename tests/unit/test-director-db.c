@@ -396,7 +396,11 @@ static int tx_body(dir_db *db, void *ud, otter_error *err)
 	switch (c->mode) {
 	case 0: /* success */
 		return 0;
-	case 1: /* the callback's own error */
+	case 1: /* the callback's own error, after a statement used nowhere before */
+		r = dir_db_exec(db, "SELECT COUNT(*) FROM t WHERE k <> $1",
+				(dir_db_param[]){ DIR_DB_I(-7) }, 1, NULL, NULL, err);
+		if (r)
+			return r;
 		return otter_error_set(err, OTTER_E_NOT_FOUND, "callback: device 'x' not found");
 	case 2: /* a failed statement the callback ignores */
 		r = dir_db_exec(db, "INSERT INTO t (k) VALUES (1)", NULL, 0, NULL, NULL, NULL);
@@ -451,9 +455,21 @@ static void test_db_transaction_rollback(void **state)
 	assert_err(dir_db_transaction(f->db, tx_nested, &c, &e), OTTER_E_STATE, &e, "outer");
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM t"), 1);
 
-	/* The connection is usable afterwards. */
+	/* The connection is usable afterwards, also the statements first prepared in the
+	 * transactions that were rolled back. */
 	sql(f->db, "INSERT INTO t (k) VALUES (50)");
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM t"), 2);
+	{
+		dir_db_rows *rows = query(f->db, "SELECT COUNT(*) FROM t WHERE k <> $1",
+					  (dir_db_param[]){ DIR_DB_I(-7) }, 1);
+
+		assert_string_equal(dir_db_rows_text(rows, 0, 0), "2");
+		dir_db_rows_free(rows);
+	}
+	otter_error_clear(&e);
+	c = (struct tx_case){ .mode = 0, .calls = 20 };
+	check(dir_db_transaction(f->db, tx_body, &c, &e), &e);
+	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM t"), 3);
 }
 
 struct racer {
@@ -625,6 +641,11 @@ static void test_db_schema_usable(void **state)
 					    DIR_DB_S("{\"sha256\":\"00\"}"), DIR_DB_I(1700000001) },
 			  7, NULL, NULL, &e),
 	      &e);
+	/* Primary keys are never NULL, on SQLite too. */
+	assert_err(dir_db_exec(f->db, "INSERT INTO devices (id, created) VALUES ($1, 1)",
+			       (dir_db_param[]){ DIR_DB_S(NULL) }, 1, NULL, NULL, &e),
+		   OTTER_E_INVALID, &e, NULL);
+	otter_error_clear(&e);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM device_tags"), 0);
 	assert_int_equal(query_int(f->db, "SELECT report_counter FROM ecus"), -1);
 	/* Deleting the device removes its ECUs and assignments. */
