@@ -13,6 +13,7 @@
 
 #include "lib/director/db.h"
 #include "lib/director/schema.h"
+#include "util/alloc.h"
 #include "util/cleanup.h"
 
 struct engine {
@@ -783,6 +784,60 @@ static void test_db_exec_script(void **state)
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM a"), 2);
 }
 
+/* ---- allocation failures (style.md §4.6) ---- */
+
+static int alloc_run(const char *url)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	struct tx_case c = { .mode = 0, .calls = 0 };
+	dir_db *db = NULL;
+	dir_db_rows *rows = NULL;
+	int r;
+
+	r = dir_db_open(&db, url, &e);
+	if (r == 0)
+		r = dir_db_migrate(db, NULL, &e);
+	if (r == 0)
+		r = dir_db_exec(db, "CREATE TABLE IF NOT EXISTS t (k BIGINT PRIMARY KEY)", NULL, 0,
+				NULL, NULL, &e);
+	if (r == 0)
+		r = dir_db_exec(db, "DELETE FROM t", NULL, 0, NULL, NULL, &e);
+	if (r == 0)
+		r = dir_db_transaction(db, tx_body, &c, &e);
+	if (r == 0)
+		r = dir_db_exec(db, "SELECT k, $1, NULL FROM t", (dir_db_param[]){ DIR_DB_S("x") },
+				1, &rows, NULL, &e);
+	if (r == 0 && (dir_db_rows_count(rows) != 1 ||
+		       strcmp(dir_db_rows_text(rows, 0, 1), "x") != 0))
+		r = OTTER_E_FAILED;
+	if (r != 0 && r != OTTER_E_NOMEM)
+		print_error("unexpected %d: %s\n", r, e.msg);
+	dir_db_rows_free(rows);
+	dir_db_close(db);
+	return r;
+}
+
+/* Failing each allocation in turn gives a clean OTTER_E_NOMEM (and no leak under ASan). */
+static void test_db_alloc_failures(void **state)
+{
+	struct fx *f = *state;
+	unsigned long needed;
+	int r;
+
+	dir_db_close(f->db);
+	f->db = NULL;
+	otter_alloc_fail_at(0);
+	assert_int_equal(alloc_run(f->url), 0);
+	needed = otter_alloc_count();
+	assert_true(needed > 5);
+	for (unsigned long k = 1; k <= needed; k++) {
+		otter_alloc_fail_at(k);
+		r = alloc_run(f->url);
+		otter_alloc_fail_at(0);
+		assert_true(r == 0 || r == OTTER_E_NOMEM);
+	}
+}
+
 /* ---- engine specifics ---- */
 
 static void test_db_sqlite_settings(void **state)
@@ -858,6 +913,31 @@ static void test_db_bad_url(void **state)
 	}
 }
 
+/* libpq quotes the bad part of a URL; a password never reaches the message. */
+static void test_db_bad_url_secret_hidden(void **state)
+{
+	static const char *const bad[] = {
+		"postgresql://otter:s3cret%zz@localhost/db",
+		"postgresql://otter@localhost/db?password=s3cret%zz",
+		"postgresql://otter:s3cret@localhost:notaport/db?password=s3cret",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		otter_error e = OTTER_ERROR_INIT;
+		dir_db *db = NULL;
+		int r = dir_db_open(&db, bad[i], &e);
+
+		assert_true(r == OTTER_E_CONFIG || r == OTTER_E_NETWORK);
+		assert_null(db);
+		if (strstr(e.msg, "s3cret")) {
+			print_error("password in message: %s\n", e.msg);
+			fail();
+		}
+		print_message("# %s\n", e.msg);
+	}
+}
+
 static void test_db_pg_unreachable(void **state)
 {
 	/* Port 1 on loopback: nothing listens there, the connection is refused at once. */
@@ -906,7 +986,8 @@ static struct engine pg_engine = { .name = "postgresql", .pg = true };
 		ON(eng, test_db_transaction_concurrent_counter),                                   \
 		ON(eng, test_db_migrate_once), ON(eng, test_db_schema_usable),                     \
 		ON(eng, test_db_migrate_newer_refused), ON(eng, test_db_migrate_concurrent),       \
-		ON(eng, test_db_statement_cache), ON(eng, test_db_exec_script)
+		ON(eng, test_db_statement_cache), ON(eng, test_db_exec_script),                    \
+		ON(eng, test_db_alloc_failures)
 
 int main(void)
 {
@@ -918,6 +999,7 @@ int main(void)
 		ON(pg, test_db_transaction_conflict_retried),
 		ON(pg, test_db_pg_isolation_and_reconnect),
 		cmocka_unit_test(test_db_bad_url),
+		cmocka_unit_test(test_db_bad_url_secret_hidden),
 		cmocka_unit_test(test_db_pg_unreachable),
 		cmocka_unit_test(test_db_sqlite_unopenable),
 	};
