@@ -13,6 +13,7 @@
 
 #include "lib/director/db.h"
 #include "lib/director/schema.h"
+#include "util/alloc.h"
 #include "util/cleanup.h"
 
 struct engine {
@@ -396,7 +397,11 @@ static int tx_body(dir_db *db, void *ud, otter_error *err)
 	switch (c->mode) {
 	case 0: /* success */
 		return 0;
-	case 1: /* the callback's own error */
+	case 1: /* the callback's own error, after a statement used nowhere before */
+		r = dir_db_exec(db, "SELECT COUNT(*) FROM t WHERE k <> $1",
+				(dir_db_param[]){ DIR_DB_I(-7) }, 1, NULL, NULL, err);
+		if (r)
+			return r;
 		return otter_error_set(err, OTTER_E_NOT_FOUND, "callback: device 'x' not found");
 	case 2: /* a failed statement the callback ignores */
 		r = dir_db_exec(db, "INSERT INTO t (k) VALUES (1)", NULL, 0, NULL, NULL, NULL);
@@ -451,9 +456,21 @@ static void test_db_transaction_rollback(void **state)
 	assert_err(dir_db_transaction(f->db, tx_nested, &c, &e), OTTER_E_STATE, &e, "outer");
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM t"), 1);
 
-	/* The connection is usable afterwards. */
+	/* The connection is usable afterwards, also the statements first prepared in the
+	 * transactions that were rolled back. */
 	sql(f->db, "INSERT INTO t (k) VALUES (50)");
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM t"), 2);
+	{
+		dir_db_rows *rows = query(f->db, "SELECT COUNT(*) FROM t WHERE k <> $1",
+					  (dir_db_param[]){ DIR_DB_I(-7) }, 1);
+
+		assert_string_equal(dir_db_rows_text(rows, 0, 0), "2");
+		dir_db_rows_free(rows);
+	}
+	otter_error_clear(&e);
+	c = (struct tx_case){ .mode = 0, .calls = 20 };
+	check(dir_db_transaction(f->db, tx_body, &c, &e), &e);
+	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM t"), 3);
 }
 
 struct racer {
@@ -625,6 +642,11 @@ static void test_db_schema_usable(void **state)
 					    DIR_DB_S("{\"sha256\":\"00\"}"), DIR_DB_I(1700000001) },
 			  7, NULL, NULL, &e),
 	      &e);
+	/* Primary keys are never NULL, on SQLite too. */
+	assert_err(dir_db_exec(f->db, "INSERT INTO devices (id, created) VALUES ($1, 1)",
+			       (dir_db_param[]){ DIR_DB_S(NULL) }, 1, NULL, NULL, &e),
+		   OTTER_E_INVALID, &e, NULL);
+	otter_error_clear(&e);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM device_tags"), 0);
 	assert_int_equal(query_int(f->db, "SELECT report_counter FROM ecus"), -1);
 	/* Deleting the device removes its ECUs and assignments. */
@@ -762,6 +784,60 @@ static void test_db_exec_script(void **state)
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM a"), 2);
 }
 
+/* ---- allocation failures (style.md §4.6) ---- */
+
+static int alloc_run(const char *url)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	struct tx_case c = { .mode = 0, .calls = 0 };
+	dir_db *db = NULL;
+	dir_db_rows *rows = NULL;
+	int r;
+
+	r = dir_db_open(&db, url, &e);
+	if (r == 0)
+		r = dir_db_migrate(db, NULL, &e);
+	if (r == 0)
+		r = dir_db_exec(db, "CREATE TABLE IF NOT EXISTS t (k BIGINT PRIMARY KEY)", NULL, 0,
+				NULL, NULL, &e);
+	if (r == 0)
+		r = dir_db_exec(db, "DELETE FROM t", NULL, 0, NULL, NULL, &e);
+	if (r == 0)
+		r = dir_db_transaction(db, tx_body, &c, &e);
+	if (r == 0)
+		r = dir_db_exec(db, "SELECT k, $1, NULL FROM t", (dir_db_param[]){ DIR_DB_S("x") },
+				1, &rows, NULL, &e);
+	if (r == 0 && (dir_db_rows_count(rows) != 1 ||
+		       strcmp(dir_db_rows_text(rows, 0, 1), "x") != 0))
+		r = OTTER_E_FAILED;
+	if (r != 0 && r != OTTER_E_NOMEM)
+		print_error("unexpected %d: %s\n", r, e.msg);
+	dir_db_rows_free(rows);
+	dir_db_close(db);
+	return r;
+}
+
+/* Failing each allocation in turn gives a clean OTTER_E_NOMEM (and no leak under ASan). */
+static void test_db_alloc_failures(void **state)
+{
+	struct fx *f = *state;
+	unsigned long needed;
+	int r;
+
+	dir_db_close(f->db);
+	f->db = NULL;
+	otter_alloc_fail_at(0);
+	assert_int_equal(alloc_run(f->url), 0);
+	needed = otter_alloc_count();
+	assert_true(needed > 5);
+	for (unsigned long k = 1; k <= needed; k++) {
+		otter_alloc_fail_at(k);
+		r = alloc_run(f->url);
+		otter_alloc_fail_at(0);
+		assert_true(r == 0 || r == OTTER_E_NOMEM);
+	}
+}
+
 /* ---- engine specifics ---- */
 
 static void test_db_sqlite_settings(void **state)
@@ -837,6 +913,31 @@ static void test_db_bad_url(void **state)
 	}
 }
 
+/* libpq quotes the bad part of a URL; a password never reaches the message. */
+static void test_db_bad_url_secret_hidden(void **state)
+{
+	static const char *const bad[] = {
+		"postgresql://otter:s3cret%zz@localhost/db",
+		"postgresql://otter@localhost/db?password=s3cret%zz",
+		"postgresql://otter:s3cret@localhost:notaport/db?password=s3cret",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		otter_error e = OTTER_ERROR_INIT;
+		dir_db *db = NULL;
+		int r = dir_db_open(&db, bad[i], &e);
+
+		assert_true(r == OTTER_E_CONFIG || r == OTTER_E_NETWORK);
+		assert_null(db);
+		if (strstr(e.msg, "s3cret")) {
+			print_error("password in message: %s\n", e.msg);
+			fail();
+		}
+		print_message("# %s\n", e.msg);
+	}
+}
+
 static void test_db_pg_unreachable(void **state)
 {
 	/* Port 1 on loopback: nothing listens there, the connection is refused at once. */
@@ -885,7 +986,8 @@ static struct engine pg_engine = { .name = "postgresql", .pg = true };
 		ON(eng, test_db_transaction_concurrent_counter),                                   \
 		ON(eng, test_db_migrate_once), ON(eng, test_db_schema_usable),                     \
 		ON(eng, test_db_migrate_newer_refused), ON(eng, test_db_migrate_concurrent),       \
-		ON(eng, test_db_statement_cache), ON(eng, test_db_exec_script)
+		ON(eng, test_db_statement_cache), ON(eng, test_db_exec_script),                    \
+		ON(eng, test_db_alloc_failures)
 
 int main(void)
 {
@@ -897,6 +999,7 @@ int main(void)
 		ON(pg, test_db_transaction_conflict_retried),
 		ON(pg, test_db_pg_isolation_and_reconnect),
 		cmocka_unit_test(test_db_bad_url),
+		cmocka_unit_test(test_db_bad_url_secret_hidden),
 		cmocka_unit_test(test_db_pg_unreachable),
 		cmocka_unit_test(test_db_sqlite_unopenable),
 	};

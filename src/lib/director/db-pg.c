@@ -51,21 +51,12 @@ static void prep_free(void *p)
 	free(p);
 }
 
-/*
- * The URL for messages: the password of "user:password@" and of "password=" is replaced by
- * "***" (style.md §3.6: never log credentials).
- */
-static char *redact_url(const char *url)
+/* The i-th secret of a URL (the password of its userinfo, then of each "password="). */
+static bool url_secret(const char *url, size_t i, const char **p, size_t *n)
 {
-	size_t n = strlen(url);
-	/* Each replacement grows the text by at most 3 bytes per byte it replaces. */
-	char *out = otter_malloc(n * 4 + 16);
 	const char *auth = strstr(url, "://");
-	const char *p = url;
-	size_t o = 0;
+	size_t found = 0;
 
-	if (!out)
-		return NULL;
 	if (auth) {
 		const char *a = auth + 3;
 		size_t alen = strcspn(a, "/?#");
@@ -75,27 +66,81 @@ static char *redact_url(const char *url)
 			if (*q == '@')
 				at = q;
 		colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
-		if (colon) {
-			memcpy(out, url, (size_t)(colon + 1 - url));
-			o = (size_t)(colon + 1 - url);
-			memcpy(out + o, "***", 3);
-			o += 3;
-			p = at;
+		if (colon && found++ == i) {
+			*p = colon + 1;
+			*n = (size_t)(at - colon - 1);
+			return true;
 		}
 	}
-	while (*p) {
-		bool start = p > url && (p[-1] == '?' || p[-1] == '&');
+	for (const char *q = strchr(url, '?'); q && *q; q++) {
+		if ((q[-1] == '?' || q[-1] == '&') && strncmp(q, "password=", 9) == 0 &&
+		    found++ == i) {
+			*p = q + 9;
+			*n = strcspn(q + 9, "&#");
+			return true;
+		}
+	}
+	return false;
+}
 
-		if (start && strncmp(p, "password=", 9) == 0) {
-			memcpy(out + o, "password=***", 12);
-			o += 12;
-			p += 9;
-			p += strcspn(p, "&#");
+/* libpq's parse errors quote pieces of the URL: cut each of its secrets out of msg. */
+static void scrub(char *msg, size_t size, const char *url)
+{
+	const char *sec;
+	size_t n;
+
+	for (size_t i = 0; url_secret(url, i, &sec, &n); i++) {
+		size_t from = 0;
+		char *hit;
+
+		if (n == 0)
 			continue;
+		while ((hit = memmem(msg + from, strlen(msg + from), sec, n)) != NULL) {
+			size_t at = (size_t)(hit - msg);
+			size_t tail = strlen(hit + n);
+
+			/* "***" may be longer than the secret: keep the message within size. */
+			if (at + 3 >= size) {
+				*hit = '\0';
+				break;
+			}
+			if (at + 3 + tail >= size)
+				tail = size - 1 - at - 3;
+			memmove(hit + 3, hit + n, tail);
+			memcpy(hit, "***", 3);
+			hit[3 + tail] = '\0';
+			from = at + 3;
 		}
-		out[o++] = *p++;
 	}
-	out[o] = '\0';
+}
+
+/*
+ * The URL for messages, its secrets replaced by "***" (style.md §3.6: never log
+ * credentials). Caller frees.
+ */
+static char *redact_url(const char *url)
+{
+	size_t len = strlen(url), o = 0, in = 0, cap;
+	const char *sec;
+	size_t n;
+	char *out;
+
+	/* Each secret of at least one byte becomes three. */
+	if (size_mul_overflow(len, 3, &cap) || size_add_overflow(cap, 1, &cap))
+		return NULL;
+	out = otter_malloc(cap);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; url_secret(url, i, &sec, &n); i++) {
+		size_t at = (size_t)(sec - url);
+
+		memcpy(out + o, url + in, at - in);
+		o += at - in;
+		memcpy(out + o, "***", 3);
+		o += 3;
+		in = at + n;
+	}
+	memcpy(out + o, url + in, len - in + 1);
 	return out;
 }
 
@@ -480,6 +525,7 @@ static int pg_open(dir_db *db, const char *url, otter_error *err)
 		char msg[256];
 
 		one_line(perr ? perr : "out of memory", msg, sizeof(msg));
+		scrub(msg, sizeof(msg), url);
 		r = otter_error_set(err, perr ? OTTER_E_CONFIG : OTTER_E_NOMEM,
 				    "database URL '%s': %s", g->display, msg);
 		PQfreemem(perr);
@@ -498,6 +544,7 @@ static int pg_open(dir_db *db, const char *url, otter_error *err)
 		char msg[256];
 
 		one_line(PQerrorMessage(g->c), msg, sizeof(msg));
+		scrub(msg, sizeof(msg), url);
 		r = otter_error_set(err, OTTER_E_NETWORK,
 				    "postgresql: cannot connect to '%s': %s (is the server running "
 				    "and the URL right?)",
