@@ -14,7 +14,9 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "test-common.h"
 #include "test-fixtures.h"
@@ -24,6 +26,7 @@
 #include "lib/director/db.h"
 #include "lib/director/rollout-private.h"
 #include "lib/director/rollout.h"
+#include "otter-director/commands.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
@@ -1117,6 +1120,132 @@ static void test_rollout_admin_rejects_bad_requests(void **state)
 	assert_int_equal(qint(f->db, "SELECT COUNT(*) FROM rollouts", NULL, 0), 0);
 }
 
+
+/* ---- the commands (cmd-rollout.c) ---- */
+
+/* Runs a command with argv (NULL-terminated) and returns its status; out gets its stdout. */
+static int run_cli(struct fx *f, int (*cmd)(const dir_admin_env *, int, char **), char *out,
+		   size_t outsize, const char *const *args)
+{
+	char path[4200], *argv[64];
+	int argc = 0, saved, fd, rc;
+	size_t len;
+	uint8_t *data;
+
+	/* getopt permutes the pointers, never the strings. */
+	for (; args[argc]; argc++) {
+		assert_true(argc < 63);
+		argv[argc] = (char *)args[argc];
+	}
+	argv[argc] = NULL;
+	snprintf(path, sizeof(path), "%s/stdout", f->dir);
+	fflush(stdout);
+	saved = dup(1);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 1);
+	close(fd);
+	rc = cmd(&f->env, argc, argv);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	data = tfx_read_all(path, &len);
+	assert_true(len < outsize);
+	memcpy(out, data, len);
+	out[len] = 0;
+	free(data);
+	return rc;
+}
+
+#define ARGV(...) ((const char *const[]){ __VA_ARGS__, NULL })
+
+static void test_rollout_cli_commands(void **state)
+{
+	struct fx *f = *state;
+	static char out[65536];
+	json_error_t jerr;
+	json_t *j;
+
+	add_devices(f->db, "d", 4, "fleet");
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "create", "r1", "--target", RELEASE, "--tag",
+				      "fleet", "--phases", "1,50%,100%", "--success-threshold",
+				      "100", "--failure-threshold", "0", "--min-reports", "1")),
+			 0);
+	assert_non_null(strstr(out, "rollout r1: running, phase 1 of 3"));
+	assert_non_null(strstr(out, "50%"));
+
+	report(f->db, "d000", "failed", "E_BOOT: new slot did not boot");
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "status", "--json", "r1")),
+			 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_string_equal(jstr(j, "state"), "paused");
+	json_decref(j);
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "status", "r1")),
+			 0);
+	assert_non_null(strstr(out, "1 x E_BOOT: new slot did not boot"));
+	assert_non_null(strstr(out, "why: failure rate 1/1"));
+
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "retry-failed", "r1")),
+			 0);
+	assert_non_null(strstr(out, "assigned again to 1 devices"));
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "resume", "r1")),
+			 0);
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "list", "--state", "running")),
+			 0);
+	assert_non_null(strstr(out, "r1"));
+	assert_non_null(strstr(out, "(1 of 1)"));
+
+	assert_int_equal(run_cli(f, dir_cmd_assign, out, sizeof(out),
+				 ARGV("assign", "--target", "releases/acme/1.3.0.json", "--device",
+				      "d003", "--json")),
+			 0);
+	j = json_loads(out, 0, &jerr);
+	assert_non_null(j);
+	assert_int_equal(jint(j, "devices"), 1);
+	json_decref(j);
+
+	assert_int_equal(run_cli(f, dir_cmd_fleet, out, sizeof(out),
+				 ARGV("fleet", "--tag", "fleet", "--limit", "2", "--offset", "2")),
+			 0);
+	assert_non_null(strstr(out, "d002"));
+	assert_non_null(strstr(out, "d003-main"));
+	assert_non_null(strstr(out, "releases/acme/1.3.0.json"));
+	assert_null(strstr(out, "d001"));
+	assert_non_null(strstr(out, "(2 of 4 devices, offset 2)"));
+
+	/* Usage errors: 2; failures of the operation: 1, nothing on stdout. */
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "status")),
+			 2);
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "explode", "r1")),
+			 2);
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "create", "r2", "--phases", "1,,2")),
+			 2);
+	assert_int_equal(run_cli(f, dir_cmd_fleet, out, sizeof(out),
+				 ARGV("fleet", "--limit", "-3")),
+			 2);
+	assert_int_equal(run_cli(f, dir_cmd_assign, out, sizeof(out),
+				 ARGV("assign", "--bogus")),
+			 2);
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "pause", "nope")),
+			 1);
+	assert_string_equal(out, "");
+	assert_int_equal(run_cli(f, dir_cmd_rollout, out, sizeof(out),
+				 ARGV("rollout", "--help")),
+			 0);
+	assert_non_null(strstr(out, "--failure-threshold PCT"));
+}
+
 #define ON(eng, fn) cmocka_unit_test_prestate_setup_teardown(fn, setup_case, teardown_case, &eng)
 #define ENGINE_CASES(eng)                                                                          \
 	ON(eng, test_rollout_assign_by_tag_primary_ecu),                                           \
@@ -1140,6 +1269,7 @@ int main(void)
 		ENGINE_CASES(sqlite_engine),
 		ENGINE_CASES(pg_engine),
 		ON(sqlite_engine, test_rollout_admin_rejects_bad_requests),
+		ON(sqlite_engine, test_rollout_cli_commands),
 	};
 
 	pg_engine.pg_url = url && *url ? url : NULL;
