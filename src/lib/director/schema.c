@@ -3,7 +3,8 @@
  * Schema of otter-director (see docs/director.md, "Storage"). Conventions, shared by both
  * engines: times are BIGINT seconds since the epoch (UTC); booleans are BIGINT 0/1; JSON
  * documents are TEXT holding compact JSON; ids chosen by people (device ids, ECU serials,
- * rollout ids) are TEXT of [A-Za-z0-9._:-], 1..64 bytes.
+ * rollout ids) are TEXT of [A-Za-z0-9._:-], 1..64 bytes. Primary keys say NOT NULL: SQLite
+ * would otherwise accept NULL in a TEXT PRIMARY KEY, PostgreSQL never does.
  */
 
 #include "lib/director/schema.h"
@@ -14,7 +15,7 @@ static const char m1[] =
 	 * counts changes to the device's assignments; the signed per-device metadata records
 	 * the generation it was made for and is regenerated, at the next poll, when it differs. */
 	"CREATE TABLE devices ("
-	"  id TEXT PRIMARY KEY,"
+	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  created BIGINT NOT NULL,"
 	"  last_seen BIGINT,"
 	"  assign_gen BIGINT NOT NULL DEFAULT 0"
@@ -29,7 +30,7 @@ static const char m1[] =
 	 * key id), whether it is the device's primary, the last accepted report counter (-1:
 	 * none yet) and the image it last reported as installed. */
 	"CREATE TABLE ecus ("
-	"  serial TEXT PRIMARY KEY,"
+	"  serial TEXT PRIMARY KEY NOT NULL,"
 	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
 	"  hardware_id TEXT NOT NULL,"
 	"  is_primary BIGINT NOT NULL DEFAULT 0,"
@@ -51,7 +52,7 @@ static const char m1[] =
 	 * targets metadata naming it), installed, failed (reason holds the device's code and
 	 * description), cancelled. */
 	"CREATE TABLE assignments ("
-	"  ecu_serial TEXT PRIMARY KEY REFERENCES ecus(serial) ON DELETE CASCADE,"
+	"  ecu_serial TEXT PRIMARY KEY NOT NULL REFERENCES ecus(serial) ON DELETE CASCADE,"
 	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
 	"  rollout_id TEXT,"
 	"  phase BIGINT,"
