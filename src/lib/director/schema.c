@@ -119,8 +119,73 @@ static const char m1[] =
 	"  PRIMARY KEY (device_id, seq)"
 	");";
 
+/*
+ * 2: rollouts (docs/director.md, "Assignments and rollouts"). A rollout assigns one target
+ * to the devices its filter selects, phase by phase. filter is the JSON the operator gave
+ * ({"devices": [...], "tags": [...], "hardware_ids": [...]}); phase is the current phase,
+ * numbered from 1; batch counts the sets of devices the rollout assigned (each phase start
+ * and each late joiner is one batch, so that one set-based statement can address exactly the
+ * devices of that batch); base_failed and base_reported are the failed and reported counts
+ * when the rollout was last resumed or retried: the failure rule looks at what came after.
+ * state: running, paused, completed, cancelled; state_reason says why (auto-pause).
+ */
+static const char m2[] =
+	"CREATE TABLE rollouts ("
+	"  id TEXT PRIMARY KEY,"
+	"  target_path TEXT NOT NULL,"
+	"  target_length BIGINT NOT NULL,"
+	"  target_hashes TEXT NOT NULL,"
+	"  target_custom TEXT,"
+	"  filter TEXT NOT NULL,"
+	"  correlation_id TEXT NOT NULL UNIQUE,"
+	"  state TEXT NOT NULL,"
+	"  state_reason TEXT,"
+	"  phase BIGINT NOT NULL,"
+	"  n_phases BIGINT NOT NULL,"
+	"  success_threshold BIGINT NOT NULL,"
+	"  failure_threshold BIGINT NOT NULL,"
+	"  min_reports BIGINT NOT NULL,"
+	"  device_cap BIGINT,"
+	"  batch BIGINT NOT NULL DEFAULT 0,"
+	"  base_failed BIGINT NOT NULL DEFAULT 0,"
+	"  base_reported BIGINT NOT NULL DEFAULT 0,"
+	"  created BIGINT NOT NULL,"
+	"  updated BIGINT NOT NULL"
+	");"
+	"CREATE INDEX rollouts_state ON rollouts(state, created);"
+	/* The phases as given: spec is "N" (cumulative device count) or "N%" (cumulative share
+	 * of the devices the filter selects); started/completed are set once each. */
+	"CREATE TABLE rollout_phases ("
+	"  rollout_id TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,"
+	"  phase BIGINT NOT NULL,"
+	"  spec TEXT NOT NULL,"
+	"  started BIGINT,"
+	"  completed BIGINT,"
+	"  PRIMARY KEY (rollout_id, phase)"
+	");"
+	/* Membership: a device joins a rollout once (primary key), in one phase and batch.
+	 * status NULL: the device is live in the rollout and its progress is read from its
+	 * assignments rows; otherwise the device left and status is frozen: installed or failed
+	 * (its outcome when a later assignment replaced the rollout's), superseded (replaced
+	 * before an outcome) or withdrawn (the rollout was cancelled before delivery). */
+	"CREATE TABLE rollout_devices ("
+	"  rollout_id TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,"
+	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	"  phase BIGINT NOT NULL,"
+	"  batch BIGINT NOT NULL,"
+	"  status TEXT,"
+	"  reason TEXT,"
+	"  joined BIGINT NOT NULL,"
+	"  updated BIGINT NOT NULL,"
+	"  PRIMARY KEY (rollout_id, device_id)"
+	");"
+	"CREATE INDEX rollout_devices_device ON rollout_devices(device_id, status);"
+	"CREATE INDEX rollout_devices_batch ON rollout_devices(rollout_id, batch);"
+	"CREATE INDEX rollout_devices_phase ON rollout_devices(rollout_id, phase, status);";
+
 const dir_migration dir_migrations[] = {
 	{ 1, "devices, ECUs, assignments, tokens, roots, per-device metadata, manifests", m1, NULL },
+	{ 2, "rollouts, their phases and devices", m2, NULL },
 };
 
 const size_t dir_n_migrations = sizeof(dir_migrations) / sizeof(dir_migrations[0]);
