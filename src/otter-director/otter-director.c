@@ -86,6 +86,12 @@ static int run_admin(int (*fn)(const dir_admin_env *, int, char **), int argc, c
 	dir_db *db = NULL;
 	int r;
 
+	/* Help needs no configuration or database. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			dir_admin_env none = { 0 };
+			return fn(&none, argc, argv);
+		}
 	r = director_config_load(&cfg, &err);
 	if (r == 0)
 		r = director_open_db(&cfg, &db, &err);
