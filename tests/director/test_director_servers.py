@@ -100,3 +100,26 @@ def test_proxy_mode_takes_the_device_from_the_proxy_header(director):
     director.start()
     r = request(director.url, "GET", P + "metadata/timestamp.json", headers=hdr)
     assert r.status == 401
+
+
+def test_admin_api_on_its_own_listener_or_off(director):
+    from servers import free_port
+    from conftest import ADMIN_TOKEN
+    auth = {"Authorization": "Bearer " + ADMIN_TOKEN}
+    port = free_port()
+    director.stop()
+    base = director.conf.read_text()
+    director.conf.write_text(base.replace("[server]\n",
+                                          f"[server]\nadmin-listen = 127.0.0.1:{port}\n"))
+    director.start()
+    admin = f"http://127.0.0.1:{port}"
+    assert request(director.url, "POST", P + "admin/fleet", b"{}", headers=auth).status == 404
+    r = request(admin, "POST", P + "admin/fleet", b"{}", headers=auth)
+    assert r.status == 200, r.body
+    assert request(admin, "POST", P + "admin/fleet", b"{}").status == 401
+    # The device API is not on the admin listener.
+    assert request(admin, "GET", P + "metadata/timestamp.json").status == 404
+    director.stop()
+    director.conf.write_text(base.replace("[server]\n", "[server]\nadmin-listen = off\n"))
+    director.start()
+    assert request(director.url, "POST", P + "admin/fleet", b"{}", headers=auth).status == 404

@@ -658,7 +658,7 @@ static int serve_timestamp(dir_db *db, const dir_signer *s, const dir_who *who, 
 	meta_row m;
 	int r;
 
-	/* The poll where nothing changed: one indexed read, no signing. */
+	/* The poll where nothing changed: one indexed read of the stored bytes, no signing. */
 	r = dir_db_exec(db,
 			META_SELECT " FROM devices d LEFT JOIN device_metadata m ON m.device_id = "
 			"d.id WHERE d.id = $1",

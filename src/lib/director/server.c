@@ -441,10 +441,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (route_of(s, url, &rest, &want, &rq->cap) == R_NONE)
 			rq->cap = 0;
 		buf_init(&rq->body, rq->cap);
-		/* Refuse a too large body before reading it. */
-		if (cl && (parse_u64(cl, &n) < 0 || n > rq->cap))
-			rq->too_large = true;
 		*con_cls = rq;
+		/* Refuse a too large body before reading it: the answer goes out at once and
+		 * libmicrohttpd closes the connection instead of reading the rest. */
+		if (cl && (parse_u64(cl, &n) < 0 || n > rq->cap)) {
+			rq->too_large = true;
+			return dispatch(s, c, url, method, rq);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
