@@ -314,12 +314,14 @@ int dir_ecu_key_load(const char *key_type, const char *pem, otter_key **out,
 				       "ECU key is not a %s public key as its key type says",
 				       key_type);
 	}
-	r = otter_key_to_tuf(key, &obj, err);
-	if (r == 0)
-		r = otter_keyid_of_tuf(obj, keyid_out, err);
-	if (r < 0) {
-		otter_key_free(key);
-		return r;
+	if (keyid_out) {
+		r = otter_key_to_tuf(key, &obj, err);
+		if (r == 0)
+			r = otter_keyid_of_tuf(obj, keyid_out, err);
+		if (r < 0) {
+			otter_key_free(key);
+			return r;
+		}
 	}
 	*out = key;
 	return 0;

@@ -71,8 +71,8 @@ int dir_sig_sign(const otter_key *key, const char *method, const char *path, int
 
 /*
  * An ECU public key as registered: a PEM SubjectPublicKeyInfo of key type key_type
- * ("ed25519" or "ecdsa", also "ecdsa-p256"); other types (RSA) are refused. *keyid_out gets
- * its TUF key id. OTTER_E_FORMAT / OTTER_E_NOT_SUPPORTED say what is wrong.
+ * ("ed25519" or "ecdsa", also "ecdsa-p256"); other types (RSA) are refused. keyid_out
+ * (optional) gets its TUF key id. OTTER_E_FORMAT / OTTER_E_NOT_SUPPORTED say what is wrong.
  */
 int dir_ecu_key_load(const char *key_type, const char *pem, otter_key **out,
 		     char keyid_out[OTTER_KEYID_HEX_LEN + 1], otter_error *err);

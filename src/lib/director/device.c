@@ -65,7 +65,6 @@ int dir_device_authenticate(dir_db *db, const char *header, const char *method,
 {
 	_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
 	_cleanup_(otter_key_freep) otter_key *key = NULL;
-	char keyid[OTTER_KEYID_HEX_LEN + 1];
 	dir_sig_header h;
 	int r;
 
@@ -88,7 +87,7 @@ int dir_device_authenticate(dir_db *db, const char *header, const char *method,
 					    "key %.16s... is not the key of a registered ECU",
 					    h.keyid));
 	r = dir_ecu_key_load(dir_db_rows_text(rows, 0, 2), dir_db_rows_text(rows, 0, 3), &key,
-			     keyid, err);
+			     NULL, err);
 	if (r < 0)
 		return fail(rep, 500, "internal", otter_error_prefix(err, r, "stored ECU key: "));
 	r = dir_sig_verify(key, &h, method, path, body, len, now, skew, err);
