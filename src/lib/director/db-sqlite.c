@@ -212,6 +212,7 @@ static int sq_exec(dir_db *db, const char *sql, const dir_db_param *params, size
 	size_t small_lens[16];
 	const char **vals = small_vals;
 	size_t *lens = small_lens;
+	sqlite3_int64 total;
 	size_t cols;
 	int r, rc;
 
@@ -242,6 +243,7 @@ static int sq_exec(dir_db *db, const char *sql, const dir_db_param *params, size
 			}
 		}
 	}
+	total = sqlite3_total_changes64(s->h);
 	while ((rc = sqlite3_step(sp->st)) == SQLITE_ROW) {
 		if (rows) {
 			r = read_row(sp->st, rows, vals, lens, err);
@@ -254,7 +256,11 @@ static int sq_exec(dir_db *db, const char *sql, const dir_db_param *params, size
 		goto out;
 	}
 	if (changes)
-		*changes = sqlite3_stmt_readonly(sp->st) ? 0 : (uint64_t)sqlite3_changes64(s->h);
+		/* sqlite3_changes64() still counts the last INSERT, UPDATE or DELETE after a
+		 * statement that is none of them (a query, DDL): only trust it when the total moved. */
+		*changes = sqlite3_total_changes64(s->h) == total
+				   ? 0
+				   : (uint64_t)sqlite3_changes64(s->h);
 	if (rows_out)
 		*rows_out = TAKE_PTR(rows);
 out:
