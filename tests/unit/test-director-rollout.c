@@ -911,8 +911,10 @@ static void test_rollout_racing_reports_advance_once(void **state)
 			print_error("racer %d: %d failures, last: %s\n", i, rc[i].failures,
 				    rc[i].msg);
 		assert_int_equal(rc[i].failures, 0);
-		assert_true(rc[i].reports > 0);
 	}
+	/* Each committed report moved one assigned row to installed: 100 in all, however the
+	 * two connections shared them (one may starve the other; usually both take part). */
+	assert_int_equal(rc[0].reports + rc[1].reports, 100);
 	s = status_of(f, "r1");
 	assert_string_equal(jstr(s, "state"), "completed");
 	for (size_t p = 0; p < 4; p++) {
