@@ -36,22 +36,6 @@ static int oom(otter_error *err)
 	return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 }
 
-bool dir_id_ok(const char *s)
-{
-	size_t n = s ? strnlen(s, DIR_ID_MAX + 1) : 0;
-
-	if (n == 0 || n > DIR_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == ':' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 int dir_correlation_new(const char *prefix, char **out, otter_error *err)
 {
 	uint8_t rnd[16];

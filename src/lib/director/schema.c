@@ -67,7 +67,57 @@ static const char m1[] =
 	"  updated BIGINT NOT NULL"
 	");"
 	"CREATE INDEX assignments_device ON assignments(device_id);"
-	"CREATE INDEX assignments_rollout ON assignments(rollout_id, phase, status);";
+	"CREATE INDEX assignments_rollout ON assignments(rollout_id, phase, status);"
+	/* Provisioning tokens (otter-director token create): only the SHA-256 of the whole token
+	 * is stored; id is its public part (listing, revoking). uses_left counts down at each
+	 * registration; device_id (optional) binds the token to one device id; tags (JSON array
+	 * text or NULL) are given to the devices it registers. */
+	"CREATE TABLE provisioning_tokens ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  created BIGINT NOT NULL,"
+	"  expires BIGINT NOT NULL,"
+	"  uses_left BIGINT NOT NULL,"
+	"  device_id TEXT,"
+	"  tags TEXT,"
+	"  revoked BIGINT NOT NULL DEFAULT 0"
+	");"
+	/* The director's root metadata chain (otter-director root import), exact bytes. */
+	"CREATE TABLE director_roots ("
+	"  version BIGINT PRIMARY KEY NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  imported BIGINT NOT NULL"
+	");"
+	/* The signed per-device metadata, as served: made for assignment generation assign_gen
+	 * under root root_version; each role regenerated when that changes or it nears expiry,
+	 * with a version one higher. targets_named lists the (ECU serial, correlation id) pairs
+	 * the targets file names, one "serial correlation" per line. */
+	"CREATE TABLE device_metadata ("
+	"  device_id TEXT PRIMARY KEY NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	"  assign_gen BIGINT NOT NULL,"
+	"  root_version BIGINT NOT NULL,"
+	"  targets_version BIGINT NOT NULL,"
+	"  targets_expires BIGINT NOT NULL,"
+	"  targets TEXT NOT NULL,"
+	"  targets_named TEXT NOT NULL,"
+	"  snapshot_version BIGINT NOT NULL,"
+	"  snapshot_expires BIGINT NOT NULL,"
+	"  snapshot TEXT NOT NULL,"
+	"  timestamp_version BIGINT NOT NULL,"
+	"  timestamp_expires BIGINT NOT NULL,"
+	"  timestamp TEXT NOT NULL"
+	");"
+	/* The manifests each device sent (accepted ones only), newest last; seq counts per
+	 * device; the director keeps the last 100 per device. */
+	"CREATE TABLE manifests ("
+	"  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,"
+	"  seq BIGINT NOT NULL,"
+	"  received BIGINT NOT NULL,"
+	"  correlation_id TEXT,"
+	"  success BIGINT,"
+	"  body TEXT NOT NULL,"
+	"  PRIMARY KEY (device_id, seq)"
+	");";
 
 /*
  * 2: rollouts (docs/director.md, "Assignments and rollouts"). A rollout assigns one target
@@ -134,7 +184,7 @@ static const char m2[] =
 	"CREATE INDEX rollout_devices_phase ON rollout_devices(rollout_id, phase, status);";
 
 const dir_migration dir_migrations[] = {
-	{ 1, "devices, ECUs, assignments", m1, NULL },
+	{ 1, "devices, ECUs, assignments, tokens, roots, per-device metadata, manifests", m1, NULL },
 	{ 2, "rollouts, their phases and devices", m2, NULL },
 };
 
