@@ -5,6 +5,9 @@ simulated devices that poll, install and report like the device client of client
 
 import json
 import os
+import signal
+import subprocess
+import time
 
 from client import request
 from conftest import ADMIN_TOKEN, binary, run
@@ -67,8 +70,9 @@ def cli_json(director, *args):
 class SimDevice:
     """A registered device that polls its metadata and reports installs."""
 
-    def __init__(self, director, name, token):
+    def __init__(self, director, name, token, base=None):
         self.director = director
+        self.base = base  # another server on the same database; None: director's
         self.dev = director.device(name)
         r = self.dev.register(token)
         assert r.status == 201, r.body
@@ -80,7 +84,7 @@ class SimDevice:
 
     def poll(self):
         """Fetches the device's metadata; returns (target path, correlation id) or None."""
-        self.dev.base = self.director.url
+        self.dev.base = self.base or self.director.url
         self.n += 1
         tg = self.dev.fetch_repository(str(self.director.tmp / f"{self.id}-{self.n}"))
         targets = tg["signed"]["targets"]
@@ -104,6 +108,32 @@ class SimDevice:
                 "length": entry["length"], "hashes": entry["hashes"]}}
         else:
             rep["items"] = [{"ecu": self.dev.primary.serial, "result": result}]
+        self.dev.base = self.base or self.director.url
         r = self.dev.put_manifest(self.dev.manifest(report=rep))
         assert r.status == 204, r.body
         return corr
+
+
+class SecondServer:
+    """Another otter-director process serving the director's database (its configuration)."""
+
+    def __init__(self, director):
+        self.tmp = director.tmp
+        port_file = self.tmp / "port-2"
+        self.log = open(self.tmp / "director-2.log", "ab")
+        self.proc = subprocess.Popen(
+            [binary("otter-director"), "--config", str(director.conf), "serve", "--listen",
+             "127.0.0.1:0", "--port-file", str(port_file)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while not port_file.exists():
+            assert self.proc.poll() is None, "second otter-director exited"
+            assert time.time() < deadline, "second otter-director did not start"
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            assert self.proc.wait(timeout=30) == 0
+        self.log.close()

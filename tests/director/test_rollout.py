@@ -3,9 +3,11 @@
 otter-director with a signed image repository (otter-repo), driven through the admin API and
 the CLI, with simulated devices that poll their metadata and report success and failure."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from rolloutfixture import ImageRepo, SimDevice, admin, admin_ok, cli_json
+from rolloutfixture import ImageRepo, SecondServer, SimDevice, admin, admin_ok, cli_json
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,30 @@ def test_unsigned_target_and_bad_requests_refused(fleet_director):
     # A direct assignment through the CLI reaches the device.
     out = cli_json(d, "assign", "--target", "releases/acme/1.2.0.json", "--device", "car-00")
     assert out["devices"] == 1 and out["correlation_id"].startswith("assign-")
+
+
+def test_two_servers_one_database_advance_once(fleet_director):
+    """Two otter-director processes on one database; the devices of each phase report at
+    once, half to each server: every phase starts once and every device is assigned once."""
+    d = fleet_director
+    other = SecondServer(d)
+    try:
+        tok = d.token("--uses", "20")
+        cars = [SimDevice(d, f"car-{i:02d}", tok, base=other.url if i % 2 else None)
+                for i in range(12)]
+        admin_ok(d, "rollout.create", {
+            "id": "r-two", "target": "releases/acme/1.2.0.json", "hardware_ids": ["hw-main"],
+            "phases": [4, 8, "100%"], "success_threshold": 100})
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for phase, members in ((1, cars[:4]), (2, cars[4:8]), (3, cars[8:])):
+                st = admin_ok(d, "rollout.status", {"id": "r-two"})
+                assert st["phase"] == phase, st
+                list(pool.map(lambda c: c.report(True), members))
+        st = admin_ok(d, "rollout.status", {"id": "r-two"})
+        assert st["state"] == "completed"
+        assert [p["devices"] for p in st["phases"]] == [4, 4, 4]
+        assert all(p["started"] is not None for p in st["phases"])
+        gens = d.sql("SELECT assign_gen, COUNT(*) FROM devices GROUP BY assign_gen")
+        assert gens == [("1", "12")], gens
+    finally:
+        other.stop()
