@@ -723,6 +723,31 @@ static void test_rollout_device_cap(void **state)
 	assert_int_equal(gen_of(f->db, "d003"), 0);
 }
 
+/* A device the filter selects but that has no ECU the rollout would assign never joins
+ * (it could never install, and would hold a phase back). */
+static void test_rollout_skips_devices_without_target_ecu(void **state)
+{
+	struct fx *f = *state;
+	json_t *s;
+
+	add_devices(f->db, "d", 2, "fleet");
+	dir_db_param d[] = { DIR_DB_S("odd"), DIR_DB_I(NOW) };
+	exec(f->db, "INSERT INTO devices (id, created) VALUES ($1, $2)", d, 2);
+	exec(f->db,
+	     "INSERT INTO ecus (serial, device_id, hardware_id, is_primary, key_type, public_key, "
+	     "keyid) VALUES ('odd-aux', 'odd', 'aux', 0, 'ed25519', 'PEM', 'key-odd-aux')",
+	     NULL, 0);
+	exec(f->db, "INSERT INTO device_tags (device_id, tag) VALUES ('odd', 'fleet')", NULL, 0);
+	s = admin_ok(f, "rollout.create",
+		     "{\"id\": \"r1\", \"target\": \"" RELEASE "\", \"tags\": [\"fleet\"], "
+		     "\"success_threshold\": 100}");
+	assert_int_equal(jint(s, "phases.0.devices"), 2);
+	json_decref(s);
+	assert_int_equal(gen_of(f->db, "odd"), 0);
+	report_n(f->db, "d", 0, 2, "installed", NULL);
+	assert_string_equal(state_of(f, "r1", NULL), "completed");
+}
+
 static int register_tx(dir_db *db, void *ud, otter_error *err)
 {
 	return dir_rollout_on_register(db, ud, NOW + 20, err);
@@ -1264,6 +1289,7 @@ static void test_rollout_cli_commands(void **state)
 		ON(eng, test_rollout_manual_pause_stops_advance),                                  \
 		ON(eng, test_rollout_cancel_withdraws_undelivered),                                \
 		ON(eng, test_rollout_device_cap), ON(eng, test_rollout_late_joiners),              \
+		ON(eng, test_rollout_skips_devices_without_target_ecu),                            \
 		ON(eng, test_rollout_late_joiner_fills_current_phase),                             \
 		ON(eng, test_rollout_second_active_rollout_refused),                               \
 		ON(eng, test_rollout_racing_reports_advance_once),                                 \

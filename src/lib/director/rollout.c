@@ -633,7 +633,10 @@ static int add_batch(dir_db *db, const rollout *ro, int64_t p, int64_t limit,
 		sqlb_param(&q, DIR_DB_S(device_id));
 	}
 	filter_where(&q, &ro->filter, "d");
-	sqlb_add(&q, " AND NOT EXISTS (SELECT 1 FROM rollout_devices x WHERE x.device_id = d.id"
+	/* Only devices with an ECU to assign: a member without one could never install. */
+	sqlb_add(&q, " AND EXISTS (SELECT 1 FROM ecus se WHERE se.device_id = d.id");
+	ecu_where(&q, &ro->filter, "se");
+	sqlb_add(&q, ") AND NOT EXISTS (SELECT 1 FROM rollout_devices x WHERE x.device_id = d.id"
 		     " AND x.rollout_id = ");
 	sqlb_param(&q, DIR_DB_S(ro->id));
 	sqlb_add(&q, ") AND NOT EXISTS (SELECT 1 FROM rollout_devices x JOIN rollouts y"
