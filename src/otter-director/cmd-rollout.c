@@ -143,7 +143,7 @@ static int parse(const char *cmd, int argc, char **argv, const struct option *al
 	o->req = json_object();
 	if (!o->req)
 		return usage(cmd, "out of memory");
-	optind = 1;
+	optind = 0; /* 0: glibc forgets any earlier scan entirely */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", allowed, NULL)) != -1) {
 		int r = 0;

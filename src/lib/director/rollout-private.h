@@ -17,11 +17,11 @@
 
 #include <otter/error.h>
 
+#include "lib/director/auth.h" /* dir_id_ok, DIR_ID_MAX: ids people choose */
 #include "lib/director/db.h"
 #include "lib/director/images.h"
 
 /* Request caps (docs/director.md, "Admin API"). */
-#define DIR_ID_MAX           64u
 #define DIR_FILTER_MAX_IDS   10000u /* device ids in one filter */
 #define DIR_FILTER_MAX_NAMES 64u    /* tags, hardware ids */
 #define DIR_MAX_PHASES       32u
@@ -40,9 +40,6 @@ typedef struct dir_filter {
 	const char **hardware_ids;
 	size_t n_hardware_ids;
 } dir_filter;
-
-/* Ids people choose: [A-Za-z0-9._:-], 1..DIR_ID_MAX bytes. */
-bool dir_id_ok(const char *s);
 
 /* A new correlation id (32 random hex digits after prefix), caller frees. */
 int dir_correlation_new(const char *prefix, char **out, otter_error *err);

@@ -36,22 +36,6 @@ static int oom(otter_error *err)
 	return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 }
 
-bool dir_id_ok(const char *s)
-{
-	size_t n = s ? strnlen(s, DIR_ID_MAX + 1) : 0;
-
-	if (n == 0 || n > DIR_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == ':' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 int dir_correlation_new(const char *prefix, char **out, otter_error *err)
 {
 	uint8_t rnd[16];
@@ -649,7 +633,10 @@ static int add_batch(dir_db *db, const rollout *ro, int64_t p, int64_t limit,
 		sqlb_param(&q, DIR_DB_S(device_id));
 	}
 	filter_where(&q, &ro->filter, "d");
-	sqlb_add(&q, " AND NOT EXISTS (SELECT 1 FROM rollout_devices x WHERE x.device_id = d.id"
+	/* Only devices with an ECU to assign: a member without one could never install. */
+	sqlb_add(&q, " AND EXISTS (SELECT 1 FROM ecus se WHERE se.device_id = d.id");
+	ecu_where(&q, &ro->filter, "se");
+	sqlb_add(&q, ") AND NOT EXISTS (SELECT 1 FROM rollout_devices x WHERE x.device_id = d.id"
 		     " AND x.rollout_id = ");
 	sqlb_param(&q, DIR_DB_S(ro->id));
 	sqlb_add(&q, ") AND NOT EXISTS (SELECT 1 FROM rollout_devices x JOIN rollouts y"

@@ -131,7 +131,7 @@ static const char m1[] =
  */
 static const char m2[] =
 	"CREATE TABLE rollouts ("
-	"  id TEXT PRIMARY KEY,"
+	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  target_path TEXT NOT NULL,"
 	"  target_length BIGINT NOT NULL,"
 	"  target_hashes TEXT NOT NULL,"
