@@ -13,6 +13,24 @@
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
+bool dir_id_ok(const char *s)
+{
+	size_t n;
+
+	if (!s)
+		return false;
+	n = strlen(s);
+	if (n == 0 || n > DIR_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 bool dir_ct_equal(const void *a, const void *b, size_t n)
 {
 	const volatile uint8_t *x = a, *y = b;

@@ -41,7 +41,7 @@ typedef struct dir_sig_header {
 	size_t siglen;
 } dir_sig_header;
 
-/* True for 1..DIR_ID_MAX bytes of [A-Za-z0-9._:-] (defined in rollout.c). */
+/* True for 1..DIR_ID_MAX bytes of [A-Za-z0-9._:-]. */
 bool dir_id_ok(const char *s);
 
 /* Strict base64 (RFC 4648, with padding, no whitespace). decode: OTTER_E_FORMAT on bad input

@@ -1375,28 +1375,36 @@ static int check_keys(const tuf_metadata *root, const otter_key *targets,
 	return r;
 }
 
+/* The newest stored root, parsed (*out NULL when none is stored). */
+static int latest_root(dir_db *db, tuf_metadata **out, otter_error *err)
+{
+	_cleanup_free_ char *body = NULL;
+	int64_t v;
+	int r = dir_root_latest(db, &v, &body, err);
+
+	*out = NULL;
+	if (r < 0 || !body)
+		return r;
+	return tuf_metadata_parse(out, TUF_ROOT, (const uint8_t *)body, strlen(body),
+				  "stored root", err);
+}
+
 int dir_root_check_keys(dir_db *db, const otter_key *targets, const otter_key *snapshot,
 			const otter_key *timestamp, int64_t *version_out, otter_error *err)
 {
 	_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
-	_cleanup_free_ char *body = NULL;
-	int64_t v;
-	int r;
+	int r = latest_root(db, &md, err);
 
-	r = dir_root_latest(db, &v, &body, err);
 	if (r < 0)
 		return r;
-	if (v == 0)
+	if (!md)
 		return otter_error_set(err, OTTER_E_CONFIG,
 				       "no director root imported: make one offline and run "
 				       "'otter-director root import N.root.json' (docs/director.md)");
-	r = tuf_metadata_parse(&md, TUF_ROOT, (const uint8_t *)body, strlen(body), "stored root",
-			       err);
-	if (r == 0)
-		r = check_keys(md, targets, snapshot, timestamp, err);
+	r = check_keys(md, targets, snapshot, timestamp, err);
 	if (r < 0)
 		return r;
-	*version_out = v;
+	*version_out = (int64_t)md->version;
 	return 0;
 }
 
@@ -1413,19 +1421,10 @@ static int root_import_tx(dir_db *db, void *ud, otter_error *err)
 {
 	root_import_req *q = ud;
 	_cleanup_(tuf_metadata_freep) tuf_metadata *trusted = NULL;
-	_cleanup_free_ char *body = NULL;
-	int64_t v;
-	int r;
+	int r = latest_root(db, &trusted, err);
 
-	r = dir_root_latest(db, &v, &body, err);
 	if (r < 0)
 		return r;
-	if (body) {
-		r = tuf_metadata_parse(&trusted, TUF_ROOT, (const uint8_t *)body, strlen(body),
-				       "stored root", err);
-		if (r < 0)
-			return r;
-	}
 	for (size_t i = 0; i < q->n; i++) {
 		_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
 		_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
