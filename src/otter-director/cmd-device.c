@@ -22,21 +22,6 @@ static int usage(const char *text, bool ok)
 	return ok ? 0 : EXIT_USAGE;
 }
 
-/* Opens the configured database for a command. */
-static int open_db(const char *cmd, director_config *cfg, dir_db **db)
-{
-	otter_error err = OTTER_ERROR_INIT;
-	int r = director_config_load(cfg, &err);
-
-	if (r == 0)
-		r = director_open_db(cfg, db, &err);
-	if (r < 0) {
-		director_config_clear(cfg);
-		return cli_fail(cmd, &err);
-	}
-	return 0;
-}
-
 static int finish(const char *cmd, director_config *cfg, dir_db *db, int r,
 		  const otter_error *err)
 {
@@ -165,7 +150,7 @@ static int device_add(int argc, char **argv)
 		r = usage(device_help, false);
 		goto out;
 	}
-	r = open_db("device add", &cfg, &db);
+	r = director_cli_open("device add", &cfg, &db);
 	if (r != 0)
 		goto out;
 	r = dir_device_add(db, id, specs, n, tags, n_tags, (int64_t)time(NULL), &err);
@@ -200,7 +185,7 @@ int cmd_device(int argc, char **argv)
 	    : (strcmp(sub, "show") == 0 || strcmp(sub, "remove") == 0) ? argc != 3
 									: true)
 		return usage(device_help, false);
-	r = open_db("device", &cfg, &db);
+	r = director_cli_open("device", &cfg, &db);
 	if (r != 0)
 		return r;
 	if (strcmp(sub, "remove") == 0) {
@@ -308,7 +293,7 @@ static int token_create(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage(token_help, false);
-	r = open_db("token create", &cfg, &db);
+	r = director_cli_open("token create", &cfg, &db);
 	if (r != 0)
 		return r;
 	r = dir_token_create(db, (int64_t)uses, now + lifetime, device, tags, n_tags, now, &token,
@@ -341,7 +326,7 @@ int cmd_token(int argc, char **argv)
 	if (!((strcmp(argv[1], "list") == 0 && argc == 2) ||
 	      (strcmp(argv[1], "revoke") == 0 && argc == 3)))
 		return usage(token_help, false);
-	r = open_db("token", &cfg, &db);
+	r = director_cli_open("token", &cfg, &db);
 	if (r != 0)
 		return r;
 	if (strcmp(argv[1], "list") == 0) {
@@ -392,7 +377,7 @@ int cmd_history(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage(history_help, false);
-	r = open_db("history", &cfg, &db);
+	r = director_cli_open("history", &cfg, &db);
 	if (r != 0)
 		return r;
 	r = dir_device_history(db, argv[optind], (int64_t)limit, &out, &err);
@@ -432,7 +417,7 @@ int cmd_root(int argc, char **argv)
 		int64_t version = 0;
 		if (argc < 3 || n > MAX_ROOTS)
 			return usage(root_help, false);
-		r = open_db("root import", &cfg, &db);
+		r = director_cli_open("root import", &cfg, &db);
 		if (r != 0)
 			return r;
 		r = director_load_signer(&cfg, &signer, &err);
@@ -460,7 +445,7 @@ int cmd_root(int argc, char **argv)
 		int64_t version = 0;
 		if (argc != 2)
 			return usage(root_help, false);
-		r = open_db("root show", &cfg, &db);
+		r = director_cli_open("root show", &cfg, &db);
 		if (r != 0)
 			return r;
 		r = dir_root_latest(db, &version, &body, &err);

@@ -186,3 +186,17 @@ void director_signer_clear(dir_signer *s)
 	otter_key_free(s->timestamp);
 	memset(s, 0, sizeof(*s));
 }
+
+int director_cli_open(const char *cmd, director_config *cfg, dir_db **db)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	int r = director_config_load(cfg, &err);
+
+	if (r == 0)
+		r = director_open_db(cfg, db, &err);
+	if (r < 0) {
+		director_config_clear(cfg);
+		return cli_fail(cmd, &err);
+	}
+	return 0;
+}

@@ -48,6 +48,10 @@ extern const char *arg_database; /* overrides [database] url */
 int director_config_load(director_config *cfg, otter_error *err);
 void director_config_clear(director_config *cfg);
 
+/* For a command: loads the configuration and opens its database (director_open_db); on
+ * failure prints the error (cli_fail) and returns EXIT_FAIL with nothing to clean up. */
+int director_cli_open(const char *cmd, director_config *cfg, dir_db **db);
+
 /* Opens the database of the configuration and applies the migrations. */
 int director_open_db(const director_config *cfg, dir_db **out, otter_error *err);
 
@@ -70,5 +74,7 @@ int cmd_root(int argc, char **argv);
 int cmd_device(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

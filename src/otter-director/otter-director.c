@@ -33,6 +33,8 @@ static const command commands[] = {
 	{ "device", cmd_device, "pre-register, list, show or remove devices" },
 	{ "token", cmd_token, "create, list or revoke provisioning tokens" },
 	{ "history", cmd_history, "show the manifests a device sent" },
+	{ "export", cmd_export, "write the whole database to a file (to move engines)" },
+	{ "import", cmd_import, "load an exported database into a new one" },
 	{ "assign", cmd_assign, "assign an image-repository target to devices now" },
 	{ "rollout", cmd_rollout, "create and steer phased rollouts" },
 	{ "fleet", cmd_fleet, "show what each device runs and its assignment" },
