@@ -7,30 +7,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/repo/tuf-repo-config.h"
+#include <otter/repo.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	otter_error err = OTTER_ERROR_INIT;
-	tuf_repo_config c, back;
+	otter_repo_config c, back;
 	char *text = NULL;
 
-	tuf_repo_config_init(&c);
-	if (tuf_repo_config_parse(&c, data, size, "fuzz.conf", &err) < 0) {
+	otter_repo_config_init(&c);
+	if (otter_repo_config_parse(&c, data, size, "fuzz.conf", &err) < 0) {
 		/* A failed parse leaves the defaults. */
-		if (c.n_online != 0 || c.expiry[TUF_ROOT] != 365ll * 86400)
+		if (c.n_online != 0 || c.expiry[OTTER_REPO_ROOT] != 365ll * 86400)
 			abort();
-		tuf_repo_config_clear(&c);
+		otter_repo_config_clear(&c);
 		return 0;
 	}
-	if (tuf_repo_config_format(&c, &text, &err) < 0) {
-		tuf_repo_config_clear(&c);
+	if (otter_repo_config_format(&c, &text, &err) < 0) {
+		otter_repo_config_clear(&c);
 		return 0;
 	}
-	tuf_repo_config_init(&back);
-	if (tuf_repo_config_parse(&back, (const uint8_t *)text, strlen(text), "formatted", &err) < 0)
+	otter_repo_config_init(&back);
+	if (otter_repo_config_parse(&back, (const uint8_t *)text, strlen(text), "formatted",
+				    &err) < 0)
 		abort();
 	if (memcmp(back.expiry, c.expiry, sizeof(c.expiry)) != 0 ||
 	    memcmp(back.margin, c.margin, sizeof(c.margin)) != 0 || back.n_online != c.n_online)
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (c.passphrase_env && strcmp(c.passphrase_env, back.passphrase_env) != 0))
 		abort();
 	free(text);
-	tuf_repo_config_clear(&back);
-	tuf_repo_config_clear(&c);
+	otter_repo_config_clear(&back);
+	otter_repo_config_clear(&c);
 	return 0;
 }

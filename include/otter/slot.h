@@ -240,6 +240,29 @@ OTTER_PUBLIC int otter_slot_lifecycle(const otter_system *sys, const char *bootn
 				      otter_slot_lifecycle_info *out, otter_error *err)
 	OTTER_WARN_UNUSED_RESULT;
 
+/* What this boot means for the confirmation of the running software (every boot). */
+typedef enum otter_boot_try {
+	OTTER_BOOT_TRY_NONE = 0,       /* no otter boot script started this boot: nothing to do */
+	OTTER_BOOT_TRY_MARKED_BAD = 1, /* the booted slot is out of the boot order: the next boot
+					* leaves it; do not confirm it */
+	OTTER_BOOT_TRY_CONFIRMED = 2,  /* confirmed in this boot already: confirmed, its tries
+					* full again and the environment intact */
+	OTTER_BOOT_TRY_USED = 3,       /* this boot used a try (or the confirmation, or the
+					* environment holding it, is missing): check the health,
+					* then otter_slot_confirm(sys, NULL) */
+} otter_boot_try;
+
+/*
+ * Whether this boot used one of the booted slot's tries, from the boot environment (boot
+ * order, tries left, whether it is torn) and the bookkeeping (the confirmation, an unfinished
+ * install). *booted (optional) gets the booted bootname (borrowed from sys), NULL with
+ * OTTER_BOOT_TRY_NONE. Writes nothing: call otter_slot_boot_check first so that a fallback
+ * made by the bootloader is recorded.
+ */
+OTTER_PUBLIC int otter_slot_boot_used_try(const otter_system *sys, otter_boot_try *out,
+					  const char **booted, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+
 /*
  * trying -> confirmed: marks bootname (NULL: the booted one) good, which resets its tries.
  * Refused (OTTER_E_STATE, nothing written) unless bootname is the booted one: software is

@@ -239,7 +239,7 @@ int args_duration(const args *a, const char *name, int64_t def, int64_t *out, ot
 		*out = def;
 		return 0;
 	}
-	if (tuf_repo_parse_duration(v, out) < 0)
+	if (otter_repo_parse_duration(v, out) < 0)
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "--%s: '%.40s' is not a duration (a whole number and a unit: "
 				       "90d, 12h, 30m, 45s, 2w)",
@@ -452,7 +452,7 @@ int cli_check_key_location(const char *path, const char *repo_dir, otter_error *
 		struct stat st;
 
 		strfmt(probe, sizeof(probe), "%s/%s", strcmp(p, "/") == 0 ? "" : p,
-		       TUF_REPO_CONFIG_NAME);
+		       OTTER_REPO_CONFIG_NAME);
 		if (stat(probe, &st) == 0) {
 			free(repo_real);
 			repo_real = otter_strdup(p);
@@ -465,7 +465,7 @@ int cli_check_key_location(const char *path, const char *repo_dir, otter_error *
 	}
 	{
 		struct stat st;
-		if (stat("/" TUF_REPO_CONFIG_NAME, &st) == 0) {
+		if (stat("/" OTTER_REPO_CONFIG_NAME, &st) == 0) {
 			free(repo_real);
 			repo_real = otter_strdup("/");
 			goto refuse;
@@ -504,7 +504,7 @@ int cli_load_private_key(const char *path, const char *passphrase, const char *r
 				       "key '%s' is encrypted: give its passphrase with "
 				       "--passphrase-fd N or --passphrase-env VAR (online keys: "
 				       "[passphrase] in %s)",
-				       path, TUF_REPO_CONFIG_NAME);
+				       path, OTTER_REPO_CONFIG_NAME);
 	}
 	OPENSSL_cleanse(pem, len);
 	if (r < 0)
@@ -563,5 +563,5 @@ void keys_free(otter_key **keys, size_t n)
 
 int key_id(const otter_key *key, char out[OTTER_KEYID_HEX_LEN + 1], otter_error *err)
 {
-	return tuf_repo_keyid(key, out, NULL, err);
+	return otter_repo_keyid(key, out, NULL, err);
 }

@@ -99,7 +99,7 @@ static int run_add_release(const args *a)
 		json_object_set_new(doc, "notes", json_string(notes));
 	/* The device's own parser decides whether this is a valid release. */
 	if (otter_release_from_json(&rel, doc, release_path, &err) < 0 ||
-	    tuf_repo_check_ascii(doc, "release", &err) < 0) {
+	    otter_repo_check_ascii(doc, "release", &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}

@@ -27,7 +27,7 @@ typedef struct item {
 	char *role;
 	int fd;
 	struct stat st;
-	tuf_repo_digest d;
+	otter_repo_digest d;
 	bool created_blob;
 } item;
 
@@ -68,7 +68,7 @@ static int stage_blob(int blobfd, item *it, otter_error *err)
 	r = fileio_tmp_create(blobfd, 0644, &fd, &tmp, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "staging/targets");
-	r = tuf_repo_digest_fd(it->fd, fd, OTTER_TUF_TARGET_MAX_LENGTH, &it->d, it->file, err);
+	r = otter_repo_digest_fd(it->fd, fd, OTTER_TUF_TARGET_MAX_LENGTH, &it->d, it->file, err);
 	if (r == 0 && (fstat(it->fd, &after) < 0 || after.st_size != it->st.st_size ||
 		       after.st_mtim.tv_sec != it->st.st_mtim.tv_sec ||
 		       after.st_mtim.tv_nsec != it->st.st_mtim.tv_nsec ||
@@ -117,7 +117,7 @@ int add_targets(const char *repo_dir, size_t n, const char *const *files,
 			cli_failf("out of memory");
 			goto out;
 		}
-		if (!tuf_repo_target_path_ok(items[i].path)) {
+		if (!otter_repo_target_path_ok(items[i].path)) {
 			cli_failf("target path '%.200s' refused: it must be relative, without empty, "
 				  "'.' or '..' components, made of [A-Za-z0-9._~+=,@-] and '/'",
 				  items[i].path);
@@ -147,7 +147,7 @@ int add_targets(const char *repo_dir, size_t n, const char *const *files,
 			goto out;
 		}
 		role = repo_role_find(r, items[i].role);
-		if (!role || (!role->pub && !role->staged) || role->type != TUF_TARGETS) {
+		if (!role || (!role->pub && !role->staged) || role->type != OTTER_REPO_TARGETS) {
 			cli_failf("'%s' is not a targets role of this repository", items[i].role);
 			goto out;
 		}
@@ -191,7 +191,8 @@ int add_targets(const char *repo_dir, size_t n, const char *const *files,
 		json_t *s, *tf = NULL;
 
 		if (repo_stage_role(r, role, &s, &err) < 0 ||
-		    tuf_repo_targetfile(&tf, &items[i].d, customs ? customs[i] : NULL, &err) < 0) {
+		    otter_repo_targetfile(&tf, &items[i].d, customs ? customs[i] : NULL, &err) <
+			    0) {
 			cli_fail(&err);
 			goto out;
 		}
@@ -208,7 +209,7 @@ int add_targets(const char *repo_dir, size_t n, const char *const *files,
 		repo_role *role = repo_role_find(r, items[i].role);
 		uint64_t v = 0;
 
-		tuf_repo_signed_get(repo_role_signed(role), &v, NULL, NULL);
+		otter_repo_signed_get(repo_role_signed(role), &v, NULL, NULL);
 		cli_info("staged %s version %" PRIu64 ": '%s' (%" PRIu64 " bytes, sha256 %.16s...)",
 			 items[i].role, v, items[i].path, items[i].d.length, items[i].d.sha256);
 		items[i].created_blob = false; /* keep */
@@ -245,7 +246,7 @@ static int run_add(const args *a)
 	if (custom_s) {
 		if (otter_json_parse(&custom, (const uint8_t *)custom_s, strlen(custom_s), 65536,
 				     &err) < 0 ||
-		    tuf_repo_check_ascii(custom, "--custom", &err) < 0) {
+		    otter_repo_check_ascii(custom, "--custom", &err) < 0) {
 			otter_error_prefix(&err, err.code, "--custom must be a JSON object");
 			return cli_fail(&err);
 		}
@@ -293,9 +294,9 @@ static int run_remove(const args *a)
 
 		for (size_t j = 0; j < r->n_roles; j++) {
 			repo_role *role = &r->roles[j];
-			json_t *sig = repo_role_signed(role);
+			const json_t *sig = repo_role_signed(role);
 
-			if (role->type != TUF_TARGETS || !sig)
+			if (role->type != OTTER_REPO_TARGETS || !sig)
 				continue;
 			if (role_opt && strcmp(role->name, role_opt) != 0)
 				continue;

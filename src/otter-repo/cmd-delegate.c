@@ -17,8 +17,8 @@ DEFINE_CLEANUP_FUNC(repo, repo_free)
 static int new_role(repo *r, const char *name, otter_error *err)
 {
 	json_t *s = NULL;
-	int rc = tuf_repo_signed_new(&s, TUF_TARGETS,
-				     r->now + tuf_repo_config_expiry(&r->cfg, name), true, err);
+	int rc = otter_repo_signed_new(&s, OTTER_REPO_TARGETS,
+				       r->now + otter_repo_config_expiry(&r->cfg, name), true, err);
 
 	if (rc == 0)
 		rc = repo_stage_new(r, name, s, err);
@@ -55,10 +55,10 @@ static int run_delegate(const args *a)
 	if (n_keys > MAX_DELEGATION_KEYS)
 		return cli_failf("at most %d keys", MAX_DELEGATION_KEYS);
 	if (args_u64(a, "threshold", 1, n_keys, 1, &threshold, &err) < 0 ||
-	    (bits_s && parse_u64_range(bits_s, 1, TUF_REPO_MAX_BIN_BITS, &bits) < 0)) {
+	    (bits_s && parse_u64_range(bits_s, 1, OTTER_REPO_MAX_BIN_BITS, &bits) < 0)) {
 		if (!err.code)
 			otter_error_set(&err, OTTER_E_INVALID, "--succinct: '%s' is not in 1..%u",
-					bits_s, TUF_REPO_MAX_BIN_BITS);
+					bits_s, OTTER_REPO_MAX_BIN_BITS);
 		return cli_fail(&err);
 	}
 	for (; loaded < n_keys; loaded++)
@@ -71,16 +71,16 @@ static int run_delegate(const args *a)
 		goto out;
 	}
 	parent = repo_role_find(r, from);
-	if (!parent || parent->type != TUF_TARGETS || (!parent->pub && !parent->staged)) {
+	if (!parent || parent->type != OTTER_REPO_TARGETS || (!parent->pub && !parent->staged)) {
 		cli_failf("'%s' is not a targets role of this repository", from);
 		goto out;
 	}
 	if (bits_s) {
 		char **bins = NULL;
 		if (repo_stage_role(r, parent, &s, &err) < 0 ||
-		    tuf_repo_delegate_succinct(s, a->pos[0], (unsigned)bits, keys, n_keys, threshold,
-					       &err) < 0 ||
-		    tuf_repo_succinct_bin_names(a->pos[0], (unsigned)bits, &bins, &err) < 0) {
+		    otter_repo_delegate_succinct(s, a->pos[0], (unsigned)bits, keys, n_keys,
+						 threshold, &err) < 0 ||
+		    otter_repo_succinct_bin_names(a->pos[0], (unsigned)bits, &bins, &err) < 0) {
 			cli_fail(&err);
 			goto out;
 		}
@@ -89,12 +89,12 @@ static int run_delegate(const args *a)
 			if (br && (br->pub || br->staged))
 				continue;
 			if (new_role(r, *b, &err) < 0) {
-				tuf_repo_strv_free(bins);
+				otter_repo_strv_free(bins);
 				cli_fail(&err);
 				goto out;
 			}
 		}
-		tuf_repo_strv_free(bins);
+		otter_repo_strv_free(bins);
 		if (repo_save_staging(r, &err) < 0) {
 			cli_fail(&err);
 			goto out;
@@ -104,7 +104,7 @@ static int run_delegate(const args *a)
 			 from, (uint64_t)1 << bits, a->pos[0]);
 	} else {
 		repo_role *existing = repo_role_find(r, a->pos[0]);
-		tuf_repo_delegation d = {
+		otter_repo_delegation d = {
 			.name = a->pos[0],
 			.paths = paths,
 			.n_paths = n_paths,
@@ -116,7 +116,7 @@ static int run_delegate(const args *a)
 			.terminating = args_flag(a, "terminating"),
 		};
 		if (repo_stage_role(r, parent, &s, &err) < 0 ||
-		    tuf_repo_delegate(s, &d, &err) < 0) {
+		    otter_repo_delegate(s, &d, &err) < 0) {
 			cli_fail(&err);
 			goto out;
 		}
@@ -168,18 +168,19 @@ static int run_undelegate(const args *a)
 	if (repo_open(&r, repo_dir_arg(a), REPO_OPEN_LOCK, &err) < 0)
 		return cli_fail(&err);
 	parent = repo_role_find(r, from);
-	if (!parent || parent->type != TUF_TARGETS || (!parent->pub && !parent->staged))
+	if (!parent || parent->type != OTTER_REPO_TARGETS || (!parent->pub && !parent->staged))
 		return cli_failf("'%s' is not a targets role of this repository", from);
 	{
 		/* Check on the current view first, so a mistake stages nothing. */
 		json_t *cur = json_deep_copy(repo_role_signed(parent));
-		int rc = cur ? tuf_repo_undelegate(cur, a->pos[0], &err)
+		int rc = cur ? otter_repo_undelegate(cur, a->pos[0], &err)
 			     : otter_error_set(&err, OTTER_E_NOMEM, "out of memory");
 		json_decref(cur);
 		if (rc < 0)
 			return cli_fail(&err);
 	}
-	if (repo_stage_role(r, parent, &s, &err) < 0 || tuf_repo_undelegate(s, a->pos[0], &err) < 0)
+	if (repo_stage_role(r, parent, &s, &err) < 0 ||
+	    otter_repo_undelegate(s, a->pos[0], &err) < 0)
 		return cli_fail(&err);
 	/* Staged versions of the roles no longer delegated could never be published: drop
 	 * them (the role itself, or every bin of a succinct delegation). */

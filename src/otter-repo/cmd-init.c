@@ -32,7 +32,7 @@ typedef struct role_setup {
 
 static void setups_clear(role_setup *s)
 {
-	for (size_t t = 0; t < _TUF_ROLE_TYPE_MAX; t++) {
+	for (size_t t = 0; t < OTTER_REPO_ROLE_TYPES; t++) {
 		for (size_t i = 0; i < s[t].n_pub; i++)
 			otter_key_free(s[t].pub[i]);
 		for (size_t i = 0; i < s[t].n_priv; i++)
@@ -52,7 +52,7 @@ static int split_role(const char *opt, const char *s, int *type_out, const char 
 				       opt, s);
 	memcpy(role, s, (size_t)(eq - s));
 	role[eq - s] = '\0';
-	*type_out = tuf_repo_top_level_type(role);
+	*type_out = otter_repo_top_level_type(role);
 	if (*type_out < 0)
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "--%s: '%s' is not root, targets, snapshot or timestamp", opt,
@@ -72,14 +72,14 @@ static int add_key(role_setup *s, otter_key *pub, otter_key *priv, otter_error *
 	return 0;
 }
 
-static int parse_setup(const args *a, role_setup *s, tuf_repo_config *cfg, otter_error *err)
+static int parse_setup(const args *a, role_setup *s, otter_repo_config *cfg, otter_error *err)
 {
 	const char *const *v;
 	size_t n;
 	int t, r;
 	const char *val;
 
-	for (t = 0; t < _TUF_ROLE_TYPE_MAX; t++) {
+	for (t = 0; t < OTTER_REPO_ROLE_TYPES; t++) {
 		s[t].type = OTTER_KEY_ED25519;
 		s[t].n_generate = 1;
 		s[t].threshold = 1;
@@ -96,7 +96,7 @@ static int parse_setup(const args *a, role_setup *s, tuf_repo_config *cfg, otter
 			return otter_error_set(err, OTTER_E_INVALID,
 					       "--key-type: '%s' is not ed25519, ecdsa-p256 or rsa-pss",
 					       val);
-		for (t = 0; t < _TUF_ROLE_TYPE_MAX; t++)
+		for (t = 0; t < OTTER_REPO_ROLE_TYPES; t++)
 			if (only < 0 || only == t)
 				s[t].type = kt;
 	}
@@ -124,7 +124,7 @@ static int parse_setup(const args *a, role_setup *s, tuf_repo_config *cfg, otter
 		int64_t d;
 		if ((r = split_role("expires", v[i], &t, &val, err)) < 0)
 			return r;
-		if (tuf_repo_parse_duration(val, &d) < 0)
+		if (otter_repo_parse_duration(val, &d) < 0)
 			return otter_error_set(err, OTTER_E_INVALID,
 					       "--expires: '%s' is not a duration (90d, 12h, ...)",
 					       val);
@@ -146,7 +146,7 @@ static int parse_setup(const args *a, role_setup *s, tuf_repo_config *cfg, otter
 
 /* --online-key ROLE=PRIVATE: the role's key, and the config entry publish signs with. */
 static int add_online_keys(const args *a, const char *repo_dir, const char *passphrase,
-			   role_setup *s, tuf_repo_config *cfg, otter_error *err)
+			   role_setup *s, otter_repo_config *cfg, otter_error *err)
 {
 	const char *const *v;
 	size_t n = args_list(a, "online-key", &v);
@@ -160,7 +160,7 @@ static int add_online_keys(const args *a, const char *repo_dir, const char *pass
 
 		if ((r = split_role("online-key", v[i], &t, &val, err)) < 0)
 			return r;
-		if (t == TUF_ROOT)
+		if (t == OTTER_REPO_ROOT)
 			return otter_error_set(err, OTTER_E_INVALID,
 					       "--online-key: root keys are never online");
 		r = cli_load_private_key(val, passphrase, repo_dir, &priv, err);
@@ -174,8 +174,9 @@ static int add_online_keys(const args *a, const char *repo_dir, const char *pass
 		if ((r = otter_key_public_pem(priv, &pem, NULL, err)) < 0 ||
 		    (r = otter_key_load_pem(&pub, pem, strlen((char *)pem), NULL, err)) < 0 ||
 		    (r = add_key(&s[t], pub, priv, err)) < 0 ||
-		    (r = tuf_repo_config_add_online(cfg, tuf_role_type_name((tuf_role_type)t), abs,
-						    err)) < 0) {
+		    (r = otter_repo_config_add_online(
+			     cfg, otter_repo_role_type_name((otter_repo_role_type)t), abs, err)) <
+			    0) {
 			otter_key_free(priv);
 			if (r != OTTER_E_LIMIT)
 				otter_key_free(pub);
@@ -186,7 +187,7 @@ static int add_online_keys(const args *a, const char *repo_dir, const char *pass
 }
 
 static int generate_keys(const char *keys_dir, const char *passphrase, role_setup *s,
-			 tuf_repo_config *cfg, otter_error *err)
+			 otter_repo_config *cfg, otter_error *err)
 {
 	_cleanup_free_ char *abs = NULL;
 	int r;
@@ -198,13 +199,13 @@ static int generate_keys(const char *keys_dir, const char *passphrase, role_setu
 	if (!abs)
 		return otter_error_set_errno(err, errno, "'%s'", keys_dir);
 	/* Check every name before writing anything. */
-	for (int t = 0; t < _TUF_ROLE_TYPE_MAX; t++) {
+	for (int t = 0; t < OTTER_REPO_ROLE_TYPES; t++) {
 		for (uint64_t i = 1; s[t].n_pub == 0 && i <= s[t].n_generate; i++) {
 			char p[PATH_MAX];
 			struct stat st;
 
 			strfmt(p, sizeof(p), "%s/%s-%" PRIu64 ".pem", abs,
-			       tuf_role_type_name((tuf_role_type)t), i);
+			       otter_repo_role_type_name((otter_repo_role_type)t), i);
 			r = cli_check_key_location(p, NULL, err);
 			if (r < 0)
 				return r;
@@ -215,8 +216,8 @@ static int generate_keys(const char *keys_dir, const char *passphrase, role_setu
 						       p);
 		}
 	}
-	for (int t = 0; t < _TUF_ROLE_TYPE_MAX; t++) {
-		bool online = t == TUF_SNAPSHOT || t == TUF_TIMESTAMP;
+	for (int t = 0; t < OTTER_REPO_ROLE_TYPES; t++) {
+		bool online = t == OTTER_REPO_SNAPSHOT || t == OTTER_REPO_TIMESTAMP;
 
 		if (s[t].n_pub > 0)
 			continue;
@@ -226,7 +227,7 @@ static int generate_keys(const char *keys_dir, const char *passphrase, role_setu
 			_cleanup_free_ uint8_t *pem = NULL;
 
 			strfmt(prefix, sizeof(prefix), "%s/%s-%" PRIu64, abs,
-			       tuf_role_type_name((tuf_role_type)t), i);
+			       otter_repo_role_type_name((otter_repo_role_type)t), i);
 			r = otter_key_generate(&k, s[t].type, err);
 			/* Online keys are read by cron jobs: they stay unencrypted (mode 0600). */
 			if (r == 0)
@@ -243,18 +244,21 @@ static int generate_keys(const char *keys_dir, const char *passphrase, role_setu
 				otter_key_free(pub);
 				return r;
 			}
-			cli_info("generated %s key %s.pem%s", tuf_role_type_name((tuf_role_type)t),
-				 prefix, !online && passphrase ? " (encrypted)" : "");
+			cli_info("generated %s key %s.pem%s",
+				 otter_repo_role_type_name((otter_repo_role_type)t), prefix,
+				 !online && passphrase ? " (encrypted)" : "");
 			strfmt(path, sizeof(path), "%s.pem", prefix);
-			if (online && (r = tuf_repo_config_add_online(
-					       cfg, tuf_role_type_name((tuf_role_type)t), path, err)) < 0)
+			if (online &&
+			    (r = otter_repo_config_add_online(
+				     cfg, otter_repo_role_type_name((otter_repo_role_type)t), path,
+				     err)) < 0)
 				return r;
 		}
 	}
 	return 0;
 }
 
-static int create_layout(const char *dir, const tuf_repo_config *cfg, otter_error *err)
+static int create_layout(const char *dir, const otter_repo_config *cfg, otter_error *err)
 {
 	static const char *const subdirs[] = {"metadata", "targets", REPO_STAGING_DIR,
 					      REPO_BLOB_DIR};
@@ -262,7 +266,7 @@ static int create_layout(const char *dir, const tuf_repo_config *cfg, otter_erro
 	_cleanup_close_ int dfd = -1;
 	int fd, r;
 
-	r = tuf_repo_config_format(cfg, &conf, err);
+	r = otter_repo_config_format(cfg, &conf, err);
 	if (r < 0)
 		return r;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -276,31 +280,33 @@ static int create_layout(const char *dir, const tuf_repo_config *cfg, otter_erro
 		return otter_error_set_errno(err, errno, "creating the lock file");
 	close(fd);
 	/* The configuration last: until it exists, this is not a repository. */
-	return fileio_write_atomic(dfd, TUF_REPO_CONFIG_NAME, conf, strlen(conf), 0644, err);
+	return fileio_write_atomic(dfd, OTTER_REPO_CONFIG_NAME, conf, strlen(conf), 0644, err);
 }
 
-static int build_root(const role_setup *s, const tuf_repo_config *cfg, int64_t now,
+static int build_root(const role_setup *s, const otter_repo_config *cfg, int64_t now,
 		      bool consistent, json_t **out, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	int r;
 
-	r = tuf_repo_signed_new(&root, TUF_ROOT, now + cfg->expiry[TUF_ROOT], consistent, err);
+	r = otter_repo_signed_new(&root, OTTER_REPO_ROOT, now + cfg->expiry[OTTER_REPO_ROOT],
+				  consistent, err);
 	if (r < 0)
 		return r;
-	for (int t = 0; t < _TUF_ROLE_TYPE_MAX; t++) {
-		json_t *role = tuf_repo_root_role(root, (tuf_role_type)t);
+	for (int t = 0; t < OTTER_REPO_ROLE_TYPES; t++) {
+		json_t *role = otter_repo_root_role(root, (otter_repo_role_type)t);
 		char what[64];
 
-		strfmt(what, sizeof(what), "role %s", tuf_role_type_name((tuf_role_type)t));
+		strfmt(what, sizeof(what), "role %s",
+		       otter_repo_role_type_name((otter_repo_role_type)t));
 		for (size_t i = 0; i < s[t].n_pub; i++) {
 			char keyid[OTTER_KEYID_HEX_LEN + 1];
-			if ((r = tuf_repo_keys_add(json_object_get(root, "keys"), s[t].pub[i], keyid,
-						   err)) < 0 ||
-			    (r = tuf_repo_role_add_keyid(role, keyid, err)) < 0)
+			if ((r = otter_repo_keys_add(json_object_get(root, "keys"), s[t].pub[i],
+						     keyid, err)) < 0 ||
+			    (r = otter_repo_role_add_keyid(role, keyid, err)) < 0)
 				return r;
 		}
-		r = tuf_repo_role_set_threshold(role, s[t].threshold, what, err);
+		r = otter_repo_role_set_threshold(role, s[t].threshold, what, err);
 		if (r < 0)
 			return r;
 	}
@@ -313,7 +319,7 @@ static bool dir_is_empty_or_missing(const char *dir)
 	struct stat st;
 	char p[PATH_MAX];
 
-	strfmt(p, sizeof(p), "%s/%s", dir, TUF_REPO_CONFIG_NAME);
+	strfmt(p, sizeof(p), "%s/%s", dir, OTTER_REPO_CONFIG_NAME);
 	if (stat(p, &st) == 0)
 		return false;
 	strfmt(p, sizeof(p), "%s/metadata/root.json", dir);
@@ -325,17 +331,17 @@ static int run(const args *a)
 	otter_error err = OTTER_ERROR_INIT;
 	const char *dir = repo_dir_arg(a), *keys_dir = args_value(a, "keys-dir");
 	const char *passphrase = NULL;
-	role_setup s[_TUF_ROLE_TYPE_MAX];
+	role_setup s[OTTER_REPO_ROLE_TYPES];
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	json_t *targets = NULL;
-	tuf_repo_config cfg;
+	otter_repo_config cfg;
 	repo *rp = NULL;
 	bool can_publish = true;
 	int64_t now = (int64_t)time(NULL);
 	int r;
 
 	memset(s, 0, sizeof(s));
-	tuf_repo_config_init(&cfg);
+	otter_repo_config_init(&cfg);
 	if (a->n_pos > 0) {
 		r = cli_failf("unexpected argument '%s'", a->pos[0]);
 		goto out;
@@ -351,9 +357,9 @@ static int run(const args *a)
 		r = cli_fail(&err);
 		goto out;
 	}
-	for (int t = 0; t < _TUF_ROLE_TYPE_MAX; t++) {
+	for (int t = 0; t < OTTER_REPO_ROLE_TYPES; t++) {
 		uint64_t have = s[t].n_pub > 0 ? s[t].n_pub : keys_dir ? s[t].n_generate : 0;
-		const char *name = tuf_role_type_name((tuf_role_type)t);
+		const char *name = otter_repo_role_type_name((otter_repo_role_type)t);
 
 		if (have == 0) {
 			r = cli_failf("role %s has no keys: give --keys-dir KEYS to generate them, or "
@@ -381,8 +387,8 @@ static int run(const args *a)
 	}
 	if ((r = build_root(s, &cfg, now, !args_flag(a, "no-consistent-snapshot"), &root, &err)) <
 		    0 ||
-	    (r = tuf_repo_signed_new(&targets, TUF_TARGETS, now + cfg.expiry[TUF_TARGETS], true,
-				     &err)) < 0 ||
+	    (r = otter_repo_signed_new(&targets, OTTER_REPO_TARGETS,
+				       now + cfg.expiry[OTTER_REPO_TARGETS], true, &err)) < 0 ||
 	    (r = create_layout(dir, &cfg, &err)) < 0 ||
 	    (r = repo_open(&rp, dir, REPO_OPEN_LOCK, &err)) < 0 ||
 	    (r = repo_stage_new(rp, "root", root, &err)) < 0 ||
@@ -396,14 +402,14 @@ static int run(const args *a)
 	cli_info("created repository %s (root, targets, snapshot, timestamp)", rp->dir);
 
 	/* Publish at once when every key needed is at hand (--keys-dir, --online-key). */
-	for (int t = 0; t < _TUF_ROLE_TYPE_MAX; t++)
+	for (int t = 0; t < OTTER_REPO_ROLE_TYPES; t++)
 		if (s[t].n_priv < s[t].threshold)
 			can_publish = false;
 	if (can_publish) {
-		otter_key *all[_TUF_ROLE_TYPE_MAX * MAX_KEYS_PER_ROLE];
+		otter_key *all[OTTER_REPO_ROLE_TYPES * MAX_KEYS_PER_ROLE];
 		publish_opts o = {.keys = all, .new_snapshot = true};
 
-		for (int t = 0; t < _TUF_ROLE_TYPE_MAX; t++)
+		for (int t = 0; t < OTTER_REPO_ROLE_TYPES; t++)
 			for (size_t i = 0; i < s[t].n_priv; i++)
 				all[o.n_keys++] = s[t].priv[i];
 		r = repo_publish(rp, &o, &err);
@@ -423,7 +429,7 @@ static int run(const args *a)
 out:
 	repo_free(rp);
 	setups_clear(s);
-	tuf_repo_config_clear(&cfg);
+	otter_repo_config_clear(&cfg);
 	return r;
 }
 

@@ -38,12 +38,12 @@ static int run(const args *a)
 		return cli_fail(&err);
 	if (!r->timestamp || !r->snapshot)
 		return cli_failf("nothing is published yet: run otter-repo publish first");
-	if (args_duration(a, "margin", tuf_repo_config_margin(&r->cfg, "timestamp"), &ts_margin,
+	if (args_duration(a, "margin", otter_repo_config_margin(&r->cfg, "timestamp"), &ts_margin,
 			  &err) < 0 ||
-	    args_duration(a, "snapshot-margin", tuf_repo_config_margin(&r->cfg, "snapshot"),
+	    args_duration(a, "snapshot-margin", otter_repo_config_margin(&r->cfg, "snapshot"),
 			  &snap_margin, &err) < 0)
 		return cli_fail(&err);
-	if (ts_margin >= tuf_repo_config_expiry(&r->cfg, "timestamp"))
+	if (ts_margin >= otter_repo_config_expiry(&r->cfg, "timestamp"))
 		cli_warn("the timestamp margin is not shorter than its expiry period: every run "
 			 "re-signs it");
 	/* Offline roles cannot be re-signed here: say so while there is time. */
@@ -51,18 +51,18 @@ static int run(const args *a)
 		repo_role *role = &r->roles[i];
 		char w[80];
 
-		if (!role->pub || role->pub->expires - r->now > tuf_repo_config_margin(&r->cfg,
-										       role->name))
+		if (!role->pub || otter_repo_metadata_expires(role->pub) - r->now >
+					  otter_repo_config_margin(&r->cfg, role->name))
 			continue;
-		when(role->pub->expires, r->now, w, sizeof(w));
+		when(otter_repo_metadata_expires(role->pub), r->now, w, sizeof(w));
 		cli_warn("%s expires %s and needs its offline keys: otter-repo stage %s, sign, "
 			 "publish",
 			 role->name, w, role->name);
 	}
-	when(r->timestamp->expires, r->now, ts_when, sizeof(ts_when));
-	when(r->snapshot->expires, r->now, snap_when, sizeof(snap_when));
-	snap_due = force || r->snapshot->expires - r->now <= snap_margin;
-	ts_due = snap_due || r->timestamp->expires - r->now <= ts_margin;
+	when(otter_repo_metadata_expires(r->timestamp), r->now, ts_when, sizeof(ts_when));
+	when(otter_repo_metadata_expires(r->snapshot), r->now, snap_when, sizeof(snap_when));
+	snap_due = force || otter_repo_metadata_expires(r->snapshot) - r->now <= snap_margin;
+	ts_due = snap_due || otter_repo_metadata_expires(r->timestamp) - r->now <= ts_margin;
 	if (!ts_due) {
 		cli_info("nothing to do: timestamp expires %s, snapshot %s", ts_when, snap_when);
 		return 0;

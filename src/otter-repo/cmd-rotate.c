@@ -61,23 +61,23 @@ static int edit_role(json_t *keys_obj, json_t *role, otter_key *const *add, size
 	for (size_t i = 0; i < n_remove; i++) {
 		char keyid[OTTER_KEYID_HEX_LEN + 1];
 		if ((r = resolve_keyid(role, remove[i], keyid, err)) < 0 ||
-		    (r = tuf_repo_role_remove_keyid(role, keyid, what, err)) < 0)
+		    (r = otter_repo_role_remove_keyid(role, keyid, what, err)) < 0)
 			return r;
 	}
 	for (size_t i = 0; i < n_add; i++) {
 		char keyid[OTTER_KEYID_HEX_LEN + 1];
-		if ((r = tuf_repo_keys_add(keys_obj, add[i], keyid, err)) < 0)
+		if ((r = otter_repo_keys_add(keys_obj, add[i], keyid, err)) < 0)
 			return r;
-		if (tuf_repo_role_has_keyid(role, keyid))
+		if (otter_repo_role_has_keyid(role, keyid))
 			return otter_error_set(err, OTTER_E_EXISTS, "%s has key %s already", what,
 					       keyid);
-		if ((r = tuf_repo_role_add_keyid(role, keyid, err)) < 0)
+		if ((r = otter_repo_role_add_keyid(role, keyid, err)) < 0)
 			return r;
 	}
 	if (json_array_size(json_object_get(role, "keyids")) == 0)
 		return otter_error_set(err, OTTER_E_INVALID, "%s would have no key left", what);
 	/* An unchanged threshold that the remaining keys can no longer meet is an error too. */
-	return tuf_repo_role_set_threshold(role, threshold, what, err);
+	return otter_repo_role_set_threshold(role, threshold, what, err);
 }
 
 static void print_ids(const char *label, char **ids)
@@ -113,8 +113,8 @@ static void print_requirements(repo *r, repo_role *role)
 static int restage_if_needed(repo *r, const char *name, otter_error *err)
 {
 	repo_role *role = repo_role_find(r, name);
-	const tuf_keyring *ring;
-	const tuf_rolekeys *keys;
+	const otter_repo_keyring *ring;
+	const otter_repo_rolekeys *keys;
 	json_t *s;
 	int rc;
 
@@ -123,7 +123,8 @@ static int restage_if_needed(repo *r, const char *name, otter_error *err)
 	rc = repo_role_signers(r, name, &ring, &keys, NULL, err);
 	if (rc < 0)
 		return rc;
-	if (tuf_count_valid_signatures(role->pub, ring, keys) >= keys->threshold)
+	if (otter_repo_count_valid_signatures(role->pub, ring, keys) >=
+	    otter_repo_rolekeys_threshold(keys))
 		return 0;
 	rc = repo_stage_role(r, role, &s, err);
 	if (rc == 0)
@@ -168,36 +169,37 @@ static int run(const args *a)
 		cli_failf("the repository has no root");
 		goto out;
 	}
-	type = tuf_repo_top_level_type(name);
+	type = otter_repo_top_level_type(name);
 	if (type >= 0) {
 		json_t *s;
 		char what[64];
 
 		strfmt(what, sizeof(what), "role %s", name);
 		if (repo_stage_role(r, root, &s, &err) < 0 ||
-		    edit_role(json_object_get(s, "keys"), tuf_repo_root_role(s, (tuf_role_type)type),
-			      add, n_add, removes, n_remove, threshold, what, &err) < 0) {
+		    edit_role(json_object_get(s, "keys"),
+			      otter_repo_root_role(s, (otter_repo_role_type)type), add, n_add,
+			      removes, n_remove, threshold, what, &err) < 0) {
 			cli_fail(&err);
 			goto out;
 		}
-		tuf_repo_root_prune_keys(s);
+		otter_repo_root_prune_keys(s);
 		repo_role_touch(root);
-		if (type == TUF_TARGETS && restage_if_needed(r, "targets", &err) < 0) {
+		if (type == OTTER_REPO_TARGETS && restage_if_needed(r, "targets", &err) < 0) {
 			cli_fail(&err);
 			goto out;
 		}
-		if (type == TUF_SNAPSHOT || type == TUF_TIMESTAMP) {
+		if (type == OTTER_REPO_SNAPSHOT || type == OTTER_REPO_TIMESTAMP) {
 			/* publish signs with the configured online key: it must be a new one. */
 			otter_key **online = NULL;
 			size_t n_online = 0;
 			bool usable = false;
-			json_t *role = tuf_repo_root_role(s, (tuf_role_type)type);
+			json_t *role = otter_repo_root_role(s, (otter_repo_role_type)type);
 
 			if (repo_online_keys(r, name, &online, &n_online, &err) == 0) {
 				for (size_t i = 0; i < n_online; i++) {
 					char id[OTTER_KEYID_HEX_LEN + 1];
 					if (key_id(online[i], id, NULL) == 0 &&
-					    tuf_repo_role_has_keyid(role, id))
+					    otter_repo_role_has_keyid(role, id))
 						usable = true;
 				}
 			}
@@ -207,12 +209,12 @@ static int run(const args *a)
 				cli_warn("no key under [online] in %s may sign %s after this "
 					 "rotation: point '%s = ...' at the new private key before "
 					 "publishing",
-					 TUF_REPO_CONFIG_NAME, name, name);
+					 OTTER_REPO_CONFIG_NAME, name, name);
 		}
 		target_role = root;
 	} else {
-		const tuf_keyring *ring;
-		const tuf_rolekeys *keys;
+		const otter_repo_keyring *ring;
+		const otter_repo_rolekeys *keys;
 		repo_role *delegator;
 		json_t *s, *role;
 		char what[300];
@@ -222,7 +224,7 @@ static int run(const args *a)
 			otter_error_clear(&err);
 			delegator = NULL;
 			for (size_t i = 0; i < r->n_roles && !delegator; i++) {
-				json_t *rs = repo_role_signed(&r->roles[i]);
+				const json_t *rs = repo_role_signed(&r->roles[i]);
 				json_t *su = json_object_get(json_object_get(rs, "delegations"),
 							     "succinct_roles");
 				const char *p = json_string_value(json_object_get(su, "name_prefix"));
@@ -239,7 +241,7 @@ static int run(const args *a)
 			cli_fail(&err);
 			goto out;
 		}
-		role = tuf_repo_delegation_find(s, name);
+		role = otter_repo_delegation_find(s, name);
 		if (!role)
 			role = json_object_get(json_object_get(s, "delegations"), "succinct_roles");
 		if (!role || edit_role(json_object_get(json_object_get(s, "delegations"), "keys"),
@@ -250,13 +252,13 @@ static int run(const args *a)
 			cli_fail(&err);
 			goto out;
 		}
-		tuf_repo_delegations_prune_keys(s);
+		otter_repo_delegations_prune_keys(s);
 		repo_role_touch(delegator);
 		for (size_t i = 0; i < r->n_roles; i++) {
-			const tuf_keyring *rg;
-			const tuf_rolekeys *ks;
+			const otter_repo_keyring *rg;
+			const otter_repo_rolekeys *ks;
 			repo_role *dg;
-			if (r->roles[i].type != TUF_TARGETS ||
+			if (r->roles[i].type != OTTER_REPO_TARGETS ||
 			    repo_role_signers(r, r->roles[i].name, &rg, &ks, &dg, NULL) < 0 ||
 			    dg != delegator)
 				continue;
@@ -273,7 +275,7 @@ static int run(const args *a)
 	}
 	{
 		uint64_t v = 0;
-		tuf_repo_signed_get(repo_role_signed(target_role), &v, NULL, NULL);
+		otter_repo_signed_get(repo_role_signed(target_role), &v, NULL, NULL);
 		cli_info("staged %s version %" PRIu64 " with the new keys of %s", target_role->name,
 			 v, name);
 	}

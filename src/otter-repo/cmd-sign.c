@@ -35,7 +35,8 @@ static int refuse_published(const char *file, otter_error *err)
 	dir = realpath(dirname(copy), NULL);
 	if (!dir || !str_endswith(dir, "/metadata"))
 		return 0;
-	strfmt(probe, sizeof(probe), "%.*s/%s", (int)(strlen(dir) - 9), dir, TUF_REPO_CONFIG_NAME);
+	strfmt(probe, sizeof(probe), "%.*s/%s", (int)(strlen(dir) - 9), dir,
+	       OTTER_REPO_CONFIG_NAME);
 	if (stat(probe, &st) == 0)
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "'%s' is published metadata: sign the staged copy "
@@ -44,22 +45,22 @@ static int refuse_published(const char *file, otter_error *err)
 	return 0;
 }
 
-static void describe(const json_t *env, tuf_role_type type, char *out, size_t size)
+static void describe(const json_t *env, otter_repo_role_type type, char *out, size_t size)
 {
-	const json_t *s = tuf_repo_envelope_signed(env);
+	const json_t *s = otter_repo_envelope_signed(env);
 	uint64_t version = 0;
 	char when[32] = "?";
 	int64_t exp = 0;
 
-	if (tuf_repo_signed_get(s, &version, &exp, NULL) == 0)
+	if (otter_repo_signed_get(s, &version, &exp, NULL) == 0)
 		utc_format(exp, when);
-	if (type == TUF_TARGETS)
+	if (type == OTTER_REPO_TARGETS)
 		strfmt(out, size, "targets metadata version %" PRIu64 ", %zu target%s, expires %s",
 		       version, json_object_size(json_object_get(s, "targets")),
 		       json_object_size(json_object_get(s, "targets")) == 1 ? "" : "s", when);
 	else
-		strfmt(out, size, "%s version %" PRIu64 ", expires %s", tuf_role_type_name(type),
-		       version, when);
+		strfmt(out, size, "%s version %" PRIu64 ", expires %s",
+		       otter_repo_role_type_name(type), version, when);
 }
 
 static int run_sign(const args *a)
@@ -90,27 +91,29 @@ static int run_sign(const args *a)
 			_cleanup_free_ uint8_t *raw = NULL, *out = NULL;
 			_cleanup_(json_decrefp) json_t *env = NULL;
 			struct stat st;
-			tuf_role_type type;
+			otter_repo_role_type type;
 			size_t len, out_len;
 			char desc[200];
 
 			if (refuse_published(file, &err) < 0 ||
-			    cli_read_file(file, OTTER_TUF_METADATA_HARD_MAX, &raw, &len, &err) < 0 ||
-			    tuf_repo_envelope_parse(&env, &type, raw, len, file, &err) < 0) {
+			    cli_read_file(file, OTTER_TUF_METADATA_HARD_MAX, &raw, &len, &err) <
+				    0 ||
+			    otter_repo_envelope_parse(&env, &type, raw, len, file, &err) < 0) {
 				cli_fail(&err);
 				goto out;
 			}
-			if (type == TUF_SNAPSHOT || type == TUF_TIMESTAMP) {
-				cli_failf("'%s' is %s metadata, which publish and refresh sign online",
-					  file, tuf_role_type_name(type));
+			if (type == OTTER_REPO_SNAPSHOT || type == OTTER_REPO_TIMESTAMP) {
+				cli_failf(
+					"'%s' is %s metadata, which publish and refresh sign online",
+					file, otter_repo_role_type_name(type));
 				goto out;
 			}
 			for (size_t k = 0; k < n_keys; k++)
-				if (tuf_repo_sign(env, keys[k], NULL, &err) < 0) {
+				if (otter_repo_sign(env, keys[k], NULL, &err) < 0) {
 					cli_fail(&err);
 					goto out;
 				}
-			if (tuf_repo_serialize(env, &out, &out_len, &err) < 0) {
+			if (otter_repo_serialize(env, &out, &out_len, &err) < 0) {
 				cli_fail(&err);
 				goto out;
 			}
@@ -143,18 +146,18 @@ out:
 /* The keys whose signatures count for a staged role: root needs the published root's keys
  * and the new root's; any other role its delegator's. */
 typedef struct signers {
-	const tuf_keyring *ring[2];
-	const tuf_rolekeys *keys[2];
+	const otter_repo_keyring *ring[2];
+	const otter_repo_rolekeys *keys[2];
 	size_t n;
 } signers;
 
 static int role_signers(repo *r, repo_role *role, signers *out, otter_error *err)
 {
-	tuf_metadata *md;
+	otter_repo_metadata *md;
 	int r2;
 
 	out->n = 0;
-	if (role->type != TUF_ROOT) {
+	if (role->type != OTTER_REPO_ROOT) {
 		r2 = repo_role_signers(r, role->name, &out->ring[0], &out->keys[0], NULL, err);
 		if (r2 == 0)
 			out->n = 1;
@@ -164,20 +167,12 @@ static int role_signers(repo *r, repo_role *role, signers *out, otter_error *err
 	if (r2 < 0)
 		return r2;
 	if (role->pub && role->staged) {
-		out->ring[out->n] = &role->pub->keys;
-		out->keys[out->n++] = &role->pub->roles[TUF_ROOT];
+		out->ring[out->n] = otter_repo_metadata_keys(role->pub);
+		out->keys[out->n++] = otter_repo_metadata_root_role(role->pub, OTTER_REPO_ROOT);
 	}
-	out->ring[out->n] = &md->keys;
-	out->keys[out->n++] = &md->roles[TUF_ROOT];
+	out->ring[out->n] = otter_repo_metadata_keys(md);
+	out->keys[out->n++] = otter_repo_metadata_root_role(md, OTTER_REPO_ROOT);
 	return 0;
-}
-
-static bool rolekeys_has(const tuf_rolekeys *k, const char *keyid)
-{
-	for (size_t i = 0; i < k->n; i++)
-		if (strcmp(k->keyids[i], keyid) == 0)
-			return true;
-	return false;
 }
 
 /* Why a signature does not count for the role (NULL: it is valid over canon). */
@@ -189,13 +184,13 @@ static const char *signature_problem(const signers *s, const char *keyid, const 
 	bool listed = false;
 
 	for (size_t i = 0; i < s->n; i++) {
-		const tuf_keyentry *ke;
+		const otter_key *key;
 
-		if (!rolekeys_has(s->keys[i], keyid))
+		if (!otter_repo_rolekeys_has(s->keys[i], keyid))
 			continue;
 		listed = true;
-		ke = tuf_keyring_find(s->ring[i], keyid);
-		if (!ke || !ke->key)
+		key = otter_repo_keyring_find(s->ring[i], keyid);
+		if (!key)
 			continue;
 		if (!bin) {
 			if (hexlen == 0 || hexlen % 2 || hexlen > OTTER_TUF_MAX_SIG_HEX)
@@ -204,7 +199,7 @@ static const char *signature_problem(const signers *s, const char *keyid, const 
 			if (!bin || !hex_decode(sig, hexlen, bin, hexlen / 2))
 				return "its \"sig\" is not a hex signature";
 		}
-		if (otter_key_verify(ke->key, canon, canon_len, bin, hexlen / 2))
+		if (otter_key_verify(key, canon, canon_len, bin, hexlen / 2))
 			return NULL;
 	}
 	return listed ? "it does not verify over the staged content with that key"
@@ -236,7 +231,8 @@ static int import_signatures(repo *r, repo_role *role, const char *file, json_t 
 	r2 = role_signers(r, role, &who, err);
 	if (r2 < 0)
 		return otter_error_prefix(err, r2, "%s", role->name);
-	r2 = otter_json_canonical(tuf_repo_envelope_signed(role->staged), &canon, &canon_len, err);
+	r2 = otter_json_canonical(otter_repo_envelope_signed(role->staged), &canon, &canon_len,
+				  err);
 	if (r2 < 0)
 		return r2;
 	json_array_foreach(ssigs, i, s) {
@@ -280,7 +276,7 @@ static int import_signatures(repo *r, repo_role *role, const char *file, json_t 
 	r2 = json_object_set(src, "signatures", valid);
 	if (r2 < 0)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r2 = tuf_repo_merge_signatures(role->staged, src, &merged, err);
+	r2 = otter_repo_merge_signatures(role->staged, src, &merged, err);
 	if (r2 < 0)
 		return r2;
 	if (replaced)
@@ -307,10 +303,10 @@ static int run_import(const args *a)
 		size_t len, added = 0, rejected = 0;
 
 		if (cli_read_file(a->pos[i], OTTER_TUF_METADATA_HARD_MAX, &raw, &len, &err) < 0 ||
-		    tuf_repo_envelope_parse(&env, NULL, raw, len, a->pos[i], &err) < 0)
+		    otter_repo_envelope_parse(&env, NULL, raw, len, a->pos[i], &err) < 0)
 			return cli_fail(&err);
 		for (size_t j = 0; j < r->n_roles && !match; j++)
-			if (r->roles[j].staged && tuf_repo_same_signed(r->roles[j].staged, env))
+			if (r->roles[j].staged && otter_repo_same_signed(r->roles[j].staged, env))
 				match = &r->roles[j];
 		if (!match)
 			return cli_failf("'%s' matches no staged role: it was signed over content "

@@ -49,16 +49,17 @@ static int run(const args *a)
 			continue;
 		}
 		if (role->staged && !exp_s) {
-			tuf_repo_signed_get(repo_role_signed(role), &version, NULL, NULL);
+			otter_repo_signed_get(repo_role_signed(role), &version, NULL, NULL);
 			cli_info("%s version %" PRIu64 " is staged already", name, version);
 			continue;
 		}
 		if (repo_stage_role(r, role, &s, &err) < 0)
 			return cli_fail(&err);
-		tuf_repo_signed_get(s, &version, NULL, NULL);
-		if (exp_s && tuf_repo_signed_set(s, version, r->now + period, &err) < 0)
+		otter_repo_signed_get(s, &version, NULL, NULL);
+		if (exp_s && otter_repo_signed_set(s, version, r->now + period, &err) < 0)
 			return cli_fail(&err);
-		utc_format(r->now + (exp_s ? period : tuf_repo_config_expiry(&r->cfg, name)), when);
+		utc_format(r->now + (exp_s ? period : otter_repo_config_expiry(&r->cfg, name)),
+			   when);
 		cli_info("staged %s version %" PRIu64 ", expiring %s", name, version, when);
 	}
 	if (repo_save_staging(r, &err) < 0)

@@ -37,37 +37,41 @@ static json_t *strv_json(char **v)
 }
 
 /* Adds one published role to the report. */
-static int role_entry(repo *r, const char *name, const tuf_metadata *md, int64_t margin_opt,
+static int role_entry(repo *r, const char *name, const otter_repo_metadata *md, int64_t margin_opt,
 		      json_t *roles, json_t *warnings, otter_error *err)
 {
-	const tuf_keyring *ring;
-	const tuf_rolekeys *keys;
-	int64_t margin = margin_opt ? margin_opt : tuf_repo_config_margin(&r->cfg, name);
-	int64_t left = md->expires - r->now;
+	const otter_repo_keyring *ring;
+	const otter_repo_rolekeys *keys;
+	int64_t margin = margin_opt ? margin_opt : otter_repo_config_margin(&r->cfg, name);
+	int64_t left = otter_repo_metadata_expires(md) - r->now;
 	bool expired = left <= 0, warn = left <= margin;
 	json_t *e, *ids = json_array();
 	char exp[32], w[400], m[32];
 
-	utc_format(md->expires, exp);
-	e = json_pack("{s:I, s:s, s:I, s:b, s:b}", "version", (json_int_t)md->version, "expires",
-		      exp, "expires_in", (json_int_t)left, "expired", expired, "warning", warn);
+	utc_format(otter_repo_metadata_expires(md), exp);
+	e = json_pack("{s:I, s:s, s:I, s:b, s:b}", "version",
+		      (json_int_t)otter_repo_metadata_version(md), "expires", exp, "expires_in",
+		      (json_int_t)left, "expired", expired, "warning", warn);
 	if (!e || !ids)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	if (repo_role_signers(r, name, &ring, &keys, NULL, NULL) == 0) {
-		for (size_t i = 0; i < keys->n; i++)
-			json_array_append_new(ids, json_string(keys->keyids[i]));
-		json_object_set_new(e, "threshold", json_integer((json_int_t)keys->threshold));
+		for (size_t i = 0; i < otter_repo_rolekeys_count(keys); i++)
+			json_array_append_new(ids, json_string(otter_repo_rolekeys_keyid(keys, i)));
+		json_object_set_new(e, "threshold",
+				    json_integer((json_int_t)otter_repo_rolekeys_threshold(keys)));
 	}
 	json_object_set_new(e, "keyids", ids);
 	json_object_set_new(roles, name, e);
 	if (warn) {
-		tuf_repo_format_duration(margin, m);
+		otter_repo_format_duration(margin, m);
 		if (expired)
-			strfmt(w, sizeof(w), "%s version %" PRIu64 " EXPIRED at %s: devices reject it",
-			       name, md->version, exp);
+			strfmt(w, sizeof(w),
+			       "%s version %" PRIu64 " EXPIRED at %s: devices reject it", name,
+			       otter_repo_metadata_version(md), exp);
 		else
-			strfmt(w, sizeof(w), "%s version %" PRIu64 " expires %s, within its %s margin",
-			       name, md->version, exp, m);
+			strfmt(w, sizeof(w),
+			       "%s version %" PRIu64 " expires %s, within its %s margin", name,
+			       otter_repo_metadata_version(md), exp, m);
 		json_array_append_new(warnings, json_string(w));
 	}
 	return 0;
@@ -83,7 +87,7 @@ static int staged_entry(repo *r, repo_role *role, json_t *staged, otter_error *e
 	json_t *e, *sets;
 	char when[32];
 
-	tuf_repo_signed_get(repo_role_signed(role), &version, &exp, NULL);
+	otter_repo_signed_get(repo_role_signed(role), &version, &exp, NULL);
 	utc_format(exp, when);
 	sets = json_array();
 	e = json_pack("{s:I, s:s}", "version", (json_int_t)version, "expires", when);

@@ -140,14 +140,14 @@ static int run(const args *a)
 			const char *path;
 			json_t *info;
 
-			if (role->type != TUF_TARGETS || !role->pub)
+			if (role->type != OTTER_REPO_TARGETS || !role->pub)
 				continue;
 			if (!repo_role_reachable(r, role->name)) {
 				cli_info("%s is published but no delegation leads to it: skipped",
 					 role->name);
 				continue;
 			}
-			json_object_foreach(role->pub->targets, path, info) {
+			json_object_foreach(otter_repo_metadata_targets(role->pub), path, info) {
 				otter_error terr = OTTER_ERROR_INIT;
 				otter_tuf_target *t = NULL;
 				char *local = NULL;

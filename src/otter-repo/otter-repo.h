@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#ifndef OTTER_REPO_H
-#define OTTER_REPO_H
+#ifndef OTTER_REPO_TOOL_H
+#define OTTER_REPO_TOOL_H
 
 /*
  * otter-repo: the repository tool. One file per subcommand (cmd-*.c); this header holds what
@@ -17,10 +17,7 @@
 #include <otter/crypto.h>
 #include <otter/error.h>
 #include <otter/json.h>
-
-#include "lib/tuf/tuf-metadata.h"
-#include "lib/repo/tuf-repo-config.h"
-#include "lib/repo/tuf-repo.h"
+#include <otter/repo.h>
 
 /* ---- options ---- */
 
@@ -124,25 +121,25 @@ int cli_read_file(const char *path, size_t max, uint8_t **out, size_t *len, otte
 
 typedef struct repo_role {
 	char *name;
-	tuf_role_type type;  /* TUF_TARGETS for delegated roles */
-	tuf_metadata *pub;   /* published version, parsed; NULL when never published */
+	otter_repo_role_type type; /* OTTER_REPO_TARGETS for delegated roles */
+	otter_repo_metadata *pub;  /* published version, parsed; NULL when never published */
 	json_t *staged;      /* staged envelope; NULL when nothing is staged */
 	uint8_t *staged_canon; /* canonical "signed" as loaded, to notice edits */
 	size_t staged_canon_len;
 	bool staged_dirty;   /* write back on repo_save_staging */
 	bool staged_drop;    /* delete the staged file on repo_save_staging */
 	json_t *hidden;      /* the staged envelope while repo_hide_staged is in force */
-	tuf_metadata *cur;   /* cache: the current view (staged if any, else published) */
+	otter_repo_metadata *cur; /* cache: the current view (staged if any, else published) */
 } repo_role;
 
 typedef struct repo {
 	char *dir; /* absolute */
 	int dfd, mdfd, tgfd, stfd; /* repository, metadata, targets, staging (-1 if none yet) */
 	int lockfd;
-	tuf_repo_config cfg;
+	otter_repo_config cfg;
 	int64_t now;
-	tuf_metadata *timestamp; /* published */
-	tuf_metadata *snapshot;
+	otter_repo_metadata *timestamp; /* published */
+	otter_repo_metadata *snapshot;
 	repo_role *roles;
 	size_t n_roles;
 	size_t *index; /* open-addressing hash of role names: role index + 1, 0 = empty */
@@ -168,9 +165,9 @@ repo_role *repo_role_find(repo *r, const char *name);
 int repo_role_add(repo *r, const char *name, repo_role **out, otter_error *err);
 
 /* The current "signed" payload of a role: staged if any, else published (borrowed). */
-json_t *repo_role_signed(const repo_role *role);
+const json_t *repo_role_signed(const repo_role *role);
 /* The current view parsed (cached until the staged copy changes). */
-int repo_role_current(repo *r, repo_role *role, tuf_metadata **out, otter_error *err);
+int repo_role_current(repo *r, repo_role *role, otter_repo_metadata **out, otter_error *err);
 /* Consistent snapshots, from the current root. */
 bool repo_consistent(repo *r);
 
@@ -202,8 +199,9 @@ int repo_save_staging(repo *r, otter_error *err);
  * top-level roles). *delegator_out (optional) gets the delegating role. For root, the keys
  * are root's own (the new root's when one is staged).
  */
-int repo_role_signers(repo *r, const char *name, const tuf_keyring **ring,
-		      const tuf_rolekeys **keys, repo_role **delegator_out, otter_error *err);
+int repo_role_signers(repo *r, const char *name, const otter_repo_keyring **ring,
+		      const otter_repo_rolekeys **keys, repo_role **delegator_out,
+		      otter_error *err);
 
 /*
  * Checks that a client looking up target_path would reach role: every delegation on the way

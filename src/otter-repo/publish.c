@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Publishing (tuf.md §10.2): everything is prepared and checked in memory first, with the
- * client's own code (tuf_metadata_parse, tuf_verify_threshold, and a whole client refresh
- * against the would-be repository). Only then are files written, each atomically, in an order
- * that never lets a client see a reference to a file that is not there yet:
+ * client's own code (otter_repo_metadata_parse, otter_repo_verify_threshold, and a whole client
+ * refresh against the would-be repository). Only then are files written, each atomically, in an
+ * order that never lets a client see a reference to a file that is not there yet:
  *
  *   target files -> delegated roles -> targets -> snapshot -> N.root.json -> root.json
  *   -> timestamp.json (last)
@@ -43,7 +43,7 @@ typedef struct outfile {
 	char *name; /* in metadata/ */
 	uint8_t *data;
 	size_t len;
-	tuf_metadata *md;
+	otter_repo_metadata *md;
 	repo_role *role; /* staged role it comes from; NULL for snapshot/timestamp */
 	bool skip;       /* staged copy is what is published already */
 } outfile;
@@ -51,7 +51,7 @@ typedef struct outfile {
 typedef struct plan {
 	outfile *files;
 	size_t n;
-	uint8_t *snap_data; /* snapshot bytes the timestamp points at */
+	const uint8_t *snap_data; /* snapshot bytes the timestamp points at */
 	size_t snap_len;
 	uint64_t snap_version;
 	/* target files to place: (relative name under targets/, blob name or NULL) */
@@ -65,7 +65,7 @@ static void plan_clear(plan *p)
 	for (size_t i = 0; i < p->n; i++) {
 		free(p->files[i].name);
 		free(p->files[i].data);
-		tuf_metadata_free(p->files[i].md);
+		otter_repo_metadata_free(p->files[i].md);
 	}
 	free(p->files);
 	for (size_t i = 0; i < p->n_t; i++) {
@@ -90,17 +90,10 @@ static outfile *plan_add(plan *p, otter_error *err)
 	return &f[p->n++];
 }
 
-static bool rolekeys_has(const tuf_rolekeys *k, const char *keyid)
-{
-	for (size_t i = 0; k && i < k->n; i++)
-		if (strcmp(k->keyids[i], keyid) == 0)
-			return true;
-	return false;
-}
-
 /* Signs env with every key listed in a or b; *count (optional) adds the number. */
-static int sign_authorized(json_t *env, otter_key *const *keys, size_t n, const tuf_rolekeys *a,
-			   const tuf_rolekeys *b, size_t *count, otter_error *err)
+static int sign_authorized(json_t *env, otter_key *const *keys, size_t n,
+			   const otter_repo_rolekeys *a, const otter_repo_rolekeys *b,
+			   size_t *count, otter_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
 		char keyid[OTTER_KEYID_HEX_LEN + 1];
@@ -108,9 +101,9 @@ static int sign_authorized(json_t *env, otter_key *const *keys, size_t n, const 
 
 		if (r < 0)
 			return r;
-		if (!rolekeys_has(a, keyid) && !rolekeys_has(b, keyid))
+		if (!otter_repo_rolekeys_has(a, keyid) && !otter_repo_rolekeys_has(b, keyid))
 			continue;
-		r = tuf_repo_sign(env, keys[i], NULL, err);
+		r = otter_repo_sign(env, keys[i], NULL, err);
 		if (r < 0)
 			return r;
 		if (count)
@@ -120,23 +113,23 @@ static int sign_authorized(json_t *env, otter_key *const *keys, size_t n, const 
 }
 
 /* Threshold check with the client's code; on failure the message names the missing keys. */
-static int check_threshold(const tuf_metadata *md, const tuf_keyring *ring,
-			   const tuf_rolekeys *keys, const char *what, const char *hint,
+static int check_threshold(const otter_repo_metadata *md, const otter_repo_keyring *ring,
+			   const otter_repo_rolekeys *keys, const char *what, const char *hint,
 			   otter_error *err)
 {
 	char **missing = NULL;
 	char ids[400] = "", msg[sizeof(err->msg)];
 	size_t off = 0;
-	int r = tuf_verify_threshold(md, ring, keys, what, err);
+	int r = otter_repo_verify_threshold(md, ring, keys, what, err);
 
 	if (r != OTTER_E_SIGNATURE || !err)
 		return r;
-	if (tuf_repo_signature_status(md, ring, keys, NULL, &missing, NULL) >= 0 && missing) {
+	if (otter_repo_signature_status(md, ring, keys, NULL, &missing, NULL) >= 0 && missing) {
 		for (char **m = missing; *m && off + 20 < sizeof(ids); m++)
 			off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%.16s", off ? ", " : "",
 						*m);
 	}
-	tuf_repo_strv_free(missing);
+	otter_repo_strv_free(missing);
 	memcpy(msg, err->msg, sizeof(msg));
 	otter_error_clear(err);
 	return otter_error_set(err, r, "%s%s%s%s%s%s", msg, hint ? "; " : "", hint ? hint : "",
@@ -144,19 +137,20 @@ static int check_threshold(const tuf_metadata *md, const tuf_keyring *ring,
 			       ids[0] ? ids : "", ids[0] ? ")" : "");
 }
 
-static int check_expiry(const repo *r, const tuf_metadata *md, const char *name,
+static int check_expiry(const repo *r, const otter_repo_metadata *md, const char *name,
 			otter_error *err)
 {
 	char when[32];
 
-	if (md->expires > r->now)
+	if (otter_repo_metadata_expires(md) > r->now)
 		return 0;
-	utc_format(md->expires, when);
-	return otter_error_set(err, OTTER_E_EXPIRED,
-			       "staged %s version %" PRIu64 " expired at %s: a device would reject "
-			       "it; give it a new expiry with 'otter-repo stage %s --expires DURATION' "
-			       "and sign it again",
-			       name, md->version, when, name);
+	utc_format(otter_repo_metadata_expires(md), when);
+	return otter_error_set(
+		err, OTTER_E_EXPIRED,
+		"staged %s version %" PRIu64 " expired at %s: a device would reject "
+		"it; give it a new expiry with 'otter-repo stage %s --expires DURATION' "
+		"and sign it again",
+		name, otter_repo_metadata_version(md), when, name);
 }
 
 /* Prepares one staged role: signs with the extra and online keys and checks it. */
@@ -164,8 +158,8 @@ static int prepare_role(repo *r, const publish_opts *o, repo_role *role, plan *p
 			otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *env = json_deep_copy(role->staged);
-	const tuf_keyring *ring = NULL;
-	const tuf_rolekeys *keys = NULL;
+	const otter_repo_keyring *ring = NULL;
+	const otter_repo_rolekeys *keys = NULL;
 	outfile *f;
 	char what[300];
 	int r2;
@@ -176,19 +170,23 @@ static int prepare_role(repo *r, const publish_opts *o, repo_role *role, plan *p
 	if (!f)
 		return OTTER_E_NOMEM;
 	f->role = role;
-	if (role->pub && tuf_repo_same_signed(env, role->pub->doc)) {
+	if (role->pub && otter_repo_same_signed(env, otter_repo_metadata_doc(role->pub))) {
 		/* A publish cut short after writing this file: it is out already. */
 		f->skip = true;
 		return 0;
 	}
 	strfmt(what, sizeof(what), "staged %s", role->name);
-	if (role->type == TUF_ROOT) {
-		tuf_metadata *cur;
+	if (role->type == OTTER_REPO_ROOT) {
+		otter_repo_metadata *cur;
 		r2 = repo_role_current(r, role, &cur, err);
 		if (r2 < 0)
 			return r2;
-		r2 = sign_authorized(env, o->keys, o->n_keys, &cur->roles[TUF_ROOT],
-				     role->pub ? &role->pub->roles[TUF_ROOT] : NULL, NULL, err);
+		r2 = sign_authorized(
+			env, o->keys, o->n_keys,
+			otter_repo_metadata_root_role(cur, OTTER_REPO_ROOT),
+			role->pub ? otter_repo_metadata_root_role(role->pub, OTTER_REPO_ROOT)
+				  : NULL,
+			NULL, err);
 	} else {
 		otter_key **online = NULL;
 		size_t n_online = 0;
@@ -205,48 +203,60 @@ static int prepare_role(repo *r, const publish_opts *o, repo_role *role, plan *p
 	}
 	if (r2 < 0)
 		return r2;
-	r2 = tuf_repo_serialize(env, &f->data, &f->len, err);
+	r2 = otter_repo_serialize(env, &f->data, &f->len, err);
 	if (r2 < 0)
 		return otter_error_prefix(err, r2, "%s", what);
-	r2 = tuf_metadata_parse(&f->md, role->type, f->data, f->len, what, err);
+	r2 = otter_repo_metadata_parse(&f->md, role->type, f->data, f->len, what, err);
 	if (r2 < 0)
 		return r2;
 	if (role->pub) {
-		bool ok = role->type == TUF_ROOT ? f->md->version == role->pub->version + 1
-						 : f->md->version > role->pub->version;
+		bool ok = role->type == OTTER_REPO_ROOT
+				  ? otter_repo_metadata_version(f->md) ==
+					    otter_repo_metadata_version(role->pub) + 1
+				  : otter_repo_metadata_version(f->md) >
+					    otter_repo_metadata_version(role->pub);
 		if (!ok)
-			return otter_error_set(err, OTTER_E_ROLLBACK,
-					       "%s has version %" PRIu64 " but version %" PRIu64
-					       " is published: %s; drop it with 'otter-repo stage %s "
-					       "--discard' and stage it again",
-					       what, f->md->version, role->pub->version,
-					       role->type == TUF_ROOT ? "root versions go up by one"
-								      : "versions only go up",
-					       role->name);
-	} else if (role->type == TUF_ROOT && f->md->version != 1) {
+			return otter_error_set(
+				err, OTTER_E_ROLLBACK,
+				"%s has version %" PRIu64 " but version %" PRIu64
+				" is published: %s; drop it with 'otter-repo stage %s "
+				"--discard' and stage it again",
+				what, otter_repo_metadata_version(f->md),
+				otter_repo_metadata_version(role->pub),
+				role->type == OTTER_REPO_ROOT ? "root versions go up by one"
+							      : "versions only go up",
+				role->name);
+	} else if (role->type == OTTER_REPO_ROOT && otter_repo_metadata_version(f->md) != 1) {
 		return otter_error_set(err, OTTER_E_VERSION,
 				       "%s: the first root must have version 1", what);
 	}
 	r2 = check_expiry(r, f->md, role->name, err);
 	if (r2 < 0)
 		return r2;
-	if (role->type == TUF_ROOT) {
+	if (role->type == OTTER_REPO_ROOT) {
 		char w[200], hint[300];
 		strfmt(hint, sizeof(hint),
 		       "sign staging/root.json with the missing root keys (otter-repo sign)");
 		if (role->pub) {
 			strfmt(w, sizeof(w),
-			       "new root version %" PRIu64 ", signatures by the keys of root version "
+			       "new root version %" PRIu64
+			       ", signatures by the keys of root version "
 			       "%" PRIu64,
-			       f->md->version, role->pub->version);
-			r2 = check_threshold(f->md, &role->pub->keys, &role->pub->roles[TUF_ROOT],
-					     w, hint, err);
+			       otter_repo_metadata_version(f->md),
+			       otter_repo_metadata_version(role->pub));
+			r2 = check_threshold(
+				f->md, otter_repo_metadata_keys(role->pub),
+				otter_repo_metadata_root_role(role->pub, OTTER_REPO_ROOT), w, hint,
+				err);
 			if (r2 < 0)
 				return r2;
 		}
-		strfmt(w, sizeof(w), "new root version %" PRIu64 ", signatures by its own root keys",
-		       f->md->version);
-		r2 = check_threshold(f->md, &f->md->keys, &f->md->roles[TUF_ROOT], w, hint, err);
+		strfmt(w, sizeof(w),
+		       "new root version %" PRIu64 ", signatures by its own root keys",
+		       otter_repo_metadata_version(f->md));
+		r2 = check_threshold(f->md, otter_repo_metadata_keys(f->md),
+				     otter_repo_metadata_root_role(f->md, OTTER_REPO_ROOT), w, hint,
+				     err);
 	} else {
 		char hint[300];
 		_cleanup_free_ char *enc = percent_encode(role->name);
@@ -256,8 +266,8 @@ static int prepare_role(repo *r, const publish_opts *o, repo_role *role, plan *p
 	}
 	if (r2 < 0)
 		return r2;
-	return tuf_repo_metadata_filename(role->name, f->md->version, repo_consistent(r), &f->name,
-					  err);
+	return otter_repo_metadata_filename(role->name, otter_repo_metadata_version(f->md),
+					    repo_consistent(r), &f->name, err);
 }
 
 /* Every role the current tree delegates to has metadata (published or staged). */
@@ -265,17 +275,18 @@ static int check_tree(repo *r, otter_error *err)
 {
 	for (size_t i = 0; i < r->n_roles; i++) {
 		repo_role *role = &r->roles[i];
-		tuf_metadata *md;
+		otter_repo_metadata *md;
 
-		if (role->type != TUF_TARGETS || (!role->pub && !role->staged))
+		if (role->type != OTTER_REPO_TARGETS || (!role->pub && !role->staged))
 			continue;
 		if (repo_role_current(r, role, &md, err) < 0)
 			return err->code;
-		if (md->succinct) {
+		const char *bin_prefix;
+		unsigned bin_bits;
+
+		if (otter_repo_metadata_succinct(md, &bin_bits, &bin_prefix)) {
 			char **bins = NULL;
-			int r2 = tuf_repo_succinct_bin_names(md->succinct_roles.name_prefix,
-							     md->succinct_roles.bit_length, &bins,
-							     err);
+			int r2 = otter_repo_succinct_bin_names(bin_prefix, bin_bits, &bins, err);
 			if (r2 < 0)
 				return r2;
 			for (char **b = bins; *b; b++) {
@@ -288,18 +299,20 @@ static int check_tree(repo *r, otter_error *err)
 					break;
 				}
 			}
-			tuf_repo_strv_free(bins);
+			otter_repo_strv_free(bins);
 			if (r2 < 0)
 				return r2;
 			continue;
 		}
-		for (size_t j = 0; j < md->n_delegations; j++) {
-			repo_role *c = repo_role_find(r, md->delegations[j].name);
+		for (size_t j = 0; j < otter_repo_metadata_n_delegations(md); j++) {
+			const char *child = otter_repo_delegated_role_name(
+				otter_repo_metadata_delegation(md, j));
+			repo_role *c = repo_role_find(r, child);
 			if (!c || (!c->pub && !c->staged))
 				return otter_error_set(err, OTTER_E_NOT_FOUND,
 						       "'%s' delegates to '%s', which has no "
 						       "metadata: stage it or undelegate it",
-						       role->name, md->delegations[j].name);
+						       role->name, child);
 		}
 	}
 	return 0;
@@ -307,7 +320,7 @@ static int check_tree(repo *r, otter_error *err)
 
 /* The online (and extra) keys for snapshot or timestamp; fails if none may sign. */
 static int sign_online(repo *r, const publish_opts *o, const char *name, json_t *env,
-		       const tuf_rolekeys *keys, otter_error *err)
+		       const otter_repo_rolekeys *keys, otter_error *err)
 {
 	otter_key **online = NULL;
 	size_t n_online = 0, count = 0;
@@ -326,34 +339,35 @@ static int sign_online(repo *r, const publish_opts *o, const char *name, json_t 
 				       "no key at hand may sign %s: list its private key under "
 				       "[online] in %s (root lists %zu key%s for %s), or pass it "
 				       "with --key",
-				       name, TUF_REPO_CONFIG_NAME, keys->n, keys->n == 1 ? "" : "s",
-				       name);
+				       name, OTTER_REPO_CONFIG_NAME,
+				       otter_repo_rolekeys_count(keys),
+				       otter_repo_rolekeys_count(keys) == 1 ? "" : "s", name);
 	return 0;
 }
 
-static int build_online_role(repo *r, const publish_opts *o, tuf_role_type type,
-			     const tuf_metadata *old, json_t *meta_entries, plan *p,
+static int build_online_role(repo *r, const publish_opts *o, otter_repo_role_type type,
+			     const otter_repo_metadata *old, json_t *meta_entries, plan *p,
 			     otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *sig = NULL;
 	_cleanup_(json_decrefp) json_t *env = NULL;
-	const char *name = tuf_role_type_name(type);
-	const tuf_keyring *ring;
-	const tuf_rolekeys *keys;
+	const char *name = otter_repo_role_type_name(type);
+	const otter_repo_keyring *ring;
+	const otter_repo_rolekeys *keys;
 	const char *k;
 	json_t *v, *meta;
 	outfile *f;
 	int r2;
 
 	if (old) {
-		sig = json_deep_copy(old->signed_obj);
+		sig = json_deep_copy(otter_repo_metadata_signed(old));
 		if (!sig)
 			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-		r2 = tuf_repo_signed_set(sig, old->version + 1,
-					 r->now + tuf_repo_config_expiry(&r->cfg, name), err);
+		r2 = otter_repo_signed_set(sig, otter_repo_metadata_version(old) + 1,
+					   r->now + otter_repo_config_expiry(&r->cfg, name), err);
 	} else {
-		r2 = tuf_repo_signed_new(&sig, type, r->now + tuf_repo_config_expiry(&r->cfg, name),
-					 true, err);
+		r2 = otter_repo_signed_new(
+			&sig, type, r->now + otter_repo_config_expiry(&r->cfg, name), true, err);
 	}
 	if (r2 < 0)
 		return r2;
@@ -361,7 +375,7 @@ static int build_online_role(repo *r, const publish_opts *o, tuf_role_type type,
 	json_object_foreach(meta_entries, k, v)
 		if (json_object_set(meta, k, v) < 0)
 			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r2 = tuf_repo_envelope_new(&env, sig, err);
+	r2 = otter_repo_envelope_new(&env, sig, err);
 	if (r2 < 0)
 		return r2;
 	r2 = repo_role_signers(r, name, &ring, &keys, NULL, err);
@@ -373,11 +387,12 @@ static int build_online_role(repo *r, const publish_opts *o, tuf_role_type type,
 	f = plan_add(p, err);
 	if (!f)
 		return OTTER_E_NOMEM;
-	if ((r2 = tuf_repo_serialize(env, &f->data, &f->len, err)) < 0 ||
-	    (r2 = tuf_metadata_parse(&f->md, type, f->data, f->len, name, err)) < 0 ||
+	if ((r2 = otter_repo_serialize(env, &f->data, &f->len, err)) < 0 ||
+	    (r2 = otter_repo_metadata_parse(&f->md, type, f->data, f->len, name, err)) < 0 ||
 	    (r2 = check_threshold(f->md, ring, keys, name, NULL, err)) < 0)
 		return r2;
-	return tuf_repo_metadata_filename(name, f->md->version, repo_consistent(r), &f->name, err);
+	return otter_repo_metadata_filename(name, otter_repo_metadata_version(f->md),
+					    repo_consistent(r), &f->name, err);
 }
 
 /* ---- target files ---- */
@@ -403,14 +418,14 @@ static int check_blob(int blobfd, const char *blob, const char *role, const char
 	json_int_t want_len = json_integer_value(json_object_get(info, "length"));
 	_cleanup_close_ int fd = openat(blobfd, blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	char what[128];
-	tuf_repo_digest d;
+	otter_repo_digest d;
 	bool same256;
 	int r2;
 
 	strfmt(what, sizeof(what), "staging/targets/%.64s", blob);
 	if (fd < 0)
 		return otter_error_set_errno(err, errno, "%s: opening %s", role, what);
-	r2 = tuf_repo_digest_fd(fd, -1, OTTER_TUF_TARGET_MAX_LENGTH, &d, what, err);
+	r2 = otter_repo_digest_fd(fd, -1, OTTER_TUF_TARGET_MAX_LENGTH, &d, what, err);
 	if (r2 < 0)
 		return otter_error_prefix(err, r2, "%s: target '%s'", role, path);
 	same256 = want256 && strcmp(d.sha256, want256) == 0;
@@ -440,16 +455,16 @@ static int plan_targets(repo *r, plan *p, otter_error *err)
 		const char *path;
 		json_t *info;
 
-		if (f->skip || !f->role || f->md->type != TUF_TARGETS)
+		if (f->skip || !f->role || otter_repo_metadata_type(f->md) != OTTER_REPO_TARGETS)
 			continue;
-		json_object_foreach(f->md->targets, path, info) {
+		json_object_foreach(otter_repo_metadata_targets(f->md), path, info) {
 			json_t *hashes = json_object_get(info, "hashes");
 			const char *sha = json_string_value(json_object_get(hashes, "sha256"));
 			bool blob = sha && blobfd >= 0 && is_lower_hex(sha, strlen(sha)) &&
 				    strlen(sha) == 64 && targets_has(blobfd, sha);
 			char **names = NULL;
 
-			if (!tuf_repo_target_path_ok(path)) {
+			if (!otter_repo_target_path_ok(path)) {
 				r2 = otter_error_set(err, OTTER_E_INVALID,
 						     "%s: target path '%.200s' is not one otter-repo "
 						     "publishes",
@@ -460,7 +475,7 @@ static int plan_targets(repo *r, plan *p, otter_error *err)
 				r2 = check_blob(blobfd, sha, f->role->name, path, info, err);
 			if (r2 < 0)
 				break;
-			r2 = tuf_repo_target_filenames(path, hashes, consistent, &names, err);
+			r2 = otter_repo_target_filenames(path, hashes, consistent, &names, err);
 			if (r2 < 0)
 				break;
 			for (char **n = names; *n && r2 == 0; n++) {
@@ -493,7 +508,7 @@ static int plan_targets(repo *r, plan *p, otter_error *err)
 				if (!p->tnames[p->n_t - 1] || !p->tblobs[p->n_t - 1])
 					r2 = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 			}
-			tuf_repo_strv_free(names);
+			otter_repo_strv_free(names);
 			if (r2 < 0)
 				break;
 		}
@@ -687,11 +702,11 @@ static int client_check(repo *r, const plan *p, const uint8_t *trusted, size_t t
 	for (size_t i = 0; r2 == 0 && i < r->n_roles; i++) {
 		repo_role *role = &r->roles[i];
 		bool publishing = false;
-		tuf_metadata *md = NULL;
+		otter_repo_metadata *md = NULL;
 		const char *path;
 		json_t *info;
 
-		if (role->type != TUF_TARGETS || repo_role_current(r, role, &md, NULL) < 0 ||
+		if (role->type != OTTER_REPO_TARGETS || repo_role_current(r, role, &md, NULL) < 0 ||
 		    !repo_role_reachable(r, role->name))
 			continue;
 		for (size_t j = 0; j < p->n; j++)
@@ -699,7 +714,7 @@ static int client_check(repo *r, const plan *p, const uint8_t *trusted, size_t t
 				publishing = true;
 				md = p->files[j].md;
 			}
-		json_object_foreach(md->targets, path, info) {
+		json_object_foreach(otter_repo_metadata_targets(md), path, info) {
 			_cleanup_(otter_tuf_target_freep) otter_tuf_target *t = NULL;
 
 			r2 = otter_tuf_find_target(u, path, &t, err);
@@ -811,9 +826,10 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 		json_t *mf = NULL;
 		char key[300];
 
-		if (f->skip || f->md->type != TUF_TARGETS)
+		if (f->skip || otter_repo_metadata_type(f->md) != OTTER_REPO_TARGETS)
 			continue;
-		r2 = tuf_repo_metafile(&mf, f->md->version, f->data, f->len, err);
+		r2 = otter_repo_metafile(&mf, otter_repo_metadata_version(f->md), f->data, f->len,
+					 err);
 		if (r2 < 0)
 			goto out;
 		strfmt(key, sizeof(key), "%s.json", f->role->name);
@@ -823,20 +839,19 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 	/* 2. Snapshot (new, or the published one) and timestamp, with the online keys. */
 	if (o->new_snapshot || !r->snapshot) {
 		size_t idx = p.n;
-		r2 = build_online_role(r, o, TUF_SNAPSHOT, r->snapshot, snap_meta, &p, err);
+		r2 = build_online_role(r, o, OTTER_REPO_SNAPSHOT, r->snapshot, snap_meta, &p, err);
 		if (r2 < 0)
 			goto out;
 		p.snap_data = p.files[idx].data;
 		p.snap_len = p.files[idx].len;
-		p.snap_version = p.files[idx].md->version;
+		p.snap_version = otter_repo_metadata_version(p.files[idx].md);
 	} else {
-		p.snap_data = r->snapshot->raw;
-		p.snap_len = r->snapshot->raw_len;
-		p.snap_version = r->snapshot->version;
+		p.snap_data = otter_repo_metadata_raw(r->snapshot, &p.snap_len);
+		p.snap_version = otter_repo_metadata_version(r->snapshot);
 	}
 	{
 		json_t *mf = NULL;
-		r2 = tuf_repo_metafile(&mf, p.snap_version, p.snap_data, p.snap_len, err);
+		r2 = otter_repo_metafile(&mf, p.snap_version, p.snap_data, p.snap_len, err);
 		if (r2 < 0)
 			goto out;
 		ts_meta = json_pack("{s:o}", "snapshot.json", mf);
@@ -845,7 +860,7 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 			goto out;
 		}
 	}
-	r2 = build_online_role(r, o, TUF_TIMESTAMP, r->timestamp, ts_meta, &p, err);
+	r2 = build_online_role(r, o, OTTER_REPO_TIMESTAMP, r->timestamp, ts_meta, &p, err);
 	if (r2 < 0)
 		goto out;
 
@@ -854,11 +869,10 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 	if (r2 < 0)
 		goto out;
 	for (i = 0; i < p.n; i++)
-		if (p.files[i].role && p.files[i].role->type == TUF_ROOT && !p.files[i].skip)
+		if (p.files[i].role && p.files[i].role->type == OTTER_REPO_ROOT && !p.files[i].skip)
 			root_f = &p.files[i];
 	if (root->pub) {
-		trusted = root->pub->raw;
-		trusted_len = root->pub->raw_len;
+		trusted = otter_repo_metadata_raw(root->pub, &trusted_len);
 	} else if (root_f) {
 		trusted = root_f->data;
 		trusted_len = root_f->len;
@@ -890,9 +904,9 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 
 			if (f->skip || !f->md)
 				continue;
-			if (f->md->type == TUF_TARGETS)
+			if (otter_repo_metadata_type(f->md) == OTTER_REPO_TARGETS)
 				want = strcmp(f->role->name, "targets") == 0 ? 1 : 0;
-			else if (f->md->type == TUF_SNAPSHOT)
+			else if (otter_repo_metadata_type(f->md) == OTTER_REPO_SNAPSHOT)
 				want = 2;
 			else
 				continue;
@@ -915,15 +929,16 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 	} else {
 		/* root.json may lag after a publish that was cut short. */
 		_cleanup_free_ uint8_t *cur = NULL;
-		size_t len;
+		size_t len, pub_len;
+		const uint8_t *pub = otter_repo_metadata_raw(root->pub, &pub_len);
+
 		write_root_json = fileio_read(r->mdfd, "root.json", OTTER_TUF_ROOT_MAX_LENGTH, &cur,
 					      &len, NULL) < 0 ||
-				  len != root->pub->raw_len ||
-				  memcmp(cur, root->pub->raw, len) != 0;
+				  len != pub_len || memcmp(cur, pub, len) != 0;
 	}
 	if (write_root_json) {
-		const uint8_t *d = root_f ? root_f->data : root->pub->raw;
-		size_t len = root_f ? root_f->len : root->pub->raw_len;
+		size_t len = root_f ? root_f->len : 0;
+		const uint8_t *d = root_f ? root_f->data : otter_repo_metadata_raw(root->pub, &len);
 		r2 = fileio_write_atomic(r->mdfd, "root.json", d, len, 0644, err);
 		if (r2 < 0) {
 			r2 = otter_error_prefix(err, r2, "publishing metadata/root.json");
@@ -932,7 +947,7 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 	}
 	for (i = 0; i < p.n; i++) {
 		outfile *f = &p.files[i];
-		if (f->md && f->md->type == TUF_TIMESTAMP) {
+		if (f->md && otter_repo_metadata_type(f->md) == OTTER_REPO_TIMESTAMP) {
 			r2 = fileio_write_atomic(r->mdfd, f->name, f->data, f->len, 0644, err);
 			if (r2 < 0) {
 				r2 = otter_error_prefix(err, r2, "publishing metadata/%s", f->name);
@@ -948,7 +963,8 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 			continue;
 		f->role->staged_drop = true;
 		if (!f->skip)
-			cli_info("published %s version %" PRIu64, f->role->name, f->md->version);
+			cli_info("published %s version %" PRIu64, f->role->name,
+				 otter_repo_metadata_version(f->md));
 		else
 			cli_info("%s was published already", f->role->name);
 	}
@@ -957,9 +973,10 @@ int repo_publish(repo *r, const publish_opts *o, otter_error *err)
 		char when[32];
 		if (f->role || !f->md)
 			continue;
-		utc_format(f->md->expires, when);
+		utc_format(otter_repo_metadata_expires(f->md), when);
 		cli_info("published %s version %" PRIu64 " (expires %s)",
-			 tuf_role_type_name(f->md->type), f->md->version, when);
+			 otter_repo_role_type_name(otter_repo_metadata_type(f->md)),
+			 otter_repo_metadata_version(f->md), when);
 	}
 	if (!o->refresh_only) {
 		r2 = repo_save_staging(r, err);

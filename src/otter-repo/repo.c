@@ -29,7 +29,7 @@
 #include "util/fileio.h"
 #include "util/strutil.h"
 
-DEFINE_CLEANUP_FUNC(tuf_metadata, tuf_metadata_free)
+DEFINE_CLEANUP_FUNC(otter_repo_metadata, otter_repo_metadata_free)
 
 const char *repo_dir_arg(const args *a)
 {
@@ -42,8 +42,8 @@ static void role_clear(repo_role *role)
 {
 	json_decref(role->hidden);
 	if (role->cur && role->cur != role->pub)
-		tuf_metadata_free(role->cur);
-	tuf_metadata_free(role->pub);
+		otter_repo_metadata_free(role->cur);
+	otter_repo_metadata_free(role->pub);
 	json_decref(role->staged);
 	free(role->staged_canon);
 	free(role->name);
@@ -57,9 +57,9 @@ repo *repo_free(repo *r)
 		role_clear(&r->roles[i]);
 	free(r->roles);
 	free(r->index);
-	tuf_metadata_free(r->timestamp);
-	tuf_metadata_free(r->snapshot);
-	tuf_repo_config_clear(&r->cfg);
+	otter_repo_metadata_free(r->timestamp);
+	otter_repo_metadata_free(r->snapshot);
+	otter_repo_config_clear(&r->cfg);
 	if (r->dfd >= 0)
 		close(r->dfd);
 	if (r->mdfd >= 0)
@@ -138,7 +138,7 @@ int repo_role_add(repo *r, const char *name, repo_role **out, otter_error *err)
 	role->name = otter_strdup(name);
 	if (!role->name)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	role->type = strcmp(name, "root") == 0 ? TUF_ROOT : TUF_TARGETS;
+	role->type = strcmp(name, "root") == 0 ? OTTER_REPO_ROOT : OTTER_REPO_TARGETS;
 	r->n_roles++;
 	if (2 * r->n_roles > r->index_cap) {
 		r2 = index_rebuild(r, r->index_cap ? 2 * r->index_cap : 64, err);
@@ -159,8 +159,8 @@ int repo_role_add(repo *r, const char *name, repo_role **out, otter_error *err)
 }
 
 /* Reads and parses metadata/<name>. */
-static int load_published(repo *r, const char *name, tuf_role_type type, tuf_metadata **out,
-			  otter_error *err)
+static int load_published(repo *r, const char *name, otter_repo_role_type type,
+			  otter_repo_metadata **out, otter_error *err)
 {
 	_cleanup_free_ uint8_t *raw = NULL;
 	char what[PATH_MAX];
@@ -171,7 +171,7 @@ static int load_published(repo *r, const char *name, tuf_role_type type, tuf_met
 	r2 = fileio_read(r->mdfd, name, OTTER_TUF_METADATA_HARD_MAX, &raw, &len, err);
 	if (r2 < 0)
 		return otter_error_prefix(err, r2, "published %s", what);
-	return tuf_metadata_parse(out, type, raw, len, what, err);
+	return otter_repo_metadata_parse(out, type, raw, len, what, err);
 }
 
 static bool md_exists(repo *r, const char *name)
@@ -183,7 +183,7 @@ static bool md_exists(repo *r, const char *name)
 
 static int load_published_state(repo *r, bool lenient, otter_error *err)
 {
-	_cleanup_(tuf_metadata_freep) tuf_metadata *root = NULL;
+	_cleanup_(otter_repo_metadata_freep) otter_repo_metadata *root = NULL;
 	repo_role *role;
 	const char *metapath;
 	json_t *entry;
@@ -192,20 +192,21 @@ static int load_published_state(repo *r, bool lenient, otter_error *err)
 
 	if (!md_exists(r, "root.json"))
 		return 0; /* nothing published yet (init without keys) */
-	r2 = load_published(r, "root.json", TUF_ROOT, &root, err);
+	r2 = load_published(r, "root.json", OTTER_REPO_ROOT, &root, err);
 	if (r2 < 0)
 		return r2;
 	/* A publish cut short after N+1.root.json: that root is out and clients may trust it. */
 	for (;;) {
-		tuf_metadata *next = NULL;
+		otter_repo_metadata *next = NULL;
 
-		strfmt(name, sizeof(name), "%" PRIu64 ".root.json", root->version + 1);
+		strfmt(name, sizeof(name), "%" PRIu64 ".root.json",
+		       otter_repo_metadata_version(root) + 1);
 		if (!md_exists(r, name))
 			break;
-		r2 = load_published(r, name, TUF_ROOT, &next, err);
+		r2 = load_published(r, name, OTTER_REPO_ROOT, &next, err);
 		if (r2 < 0)
 			return r2;
-		tuf_metadata_free(root);
+		otter_repo_metadata_free(root);
 		root = next;
 	}
 	r2 = repo_role_add(r, "root", &role, err);
@@ -215,19 +216,21 @@ static int load_published_state(repo *r, bool lenient, otter_error *err)
 
 	if (!md_exists(r, "timestamp.json"))
 		return 0;
-	r2 = load_published(r, "timestamp.json", TUF_TIMESTAMP, &r->timestamp, err);
+	r2 = load_published(r, "timestamp.json", OTTER_REPO_TIMESTAMP, &r->timestamp, err);
 	if (r2 < 0)
 		return r2;
 	{
 		_cleanup_free_ char *fn = NULL;
-		r2 = tuf_repo_metadata_filename("snapshot", r->timestamp->snapshot_meta.version,
-						role->pub->consistent_snapshot, &fn, err);
-		if (r2 < 0 || (r2 = load_published(r, fn, TUF_SNAPSHOT, &r->snapshot, err)) < 0)
+		r2 = otter_repo_metadata_filename(
+			"snapshot", otter_repo_metadata_snapshot_version(r->timestamp),
+			otter_repo_metadata_consistent_snapshot(role->pub), &fn, err);
+		if (r2 < 0 ||
+		    (r2 = load_published(r, fn, OTTER_REPO_SNAPSHOT, &r->snapshot, err)) < 0)
 			return r2;
 	}
-	json_object_foreach(r->snapshot->meta, metapath, entry) {
+	json_object_foreach(otter_repo_metadata_meta(r->snapshot), metapath, entry) {
 		_cleanup_free_ char *rolename = NULL, *fn = NULL;
-		tuf_metafile mf;
+		uint64_t version;
 		size_t n = strlen(metapath);
 
 		if (n <= 5 || !str_endswith(metapath, ".json") || strcmp(metapath, "root.json") == 0)
@@ -235,10 +238,11 @@ static int load_published_state(repo *r, bool lenient, otter_error *err)
 		rolename = otter_strndup(metapath, n - 5);
 		if (!rolename)
 			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-		if (tuf_metafile_parse(entry, metapath, &mf, err) < 0)
+		if (otter_repo_metafile_version(entry, metapath, &version, err) < 0)
 			return OTTER_E_FORMAT;
-		r2 = tuf_repo_metadata_filename(rolename, mf.version,
-						role->pub->consistent_snapshot, &fn, err);
+		r2 = otter_repo_metadata_filename(
+			rolename, version, otter_repo_metadata_consistent_snapshot(role->pub), &fn,
+			err);
 		if (r2 < 0)
 			return r2;
 		repo_role *tr;
@@ -247,7 +251,7 @@ static int load_published_state(repo *r, bool lenient, otter_error *err)
 			return r2;
 		/* role may have moved in the array */
 		role = repo_role_find(r, "root");
-		r2 = load_published(r, fn, TUF_TARGETS, &tr->pub, err);
+		r2 = load_published(r, fn, OTTER_REPO_TARGETS, &tr->pub, err);
 		if (r2 < 0) {
 			if (!lenient)
 				return r2;
@@ -283,7 +287,7 @@ static int load_staged(repo *r, const char *fname, otter_error *err)
 	_cleanup_free_ char *name = NULL;
 	_cleanup_(json_decrefp) json_t *env = NULL;
 	char what[PATH_MAX];
-	tuf_role_type type;
+	otter_repo_role_type type;
 	repo_role *role;
 	size_t len;
 	int r2;
@@ -293,23 +297,23 @@ static int load_staged(repo *r, const char *fname, otter_error *err)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	strfmt(what, sizeof(what), "staging/%s", fname);
 	if (strcmp(name, "root") != 0 && strcmp(name, "targets") != 0 &&
-	    !tuf_repo_role_name_ok(name))
+	    !otter_repo_role_name_ok(name))
 		return otter_error_set(err, OTTER_E_FORMAT,
 				       "%s: '%s' is not a role otter-repo stages; remove the file",
 				       what, name);
 	r2 = fileio_read(r->stfd, fname, OTTER_TUF_METADATA_HARD_MAX, &raw, &len, err);
 	if (r2 < 0)
 		return otter_error_prefix(err, r2, "%s", what);
-	r2 = tuf_repo_envelope_parse(&env, &type, raw, len, what, err);
+	r2 = otter_repo_envelope_parse(&env, &type, raw, len, what, err);
 	if (r2 < 0)
 		return r2;
-	if (type != (strcmp(name, "root") == 0 ? TUF_ROOT : TUF_TARGETS))
+	if (type != (strcmp(name, "root") == 0 ? OTTER_REPO_ROOT : OTTER_REPO_TARGETS))
 		return otter_error_set(err, OTTER_E_FORMAT, "%s: holds %s metadata", what,
-				       tuf_role_type_name(type));
+				       otter_repo_role_type_name(type));
 	r2 = repo_role_add(r, name, &role, err);
 	if (r2 < 0)
 		return r2;
-	r2 = otter_json_canonical(tuf_repo_envelope_signed(env), &role->staged_canon,
+	r2 = otter_json_canonical(otter_repo_envelope_signed(env), &role->staged_canon,
 				  &role->staged_canon_len, err);
 	if (r2 < 0)
 		return r2;
@@ -387,24 +391,26 @@ int repo_open(repo **out, const char *dir, unsigned flags, otter_error *err)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	r->dfd = r->mdfd = r->tgfd = r->stfd = r->lockfd = -1;
 	r->now = (int64_t)time(NULL);
-	tuf_repo_config_init(&r->cfg);
+	otter_repo_config_init(&r->cfg);
 	r->dir = realpath(dir, NULL);
 	if (!r->dir)
 		return otter_error_set_errno(err, errno, "repository folder '%s'", dir);
 	r->dfd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dfd < 0)
 		return otter_error_set_errno(err, errno, "repository folder '%s'", dir);
-	r2 = fileio_read(r->dfd, TUF_REPO_CONFIG_NAME, TUF_REPO_CONFIG_MAX_SIZE, &conf, &len, err);
+	r2 = fileio_read(r->dfd, OTTER_REPO_CONFIG_NAME, OTTER_REPO_CONFIG_MAX_SIZE, &conf, &len,
+			 err);
 	if (r2 == OTTER_E_NOT_FOUND) {
 		otter_error_clear(err);
-		return otter_error_set(err, OTTER_E_NOT_FOUND,
-				       "'%s' is not an otter-repo repository (no %s): create one with "
-				       "'otter-repo init --repo %s'",
-				       r->dir, TUF_REPO_CONFIG_NAME, dir);
+		return otter_error_set(
+			err, OTTER_E_NOT_FOUND,
+			"'%s' is not an otter-repo repository (no %s): create one with "
+			"'otter-repo init --repo %s'",
+			r->dir, OTTER_REPO_CONFIG_NAME, dir);
 	}
 	if (r2 < 0)
 		return r2;
-	r2 = tuf_repo_config_parse(&r->cfg, conf, len, TUF_REPO_CONFIG_NAME, err);
+	r2 = otter_repo_config_parse(&r->cfg, conf, len, OTTER_REPO_CONFIG_NAME, err);
 	if (r2 < 0)
 		return r2;
 	if (flags & REPO_OPEN_LOCK) {
@@ -439,14 +445,14 @@ int repo_open(repo **out, const char *dir, unsigned flags, otter_error *err)
 
 /* ---- current view ---- */
 
-json_t *repo_role_signed(const repo_role *role)
+const json_t *repo_role_signed(const repo_role *role)
 {
 	if (role->staged)
-		return tuf_repo_envelope_signed(role->staged);
-	return role->pub ? role->pub->signed_obj : NULL;
+		return otter_repo_envelope_signed(role->staged);
+	return role->pub ? otter_repo_metadata_signed(role->pub) : NULL;
 }
 
-int repo_role_current(repo *r, repo_role *role, tuf_metadata **out, otter_error *err)
+int repo_role_current(repo *r, repo_role *role, otter_repo_metadata **out, otter_error *err)
 {
 	_cleanup_free_ uint8_t *bytes = NULL;
 	size_t len;
@@ -465,10 +471,10 @@ int repo_role_current(repo *r, repo_role *role, tuf_metadata **out, otter_error 
 		return 0;
 	}
 	strfmt(what, sizeof(what), "staged %s", role->name);
-	r2 = tuf_repo_serialize(role->staged, &bytes, &len, err);
+	r2 = otter_repo_serialize(role->staged, &bytes, &len, err);
 	if (r2 < 0)
 		return otter_error_prefix(err, r2, "%s", what);
-	r2 = tuf_metadata_parse(&role->cur, role->type, bytes, len, what, err);
+	r2 = otter_repo_metadata_parse(&role->cur, role->type, bytes, len, what, err);
 	if (r2 < 0)
 		return r2;
 	*out = role->cur;
@@ -478,7 +484,7 @@ int repo_role_current(repo *r, repo_role *role, tuf_metadata **out, otter_error 
 static void invalidate(repo_role *role)
 {
 	if (role->cur && role->cur != role->pub)
-		tuf_metadata_free(role->cur);
+		otter_repo_metadata_free(role->cur);
 	role->cur = NULL;
 }
 
@@ -508,7 +514,7 @@ void repo_role_touch(repo_role *role)
 bool repo_consistent(repo *r)
 {
 	repo_role *root = repo_role_find(r, "root");
-	json_t *s = root ? repo_role_signed(root) : NULL;
+	const json_t *s = root ? repo_role_signed(root) : NULL;
 
 	return s ? json_is_true(json_object_get(s, "consistent_snapshot")) : true;
 }
@@ -524,18 +530,19 @@ int repo_stage_role(repo *r, repo_role *role, json_t **signed_out, otter_error *
 			return otter_error_set(err, OTTER_E_NOT_FOUND,
 					       "role '%s' has no published metadata to start from",
 					       role->name);
-		env = json_deep_copy(role->pub->doc);
+		env = json_deep_copy(otter_repo_metadata_doc(role->pub));
 		if (!env)
 			return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-		tuf_repo_clear_signatures(env);
-		r2 = tuf_repo_signed_set(tuf_repo_envelope_signed(env), role->pub->version + 1,
-					 r->now + tuf_repo_config_expiry(&r->cfg, role->name), err);
+		otter_repo_clear_signatures(env);
+		r2 = otter_repo_signed_set(
+			otter_repo_envelope_signed(env), otter_repo_metadata_version(role->pub) + 1,
+			r->now + otter_repo_config_expiry(&r->cfg, role->name), err);
 		if (r2 < 0)
 			return r2;
 		role->staged = TAKE_PTR(env);
 	}
 	repo_role_touch(role);
-	*signed_out = tuf_repo_envelope_signed(role->staged);
+	*signed_out = otter_repo_envelope_signed(role->staged);
 	return 0;
 }
 
@@ -550,7 +557,7 @@ int repo_stage_new(repo *r, const char *name, json_t *signed_obj, otter_error *e
 	if (role->pub || role->staged)
 		return otter_error_set(err, OTTER_E_EXISTS, "role '%s' already has metadata",
 				       name);
-	r2 = tuf_repo_envelope_new(&role->staged, signed_obj, err);
+	r2 = otter_repo_envelope_new(&role->staged, signed_obj, err);
 	if (r2 < 0)
 		return r2;
 	repo_role_touch(role);
@@ -594,19 +601,19 @@ int repo_save_staging(repo *r, otter_error *err)
 			role->staged_drop = false;
 			continue;
 		}
-		r2 = otter_json_canonical(tuf_repo_envelope_signed(role->staged), &canon, &clen,
+		r2 = otter_json_canonical(otter_repo_envelope_signed(role->staged), &canon, &clen,
 					  err);
 		if (r2 < 0)
 			return r2;
 		if (role->staged_canon &&
 		    (clen != role->staged_canon_len || memcmp(canon, role->staged_canon, clen))) {
-			size_t dropped = tuf_repo_clear_signatures(role->staged);
+			size_t dropped = otter_repo_clear_signatures(role->staged);
 			if (dropped)
 				cli_warn("%zu signature%s on staged %s dropped: its content "
 					 "changed, so it must be signed again",
 					 dropped, dropped == 1 ? "" : "s", role->name);
 		}
-		r2 = tuf_repo_serialize(role->staged, &bytes, &len, err);
+		r2 = otter_repo_serialize(role->staged, &bytes, &len, err);
 		if (r2 < 0)
 			return otter_error_prefix(err, r2, "staged %s", role->name);
 		r2 = fileio_write_atomic(r->stfd, fn, bytes, len, 0644, err);
@@ -622,28 +629,11 @@ int repo_save_staging(repo *r, otter_error *err)
 
 /* ---- delegation tree ---- */
 
-/* True when name is one of the bins of a succinct delegation. */
-static bool is_bin(const tuf_succinct *s, const char *name)
-{
-	size_t pl = strlen(s->name_prefix);
-	unsigned width = (s->bit_length + 3) / 4;
-	uint64_t idx = 0;
-
-	if (strncmp(name, s->name_prefix, pl) != 0 || name[pl] != '-' ||
-	    strlen(name + pl + 1) != width || !is_lower_hex(name + pl + 1, width))
-		return false;
-	for (unsigned i = 0; i < width; i++) {
-		char c = name[pl + 1 + i];
-		idx = idx * 16 + (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
-	}
-	return idx < (1ull << s->bit_length);
-}
-
 struct node {
 	repo_role *role;
-	tuf_metadata *md;
+	otter_repo_metadata *md;
 	int parent;
-	const tuf_delegation *d; /* the delegation that leads here; NULL for a bin */
+	const otter_repo_delegated_role *d; /* the delegation that leads here; NULL for a bin */
 	const char *name;
 };
 
@@ -684,14 +674,14 @@ static int search(repo *r, const char *name, struct node **nodes_out, size_t *n_
 	if (strcmp(name, "targets") == 0)
 		found = 0;
 	for (size_t i = 0; i < n && found < 0; i++) {
-		tuf_metadata *md;
+		otter_repo_metadata *md;
 
 		if (repo_role_current(r, nodes[i].role, &md, NULL) < 0)
 			continue;
 		nodes[i].md = md;
-		if (md->succinct) {
+		if (otter_repo_metadata_succinct(md, NULL, NULL)) {
 			/* Bins are leaves here: otter-repo does not delegate further from them. */
-			if (is_bin(&md->succinct_roles, name)) {
+			if (otter_repo_metadata_is_bin(md, name)) {
 				if (!push_node(&nodes, &n, &cap,
 					       (struct node){.role = repo_role_find(r, name),
 							     .parent = (int)i, .name = name}))
@@ -700,20 +690,23 @@ static int search(repo *r, const char *name, struct node **nodes_out, size_t *n_
 			}
 			continue;
 		}
-		for (size_t j = 0; j < md->n_delegations && found < 0; j++) {
-			const tuf_delegation *d = &md->delegations[j];
-			repo_role *child = repo_role_find(r, d->name);
+		for (size_t j = 0; j < otter_repo_metadata_n_delegations(md) && found < 0; j++) {
+			const otter_repo_delegated_role *d = otter_repo_metadata_delegation(md, j);
+			const char *dname = otter_repo_delegated_role_name(d);
+			repo_role *child = repo_role_find(r, dname);
 			bool seen = false;
 
 			for (size_t k = 0; k < n && !seen; k++)
-				seen = strcmp(nodes[k].name, d->name) == 0;
-			if (seen || (!child && strcmp(d->name, name) != 0))
+				seen = strcmp(nodes[k].name, dname) == 0;
+			if (seen || (!child && strcmp(dname, name) != 0))
 				continue;
 			if (!push_node(&nodes, &n, &cap,
-				       (struct node){.role = child, .parent = (int)i, .d = d,
-						     .name = d->name}))
+				       (struct node){.role = child,
+						     .parent = (int)i,
+						     .d = d,
+						     .name = dname}))
 				goto oom;
-			if (strcmp(d->name, name) == 0)
+			if (strcmp(dname, name) == 0)
 				found = (int)n - 1;
 		}
 	}
@@ -725,12 +718,12 @@ oom:
 	return -2;
 }
 
-int repo_role_signers(repo *r, const char *name, const tuf_keyring **ring,
-		      const tuf_rolekeys **keys, repo_role **delegator_out, otter_error *err)
+int repo_role_signers(repo *r, const char *name, const otter_repo_keyring **ring,
+		      const otter_repo_rolekeys **keys, repo_role **delegator_out, otter_error *err)
 {
 	_cleanup_free_ struct node *nodes = NULL;
-	int t = tuf_repo_top_level_type(name), idx, r2;
-	tuf_metadata *md;
+	int t = otter_repo_top_level_type(name), idx, r2;
+	otter_repo_metadata *md;
 	size_t n;
 
 	if (t >= 0) {
@@ -740,8 +733,8 @@ int repo_role_signers(repo *r, const char *name, const tuf_keyring **ring,
 		r2 = repo_role_current(r, root, &md, err);
 		if (r2 < 0)
 			return r2;
-		*ring = &md->keys;
-		*keys = &md->roles[t];
+		*ring = otter_repo_metadata_keys(md);
+		*keys = otter_repo_metadata_root_role(md, t);
 		if (delegator_out)
 			*delegator_out = root;
 		return 0;
@@ -755,8 +748,9 @@ int repo_role_signers(repo *r, const char *name, const tuf_keyring **ring,
 				       "delegate %s ...)",
 				       name, name);
 	md = nodes[nodes[idx].parent].md;
-	*ring = &md->keys;
-	*keys = nodes[idx].d ? &nodes[idx].d->keys : &md->succinct_roles.keys;
+	*ring = otter_repo_metadata_keys(md);
+	*keys = nodes[idx].d ? otter_repo_delegated_role_keys(nodes[idx].d)
+			     : otter_repo_metadata_succinct_keys(md);
 	if (delegator_out)
 		*delegator_out = nodes[nodes[idx].parent].role;
 	return 0;
@@ -767,7 +761,7 @@ bool repo_role_reachable(repo *r, const char *name)
 	_cleanup_free_ struct node *nodes = NULL;
 	size_t n;
 
-	if (tuf_repo_top_level_type(name) >= 0)
+	if (otter_repo_top_level_type(name) >= 0)
 		return true;
 	return search(r, name, &nodes, &n, NULL) >= 0;
 }
@@ -792,11 +786,10 @@ int repo_check_target_reaches(repo *r, const char *role, const char *target_path
 		bool ok;
 
 		if (nodes[i].d) {
-			ok = tuf_delegation_matches(nodes[i].d, target_path);
+			ok = otter_repo_delegated_role_matches(nodes[i].d, target_path);
 		} else {
 			_cleanup_free_ char *bin = NULL;
-			int r2 = tuf_succinct_bin_name(&p->md->succinct_roles, target_path, &bin,
-						       err);
+			int r2 = otter_repo_metadata_bin_for(p->md, target_path, &bin, err);
 			if (r2 < 0)
 				return r2;
 			ok = strcmp(bin, nodes[i].name) == 0;
@@ -813,7 +806,7 @@ int repo_check_target_reaches(repo *r, const char *role, const char *target_path
 int repo_default_target_role(repo *r, const char *target_path, char **out, otter_error *err)
 {
 	repo_role *top = repo_role_find(r, "targets");
-	tuf_metadata *md;
+	otter_repo_metadata *md;
 	int r2;
 
 	if (!top)
@@ -821,8 +814,8 @@ int repo_default_target_role(repo *r, const char *target_path, char **out, otter
 	r2 = repo_role_current(r, top, &md, err);
 	if (r2 < 0)
 		return r2;
-	if (md->succinct)
-		return tuf_succinct_bin_name(&md->succinct_roles, target_path, out, err);
+	if (otter_repo_metadata_succinct(md, NULL, NULL))
+		return otter_repo_metadata_bin_for(md, target_path, out, err);
 	*out = otter_strdup("targets");
 	return *out ? 0 : otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 }
@@ -832,16 +825,17 @@ int repo_default_target_role(repo *r, const char *target_path, char **out, otter
 static bool online_entry_matches(repo *r, const char *entry, const char *role)
 {
 	repo_role *top;
-	tuf_metadata *md;
+	otter_repo_metadata *md;
+	const char *prefix;
 
 	if (strcmp(entry, role) == 0)
 		return true;
 	/* An entry naming a succinct delegation's prefix covers every bin. */
 	top = repo_role_find(r, "targets");
-	if (!top || repo_role_current(r, top, &md, NULL) < 0 || !md->succinct)
+	if (!top || repo_role_current(r, top, &md, NULL) < 0 ||
+	    !otter_repo_metadata_succinct(md, NULL, &prefix))
 		return false;
-	return strcmp(md->succinct_roles.name_prefix, entry) == 0 &&
-	       is_bin(&md->succinct_roles, role);
+	return strcmp(prefix, entry) == 0 && otter_repo_metadata_is_bin(md, role);
 }
 
 static int online_passphrase(repo *r, char *buf, size_t size, bool *have, otter_error *err)
@@ -852,7 +846,7 @@ static int online_passphrase(repo *r, char *buf, size_t size, bool *have, otter_
 		if (!v)
 			return otter_error_set(err, OTTER_E_CONFIG,
 					       "%s: passphrase.env names '%s', which is not set",
-					       TUF_REPO_CONFIG_NAME, r->cfg.passphrase_env);
+					       OTTER_REPO_CONFIG_NAME, r->cfg.passphrase_env);
 		if (strlen(v) >= size)
 			return otter_error_set(err, OTTER_E_CONFIG, "online passphrase too long");
 		strfmt(buf, size, "%s", v);
@@ -907,7 +901,8 @@ int repo_online_keys(repo *r, const char *role, otter_key ***out, size_t *n_out,
 					  &keys[n], err);
 		if (r2 < 0) {
 			r2 = otter_error_prefix(err, r2, "online key for %s (%s, [online] in %s)",
-						role, r->cfg.online[i].path, TUF_REPO_CONFIG_NAME);
+						role, r->cfg.online[i].path,
+						OTTER_REPO_CONFIG_NAME);
 			break;
 		}
 		n++;
@@ -927,31 +922,32 @@ int repo_online_keys(repo *r, const char *role, otter_key ***out, size_t *n_out,
 void sig_reports_clear(sig_report *reps, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		tuf_repo_strv_free(reps[i].signed_ids);
-		tuf_repo_strv_free(reps[i].missing_ids);
+		otter_repo_strv_free(reps[i].signed_ids);
+		otter_repo_strv_free(reps[i].missing_ids);
 		reps[i].signed_ids = reps[i].missing_ids = NULL;
 	}
 }
 
-static int report(sig_report *rep, const char *label, const tuf_metadata *md,
-		  const tuf_keyring *ring, const tuf_rolekeys *keys, otter_error *err)
+static int report(sig_report *rep, const char *label, const otter_repo_metadata *md,
+		  const otter_repo_keyring *ring, const otter_repo_rolekeys *keys, otter_error *err)
 {
-	int v = tuf_repo_signature_status(md, ring, keys, &rep->signed_ids, &rep->missing_ids, err);
+	int v = otter_repo_signature_status(md, ring, keys, &rep->signed_ids, &rep->missing_ids,
+					    err);
 
 	if (v < 0)
 		return v;
 	strfmt(rep->label, sizeof(rep->label), "%s", label);
 	rep->valid = (size_t)v;
-	rep->threshold = keys->threshold;
+	rep->threshold = otter_repo_rolekeys_threshold(keys);
 	return 0;
 }
 
 int repo_staged_signatures(repo *r, repo_role *role, sig_report out[2], size_t *n_out,
 			   otter_error *err)
 {
-	const tuf_keyring *ring;
-	const tuf_rolekeys *keys;
-	tuf_metadata *md;
+	const otter_repo_keyring *ring;
+	const otter_repo_rolekeys *keys;
+	otter_repo_metadata *md;
 	int r2;
 
 	*n_out = 0;
@@ -959,17 +955,19 @@ int repo_staged_signatures(repo *r, repo_role *role, sig_report out[2], size_t *
 	r2 = repo_role_current(r, role, &md, err);
 	if (r2 < 0)
 		return r2;
-	if (role->type == TUF_ROOT) {
+	if (role->type == OTTER_REPO_ROOT) {
 		if (role->pub && role->staged) {
-			r2 = report(&out[0], "keys of the published root (old)", md, &role->pub->keys,
-				    &role->pub->roles[TUF_ROOT], err);
+			r2 = report(&out[0], "keys of the published root (old)", md,
+				    otter_repo_metadata_keys(role->pub),
+				    otter_repo_metadata_root_role(role->pub, OTTER_REPO_ROOT), err);
 			if (r2 < 0)
 				return r2;
 			(*n_out)++;
 		}
-		r2 = report(&out[*n_out], role->pub && role->staged ? "keys of the new root"
-								    : "root keys",
-			    md, &md->keys, &md->roles[TUF_ROOT], err);
+		r2 = report(&out[*n_out],
+			    role->pub && role->staged ? "keys of the new root" : "root keys", md,
+			    otter_repo_metadata_keys(md),
+			    otter_repo_metadata_root_role(md, OTTER_REPO_ROOT), err);
 		if (r2 < 0) {
 			sig_reports_clear(out, *n_out);
 			return r2;
@@ -984,7 +982,7 @@ int repo_staged_signatures(repo *r, repo_role *role, sig_report out[2], size_t *
 		repo_role *delegator = NULL;
 		char label[160];
 		repo_role_signers(r, role->name, &ring, &keys, &delegator, NULL);
-		if (delegator && delegator->type == TUF_ROOT)
+		if (delegator && delegator->type == OTTER_REPO_ROOT)
 			strfmt(label, sizeof(label), "keys root assigns to %s", role->name);
 		else
 			strfmt(label, sizeof(label), "keys %s delegates %s to",

@@ -9,12 +9,12 @@
 #include "test-common.h"
 
 #include <otter/json.h>
+#include <otter/repo.h>
 
 #include "lib/director/device.h"
 #include "lib/director/manifest.h"
-#include "lib/repo/tuf-repo.h"
-#include "lib/tuf/tuf-metadata.h"
 #include "util/cleanup.h"
+#include "util/strutil.h"
 
 #define NOW ((int64_t)1800000000)
 #define DAY 86400
@@ -115,58 +115,76 @@ static void exec(fx *f, const char *sql)
 }
 
 /* Fetches a metadata file and parses it as role type t, checking the signature by key. */
-static tuf_metadata *get(fx *f, const char *name, tuf_role_type t, const otter_key *key,
-			 int64_t now)
+static otter_repo_metadata *get(fx *f, const char *name, otter_repo_role_type t,
+				const otter_key *key, int64_t now)
 {
 	otter_error e = OTTER_ERROR_INIT;
 	_cleanup_free_ uint8_t *data = NULL;
-	tuf_metadata *md = NULL;
+	otter_repo_metadata *md = NULL;
 	dir_reply rep = { 0 };
 	uint64_t version;
 	size_t len;
 	char keyid[OTTER_KEYID_HEX_LEN + 1];
+	_cleanup_free_ uint8_t *canon = NULL;
+	size_t canon_len;
+	uint8_t sig[1024];
+	const json_t *sigs;
+	const char *hex;
 
 	if (dir_device_metadata(f->db, &f->s, &f->who, name, now, &data, &len, &version, &rep,
 				&e) != 0)
 		print_error("%s: %s\n", name, e.msg);
 	assert_non_null(data);
-	assert_ok(tuf_metadata_parse(&md, t, data, len, name, &e));
-	assert_int_equal(md->version, version);
-	assert_ok(tuf_repo_keyid(key, keyid, NULL, &e));
-	assert_int_equal(md->n_sigs, 1);
-	assert_string_equal(md->sigs[0].keyid, keyid);
-	assert_true(otter_key_verify(key, md->canon, md->canon_len, md->sigs[0].sig,
-				     md->sigs[0].siglen));
+	assert_ok(otter_repo_metadata_parse(&md, t, data, len, name, &e));
+	assert_int_equal(otter_repo_metadata_version(md), version);
+	assert_ok(otter_repo_keyid(key, keyid, NULL, &e));
+	/* One signature, by key, over the canonical form of "signed". */
+	sigs = json_object_get(otter_repo_metadata_doc(md), "signatures");
+	assert_int_equal(json_array_size(sigs), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(sigs, 0), "keyid")),
+			    keyid);
+	hex = json_string_value(json_object_get(json_array_get(sigs, 0), "sig"));
+	assert_non_null(hex);
+	assert_true(strlen(hex) / 2 <= sizeof(sig));
+	assert_true(hex_decode(hex, strlen(hex), sig, strlen(hex) / 2));
+	assert_ok(otter_json_canonical(otter_repo_metadata_signed(md), &canon, &canon_len, &e));
+	assert_true(otter_key_verify(key, canon, canon_len, sig, strlen(hex) / 2));
 	return md;
 }
 
 static void test_empty_targets_name_the_device(void **state)
 {
 	fx *f = *state;
-	tuf_metadata *ts = get(f, "timestamp.json", TUF_TIMESTAMP, f->s.timestamp, NOW);
-	tuf_metadata *sn = get(f, "1.snapshot.json", TUF_SNAPSHOT, f->s.snapshot, NOW);
-	tuf_metadata *tg = get(f, "1.targets.json", TUF_TARGETS, f->s.targets, NOW);
-	json_t *custom = json_object_get(tg->signed_obj, "custom");
+	otter_repo_metadata *ts =
+		get(f, "timestamp.json", OTTER_REPO_TIMESTAMP, f->s.timestamp, NOW);
+	otter_repo_metadata *sn =
+		get(f, "1.snapshot.json", OTTER_REPO_SNAPSHOT, f->s.snapshot, NOW);
+	otter_repo_metadata *tg = get(f, "1.targets.json", OTTER_REPO_TARGETS, f->s.targets, NOW);
+	json_t *custom = json_object_get(otter_repo_metadata_signed(tg), "custom");
 
-	assert_int_equal(ts->snapshot_meta.version, 1);
-	assert_non_null(ts->snapshot_meta.hashes);
-	assert_int_equal(json_object_size(tg->targets), 0);
+	assert_int_equal(otter_repo_metadata_snapshot_version(ts), 1);
+	assert_non_null(json_object_get(
+		json_object_get(json_object_get(otter_repo_metadata_signed(ts), "meta"),
+				"snapshot.json"),
+		"hashes"));
+	assert_int_equal(json_object_size(otter_repo_metadata_targets(tg)), 0);
 	assert_string_equal(json_string_value(json_object_get(custom, "device_id")), "dev-1");
 	/* Short expiry: a day for the timestamp, a week for the others. */
-	assert_int_equal(ts->expires, NOW + DAY);
-	assert_int_equal(sn->expires, NOW + 7 * DAY);
-	assert_int_equal(tg->expires, NOW + 7 * DAY);
-	tuf_metadata_free(ts);
-	tuf_metadata_free(sn);
-	tuf_metadata_free(tg);
+	assert_int_equal(otter_repo_metadata_expires(ts), NOW + DAY);
+	assert_int_equal(otter_repo_metadata_expires(sn), NOW + 7 * DAY);
+	assert_int_equal(otter_repo_metadata_expires(tg), NOW + 7 * DAY);
+	otter_repo_metadata_free(ts);
+	otter_repo_metadata_free(sn);
+	otter_repo_metadata_free(tg);
 }
 
 static uint64_t ts_version(fx *f, int64_t now)
 {
-	tuf_metadata *ts = get(f, "timestamp.json", TUF_TIMESTAMP, f->s.timestamp, now);
-	uint64_t v = ts->version;
+	otter_repo_metadata *ts =
+		get(f, "timestamp.json", OTTER_REPO_TIMESTAMP, f->s.timestamp, now);
+	uint64_t v = otter_repo_metadata_version(ts);
 
-	tuf_metadata_free(ts);
+	otter_repo_metadata_free(ts);
 	return v;
 }
 
@@ -203,8 +221,9 @@ static void test_versions_increase_only_on_change(void **state)
 	assert_int_equal(stored(f, "targets_version"), 2);
 	assert_int_equal(stored(f, "snapshot_version"), 2);
 	{
-		tuf_metadata *tg = get(f, "2.targets.json", TUF_TARGETS, f->s.targets, NOW);
-		json_t *ent = json_object_get(tg->targets, "fw/a.bin");
+		otter_repo_metadata *tg =
+			get(f, "2.targets.json", OTTER_REPO_TARGETS, f->s.targets, NOW);
+		json_t *ent = json_object_get(otter_repo_metadata_targets(tg), "fw/a.bin");
 		assert_non_null(ent);
 		assert_string_equal(json_string_value(json_object_get(
 					    json_object_get(json_object_get(json_object_get(
@@ -213,7 +232,7 @@ static void test_versions_increase_only_on_change(void **state)
 							    "ecu-1"),
 					    "hardwareId")),
 				    "hw-a");
-		tuf_metadata_free(tg);
+		otter_repo_metadata_free(tg);
 	}
 	/* The old versions are gone; the assignment is being downloaded now. */
 	{
@@ -322,18 +341,18 @@ static uint8_t *make_root(fx *f, uint64_t v, const otter_key *rk, otter_key *con
 	const otter_key *role_keys[4] = { rk, f->s.timestamp, f->s.snapshot, f->s.targets };
 	uint8_t *out = NULL;
 
-	assert_ok(tuf_repo_signed_new(&s, TUF_ROOT, NOW + 365 * DAY, true, &e));
-	assert_ok(tuf_repo_signed_set(s, v, NOW + 365 * DAY, &e));
+	assert_ok(otter_repo_signed_new(&s, OTTER_REPO_ROOT, NOW + 365 * DAY, true, &e));
+	assert_ok(otter_repo_signed_set(s, v, NOW + 365 * DAY, &e));
 	for (int t = 0; t < 4; t++) {
 		char keyid[OTTER_KEYID_HEX_LEN + 1];
-		assert_ok(tuf_repo_keys_add(json_object_get(s, "keys"), role_keys[t], keyid, &e));
-		assert_ok(tuf_repo_role_add_keyid(tuf_repo_root_role(s, (tuf_role_type)t), keyid,
-						  &e));
+		assert_ok(otter_repo_keys_add(json_object_get(s, "keys"), role_keys[t], keyid, &e));
+		assert_ok(otter_repo_role_add_keyid(
+			otter_repo_root_role(s, (otter_repo_role_type)t), keyid, &e));
 	}
-	assert_ok(tuf_repo_envelope_new(&env, s, &e));
+	assert_ok(otter_repo_envelope_new(&env, s, &e));
 	for (size_t i = 0; i < n; i++)
-		assert_ok(tuf_repo_sign(env, signers[i], NULL, &e));
-	assert_ok(tuf_repo_serialize(env, &out, len, &e));
+		assert_ok(otter_repo_sign(env, signers[i], NULL, &e));
+	assert_ok(otter_repo_serialize(env, &out, len, &e));
 	return out;
 }
 

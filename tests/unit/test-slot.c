@@ -1240,6 +1240,73 @@ static void test_slot_lifecycle_fallback_and_lost(void **state)
 	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_NONE);
 }
 
+static otter_boot_try boot_try(struct fixture *f, const char **booted)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_boot_try t = (otter_boot_try)-1;
+
+	assert_ok(otter_slot_boot_used_try(f->sys, &t, booted, &err));
+	return t;
+}
+
+/* Whether this boot used a try, which decides the agent's confirmation in every boot. */
+static void test_slot_boot_used_try(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	const char *booted = NULL;
+	otter_boot_try t;
+	struct snapshot before;
+	uint8_t *torn;
+	size_t torn_len;
+
+	/* A, never confirmed: this boot is one to confirm. */
+	assert_int_equal(boot_try(f, &booted), OTTER_BOOT_TRY_USED);
+	assert_string_equal(booted, "A");
+	assert_ok(otter_slot_confirm(f->sys, NULL, &err));
+	assert_int_equal(boot_try(f, &booted), OTTER_BOOT_TRY_CONFIRMED);
+	assert_string_equal(booted, "A");
+	/* Confirmed before, but the bootloader counted a try in this boot (one of three). */
+	write_grubenv(f, (const char *[]){"ORDER", "A B", "A_OK", "1", "A_TRY", "1", NULL});
+	assert_int_equal(boot_try(f, NULL), OTTER_BOOT_TRY_USED);
+	/* The getter writes nothing, however often it is called. */
+	snap(f, &before);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(boot_try(f, NULL), OTTER_BOOT_TRY_USED);
+	assert_unchanged(f, &before);
+	assert_ok(otter_slot_confirm(f->sys, NULL, &err));
+	assert_grubvar(f, "A_TRY", "0");
+	assert_int_equal(boot_try(f, NULL), OTTER_BOOT_TRY_CONFIRMED);
+	/* A torn environment counts no tries: confirming (which rewrites it whole) is due. */
+	torn = read_all(f->path[P_GRUBENV], &torn_len);
+	assert_int_equal(torn_len, 1024);
+	assert_int_equal(torn[1023], '#');
+	torn[1023] = 'x';
+	write_file(f->path[P_GRUBENV], torn, torn_len);
+	free(torn);
+	assert_int_equal(boot_try(f, NULL), OTTER_BOOT_TRY_USED);
+	assert_ok(otter_slot_confirm(f->sys, NULL, &err));
+	assert_int_equal(boot_try(f, NULL), OTTER_BOOT_TRY_CONFIRMED);
+	/* An update booted into B is a try; once rolled back (out of the order) it is not
+	 * confirmed any more, though it still runs. */
+	write_b(f, 26);
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	boot_into(f, "B A", "B");
+	assert_int_equal(boot_try(f, &booted), OTTER_BOOT_TRY_USED);
+	assert_string_equal(booted, "B");
+	assert_ok(otter_slot_roll_back(f->sys, "B", &err));
+	assert_int_equal(boot_try(f, &booted), OTTER_BOOT_TRY_MARKED_BAD);
+	assert_string_equal(booted, "B");
+	/* Not started by an otter boot script: nothing to confirm, no booted bootname. */
+	write_file(f->path[P_CMDLINE], "quiet", 5);
+	assert_int_equal(boot_try(f, &booted), OTTER_BOOT_TRY_NONE);
+	assert_null(booted);
+	assert_err(otter_slot_boot_used_try(NULL, &t, NULL, &err), OTTER_E_INVALID, &err, "NULL");
+	otter_error_clear(&err);
+	assert_err(otter_slot_boot_used_try(f->sys, NULL, NULL, &err), OTTER_E_INVALID, &err,
+		   NULL);
+}
+
 /* Power cuts inside each transition: the lifecycle read afterwards is one the agent can act
  * on, and doing the transition again completes it without double records. */
 static void test_slot_lifecycle_power_cuts(void **state)
@@ -1323,6 +1390,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_lifecycle_fallback_and_lost, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_slot_lifecycle_power_cuts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_boot_used_try, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("slot", tests, NULL, NULL);
 }

@@ -450,41 +450,44 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
  * bootloader falls back, as for new software. A slot taken out of the boot order (marked bad
  * by hand) is left as it is.
  */
-static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error *err)
+static int confirm_booted(otter_agent *a, otter_error *err)
 {
-	const otter_slot_info *booted = NULL;
+	const char *booted = NULL;
+	otter_boot_try used;
 	char why[256] = "";
 	int r;
 
 	a->booted_unhealthy = false;
-	for (size_t i = 0; i < ab->n_slots && !booted; i++)
-		if (ab->slots[i].booted)
-			booted = &ab->slots[i];
-	if (!booted)
+	r = otter_slot_boot_used_try(a->sys, &used, &booted, err);
+	if (r < 0)
+		return r;
+	switch (used) {
+	case OTTER_BOOT_TRY_NONE:
 		return 0; /* not started by an otter boot script: nothing to confirm */
-	if (!booted->in_order) {
+	case OTTER_BOOT_TRY_MARKED_BAD:
 		agent_log(a, OTTER_LOG_DEBUG, "slot %s is not in the boot order (marked bad): not "
 					"confirming it",
-			  ab->booted);
+			  booted);
 		return 0;
-	}
-	if (booted->health == OTTER_SLOT_GOOD &&
-	    booted->tries_left >= otter_system_tries(a->sys) && !ab->env_damaged)
+	case OTTER_BOOT_TRY_CONFIRMED:
 		return 0; /* confirmed in this boot already (a torn environment is rewritten) */
+	case OTTER_BOOT_TRY_USED:
+		break;
+	}
 	if (!run_health_check(a, a->cfg.confirm_deadline, why, sizeof(why))) {
 		strfmt(a->st.last_error, sizeof(a->st.last_error),
 		       "slot %s not confirmed in this boot: %s; it runs again at the next check, "
 		       "and the bootloader falls back after %u unhealthy boots",
-		       ab->booted, why, otter_system_tries(a->sys));
+		       booted, why, otter_system_tries(a->sys));
 		agent_log(a, OTTER_LOG_ERR, "%s", a->st.last_error);
 		a->booted_unhealthy = true;
 		return agent_save(a, err);
 	}
 	r = otter_slot_confirm(a->sys, NULL, err);
 	if (r < 0)
-		return otter_error_prefix(err, r, "confirming the booted slot %s", ab->booted);
+		return otter_error_prefix(err, r, "confirming the booted slot %s", booted);
 	agent_log(a, OTTER_LOG_INFO, "slot %s is healthy: confirmed for this boot (%u tries again)",
-		  ab->booted, otter_system_tries(a->sys));
+		  booted, otter_system_tries(a->sys));
 	return 0;
 }
 
@@ -611,7 +614,6 @@ static int boot_check_pending(otter_agent *a, otter_error *err)
 
 int otter_agent_boot_check(otter_agent *a, otter_error *err)
 {
-	otter_ab_status ab;
 	int r;
 
 	ARG_NONNULL(err, "agent", a);
@@ -622,9 +624,13 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM ||
 	    (a->st.state == OTTER_AGENT_ROLLED_BACK && a->st.pending_version[0]))
 		return 0; /* the boot belongs to the pending release's story */
-	/* Nothing pending (any more): the running software is confirmed in every boot. */
-	r = ab_status(a, &ab, err);
-	return r < 0 ? r : confirm_booted(a, &ab, err);
+	/*
+	 * Nothing pending (any more): the running software is confirmed in every boot. The read
+	 * first records a fallback and starts damaged bookkeeping afresh (slot_state); whether
+	 * this boot used a try is slot's to say.
+	 */
+	r = slot_state(a, NULL, NULL, err);
+	return r < 0 ? r : confirm_booted(a, err);
 }
 
 struct pick {

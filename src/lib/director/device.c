@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include <otter/json.h>
+#include <otter/repo.h>
 #include <otter/tuf.h>
 
 #include "lib/director/device.h"
@@ -15,8 +16,6 @@
 #include "lib/director/metadata.h"
 #include "lib/director/rollout.h"
 #include "lib/json/json-util.h"
-#include "lib/repo/tuf-repo.h"
-#include "lib/tuf/tuf-metadata.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -25,7 +24,7 @@
 DEFINE_CLEANUP_FUNC(dir_db_rows, dir_db_rows_free);
 DEFINE_CLEANUP_FUNC(otter_key, otter_key_free);
 DEFINE_CLEANUP_FUNC(dir_manifest, dir_manifest_free);
-DEFINE_CLEANUP_FUNC(tuf_metadata, tuf_metadata_free);
+DEFINE_CLEANUP_FUNC(otter_repo_metadata, otter_repo_metadata_free);
 
 static int fail(dir_reply *rep, int status, const char *code, int r)
 {
@@ -1335,48 +1334,48 @@ int dir_root_latest(dir_db *db, int64_t *version, char **body, otter_error *err)
 }
 
 /* The root lists key for role at threshold 1? */
-static int check_online_key(const tuf_metadata *root, tuf_role_type role, const otter_key *key,
-			    otter_error *err)
+static int check_online_key(const otter_repo_metadata *root, otter_repo_role_type role,
+			    const otter_key *key, otter_error *err)
 {
-	const tuf_rolekeys *rk = &root->roles[role];
+	const otter_repo_rolekeys *rk = otter_repo_metadata_root_role(root, role);
 	char keyid[OTTER_KEYID_HEX_LEN + 1];
 	int r;
 
 	if (!key)
 		return 0;
-	r = tuf_repo_keyid(key, keyid, NULL, err);
+	r = otter_repo_keyid(key, keyid, NULL, err);
 	if (r < 0)
 		return r;
-	if (rk->threshold != 1)
+	if (otter_repo_rolekeys_threshold(rk) != 1)
 		return otter_error_set(err, OTTER_E_CONFIG,
 				       "root version %" PRIu64 ": the %s role has threshold %" PRIu64
 				       "; the director signs it online with one key, so it must be 1",
-				       root->version, tuf_role_type_name(role), rk->threshold);
-	for (size_t i = 0; i < rk->n; i++)
-		if (strcmp(rk->keyids[i], keyid) == 0)
-			return 0;
+				       otter_repo_metadata_version(root),
+				       otter_repo_role_type_name(role), otter_repo_rolekeys_threshold(rk));
+	if (otter_repo_rolekeys_has(rk, keyid))
+		return 0;
 	return otter_error_set(err, OTTER_E_CONFIG,
 			       "root version %" PRIu64 " does not list the configured %s key %.16s... "
 			       "for the %s role: configure the key the root names ([keys] in the "
 			       "configuration) or import a root that lists it",
-			       root->version, tuf_role_type_name(role), keyid,
-			       tuf_role_type_name(role));
+			       otter_repo_metadata_version(root), otter_repo_role_type_name(role),
+			       keyid, otter_repo_role_type_name(role));
 }
 
-static int check_keys(const tuf_metadata *root, const otter_key *targets,
+static int check_keys(const otter_repo_metadata *root, const otter_key *targets,
 		      const otter_key *snapshot, const otter_key *timestamp, otter_error *err)
 {
-	int r = check_online_key(root, TUF_TARGETS, targets, err);
+	int r = check_online_key(root, OTTER_REPO_TARGETS, targets, err);
 
 	if (r == 0)
-		r = check_online_key(root, TUF_SNAPSHOT, snapshot, err);
+		r = check_online_key(root, OTTER_REPO_SNAPSHOT, snapshot, err);
 	if (r == 0)
-		r = check_online_key(root, TUF_TIMESTAMP, timestamp, err);
+		r = check_online_key(root, OTTER_REPO_TIMESTAMP, timestamp, err);
 	return r;
 }
 
 /* The newest stored root, parsed (*out NULL when none is stored). */
-static int latest_root(dir_db *db, tuf_metadata **out, otter_error *err)
+static int latest_root(dir_db *db, otter_repo_metadata **out, otter_error *err)
 {
 	_cleanup_free_ char *body = NULL;
 	int64_t v;
@@ -1385,14 +1384,14 @@ static int latest_root(dir_db *db, tuf_metadata **out, otter_error *err)
 	*out = NULL;
 	if (r < 0 || !body)
 		return r;
-	return tuf_metadata_parse(out, TUF_ROOT, (const uint8_t *)body, strlen(body),
-				  "stored root", err);
+	return otter_repo_metadata_parse(out, OTTER_REPO_ROOT, (const uint8_t *)body, strlen(body),
+					 "stored root", err);
 }
 
 int dir_root_check_keys(dir_db *db, const otter_key *targets, const otter_key *snapshot,
 			const otter_key *timestamp, int64_t *version_out, otter_error *err)
 {
-	_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
+	_cleanup_(otter_repo_metadata_freep) otter_repo_metadata *md = NULL;
 	int r = latest_root(db, &md, err);
 
 	if (r < 0)
@@ -1404,7 +1403,7 @@ int dir_root_check_keys(dir_db *db, const otter_key *targets, const otter_key *s
 	r = check_keys(md, targets, snapshot, timestamp, err);
 	if (r < 0)
 		return r;
-	*version_out = (int64_t)md->version;
+	*version_out = (int64_t)otter_repo_metadata_version(md);
 	return 0;
 }
 
@@ -1420,26 +1419,29 @@ typedef struct root_import_req {
 static int root_import_tx(dir_db *db, void *ud, otter_error *err)
 {
 	root_import_req *q = ud;
-	_cleanup_(tuf_metadata_freep) tuf_metadata *trusted = NULL;
+	_cleanup_(otter_repo_metadata_freep) otter_repo_metadata *trusted = NULL;
 	int r = latest_root(db, &trusted, err);
 
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < q->n; i++) {
-		_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
+		_cleanup_(otter_repo_metadata_freep) otter_repo_metadata *md = NULL;
 		_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
 		_cleanup_free_ char *text = NULL;
 		char what[48];
 		strfmt(what, sizeof(what), "root file %zu", i + 1);
-		r = tuf_metadata_parse(&md, TUF_ROOT, q->files[i], q->lens[i], what, err);
+		r = otter_repo_metadata_parse(&md, OTTER_REPO_ROOT, q->files[i], q->lens[i], what,
+					      err);
 		if (r < 0)
 			return r;
-		strfmt(what, sizeof(what), "%" PRIu64 ".root.json", md->version);
-		if (trusted && md->version <= trusted->version) {
+		strfmt(what, sizeof(what), "%" PRIu64 ".root.json", otter_repo_metadata_version(md));
+		if (trusted &&
+		    otter_repo_metadata_version(md) <= otter_repo_metadata_version(trusted)) {
 			/* Already there: must be the very same file. */
 			r = dir_db_exec(db, "SELECT body FROM director_roots WHERE version = $1",
-					(dir_db_param[]){ DIR_DB_I((int64_t)md->version) }, 1, &rows,
-					NULL, err);
+					(dir_db_param[]){
+						DIR_DB_I((int64_t)otter_repo_metadata_version(md)) },
+					1, &rows, NULL, err);
 			if (r < 0)
 				return r;
 			if (dir_db_rows_count(rows) != 1 ||
@@ -1451,23 +1453,27 @@ static int root_import_tx(dir_db *db, void *ud, otter_error *err)
 						       what);
 			continue;
 		}
-		if (trusted && md->version != trusted->version + 1)
+		if (trusted &&
+		    otter_repo_metadata_version(md) != otter_repo_metadata_version(trusted) + 1)
 			return otter_error_set(err, OTTER_E_VERSION,
 					       "%s: expected version %" PRIu64
 					       " next (import the roots in order)",
-					       what, trusted->version + 1);
-		if (!md->consistent_snapshot)
+					       what, otter_repo_metadata_version(trusted) + 1);
+		if (!otter_repo_metadata_consistent_snapshot(md))
 			return otter_error_set(err, OTTER_E_CONFIG,
 					       "%s: consistent_snapshot must be true (the director "
 					       "serves V.snapshot.json and V.targets.json)",
 					       what);
 		if (trusted) {
-			r = tuf_verify_threshold(md, &trusted->keys, &trusted->roles[TUF_ROOT], what,
-						 err);
+			r = otter_repo_verify_threshold(
+				md, otter_repo_metadata_keys(trusted),
+				otter_repo_metadata_root_role(trusted, OTTER_REPO_ROOT), what, err);
 			if (r < 0)
 				return otter_error_prefix(err, r, "signed by the previous root: ");
 		}
-		r = tuf_verify_threshold(md, &md->keys, &md->roles[TUF_ROOT], what, err);
+		r = otter_repo_verify_threshold(md, otter_repo_metadata_keys(md),
+						otter_repo_metadata_root_role(md, OTTER_REPO_ROOT), what,
+						err);
 		if (r < 0)
 			return otter_error_prefix(err, r, "signed by its own root keys: ");
 		for (size_t j = 0; j < q->lens[i]; j++)
@@ -1479,12 +1485,12 @@ static int root_import_tx(dir_db *db, void *ud, otter_error *err)
 		r = dir_db_exec(db,
 				"INSERT INTO director_roots (version, body, imported) VALUES ($1, $2, "
 				"$3)",
-				(dir_db_param[]){ DIR_DB_I((int64_t)md->version), DIR_DB_S(text),
-						  DIR_DB_I(q->now) },
+				(dir_db_param[]){ DIR_DB_I((int64_t)otter_repo_metadata_version(md)),
+						  DIR_DB_S(text), DIR_DB_I(q->now) },
 				3, NULL, NULL, err);
 		if (r < 0)
 			return r;
-		tuf_metadata_free(trusted);
+		otter_repo_metadata_free(trusted);
 		trusted = TAKE_PTR(md);
 	}
 	if (!trusted)
@@ -1492,7 +1498,7 @@ static int root_import_tx(dir_db *db, void *ud, otter_error *err)
 	r = check_keys(trusted, q->keys[0], q->keys[1], q->keys[2], err);
 	if (r < 0)
 		return r;
-	q->version = (int64_t)trusted->version;
+	q->version = (int64_t)otter_repo_metadata_version(trusted);
 	return 0;
 }
 

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include <otter/json.h>
+#include <otter/repo.h>
 
 #include "lib/director/metadata.h"
-#include "lib/repo/tuf-repo.h"
 #include "util/cleanup.h"
 
 static int oom(otter_error *err)
@@ -21,11 +21,11 @@ static int sign_and_serialize(json_t *signed_obj, const otter_key *key, const ch
 	_cleanup_(json_decrefp) json_t *env = NULL;
 	int r;
 
-	r = tuf_repo_envelope_new(&env, signed_obj, err);
+	r = otter_repo_envelope_new(&env, signed_obj, err);
 	if (r == 0)
-		r = tuf_repo_sign(env, key, NULL, err);
+		r = otter_repo_sign(env, key, NULL, err);
 	if (r == 0)
-		r = tuf_repo_serialize(env, out, len, err);
+		r = otter_repo_serialize(env, out, len, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "signing %s: ", what);
 	if (*len > DIR_METADATA_MAX_SIZE) {
@@ -92,9 +92,9 @@ int dir_meta_targets(const char *device_id, const dir_assignment *a, size_t n, u
 	json_t *targets;
 	int r;
 
-	r = tuf_repo_signed_new(&s, TUF_TARGETS, expires, false, err);
+	r = otter_repo_signed_new(&s, OTTER_REPO_TARGETS, expires, false, err);
 	if (r == 0)
-		r = tuf_repo_signed_set(s, version, expires, err);
+		r = otter_repo_signed_set(s, version, expires, err);
 	if (r < 0)
 		return r;
 	targets = json_object_get(s, "targets");
@@ -138,9 +138,9 @@ int dir_meta_snapshot(uint64_t version, int64_t expires, uint64_t targets_versio
 	json_t *e;
 	int r;
 
-	r = tuf_repo_signed_new(&s, TUF_SNAPSHOT, expires, false, err);
+	r = otter_repo_signed_new(&s, OTTER_REPO_SNAPSHOT, expires, false, err);
 	if (r == 0)
-		r = tuf_repo_signed_set(s, version, expires, err);
+		r = otter_repo_signed_set(s, version, expires, err);
 	if (r < 0)
 		return r;
 	e = json_pack("{s:I}", "version", (json_int_t)targets_version);
@@ -157,12 +157,12 @@ int dir_meta_timestamp(uint64_t version, int64_t expires, uint64_t snapshot_vers
 	json_t *e = NULL;
 	int r;
 
-	r = tuf_repo_signed_new(&s, TUF_TIMESTAMP, expires, false, err);
+	r = otter_repo_signed_new(&s, OTTER_REPO_TIMESTAMP, expires, false, err);
 	if (r == 0)
-		r = tuf_repo_signed_set(s, version, expires, err);
+		r = otter_repo_signed_set(s, version, expires, err);
 	/* Uptane requires hashes of the snapshot in the timestamp (5.2). */
 	if (r == 0)
-		r = tuf_repo_metafile(&e, snapshot_version, snapshot, snapshot_len, err);
+		r = otter_repo_metafile(&e, snapshot_version, snapshot, snapshot_len, err);
 	if (r < 0)
 		return r;
 	if (json_object_set_new(json_object_get(s, "meta"), "snapshot.json", e) < 0)

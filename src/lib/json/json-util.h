@@ -2,6 +2,14 @@
 #ifndef OTTER_LIB_JSON_UTIL_H
 #define OTTER_LIB_JSON_UTIL_H
 
+/*
+ * The json module's internal interface (docs/architecture.md, "Headers"): what every module
+ * that reads JSON inside the libraries shares (tuf, slot, agent, and beside the device path
+ * repository authoring and the director). Not installed and no ABI: the typed getters' error
+ * wording and borrowed returns are a convenience for in-tree parsers; a program using the
+ * installed libotter has jansson and otter/json.h (strict intake, canonical output).
+ */
+
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "tuf-repo-config.h"
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tuf-repo.h"
+#include <otter/repo.h>
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -18,22 +16,22 @@
 static const char *const period_names[] = {"root", "timestamp", "snapshot", "targets",
 					   "delegated"};
 
-void tuf_repo_config_init(tuf_repo_config *c)
+void otter_repo_config_init(otter_repo_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->expiry[TUF_ROOT] = 365 * DAY;
-	c->expiry[TUF_TARGETS] = 90 * DAY;
-	c->expiry[TUF_SNAPSHOT] = 7 * DAY;
-	c->expiry[TUF_TIMESTAMP] = 1 * DAY;
-	c->expiry[TUF_REPO_DELEGATED] = 90 * DAY;
-	c->margin[TUF_ROOT] = 30 * DAY;
-	c->margin[TUF_TARGETS] = 14 * DAY;
-	c->margin[TUF_SNAPSHOT] = 2 * DAY;
-	c->margin[TUF_TIMESTAMP] = 6 * 3600;
-	c->margin[TUF_REPO_DELEGATED] = 14 * DAY;
+	c->expiry[OTTER_REPO_ROOT] = 365 * DAY;
+	c->expiry[OTTER_REPO_TARGETS] = 90 * DAY;
+	c->expiry[OTTER_REPO_SNAPSHOT] = 7 * DAY;
+	c->expiry[OTTER_REPO_TIMESTAMP] = 1 * DAY;
+	c->expiry[OTTER_REPO_DELEGATED] = 90 * DAY;
+	c->margin[OTTER_REPO_ROOT] = 30 * DAY;
+	c->margin[OTTER_REPO_TARGETS] = 14 * DAY;
+	c->margin[OTTER_REPO_SNAPSHOT] = 2 * DAY;
+	c->margin[OTTER_REPO_TIMESTAMP] = 6 * 3600;
+	c->margin[OTTER_REPO_DELEGATED] = 14 * DAY;
 }
 
-void tuf_repo_config_clear(tuf_repo_config *c)
+void otter_repo_config_clear(otter_repo_config *c)
 {
 	for (size_t i = 0; i < c->n_online; i++) {
 		free(c->online[i].role);
@@ -48,7 +46,7 @@ void tuf_repo_config_clear(tuf_repo_config *c)
 	c->passphrase_file = NULL;
 }
 
-int tuf_repo_parse_duration(const char *s, int64_t *out)
+int otter_repo_parse_duration(const char *s, int64_t *out)
 {
 	static const struct {
 		char unit;
@@ -62,12 +60,12 @@ int tuf_repo_parse_duration(const char *s, int64_t *out)
 		return -1;
 	memcpy(digits, s, n - 1);
 	digits[n - 1] = '\0';
-	if (parse_u64_range(digits, 1, (uint64_t)TUF_REPO_MAX_DURATION, &v) < 0)
+	if (parse_u64_range(digits, 1, (uint64_t)OTTER_REPO_MAX_DURATION, &v) < 0)
 		return -1;
 	for (size_t i = 0; i < ELEMENTSOF(units); i++) {
 		if (s[n - 1] != units[i].unit)
 			continue;
-		if (v > (uint64_t)(TUF_REPO_MAX_DURATION / units[i].secs))
+		if (v > (uint64_t)(OTTER_REPO_MAX_DURATION / units[i].secs))
 			return -1;
 		*out = (int64_t)v * units[i].secs;
 		return 0;
@@ -75,7 +73,7 @@ int tuf_repo_parse_duration(const char *s, int64_t *out)
 	return -1;
 }
 
-void tuf_repo_format_duration(int64_t secs, char out[32])
+void otter_repo_format_duration(int64_t secs, char out[32])
 {
 	if (secs > 0 && secs % DAY == 0)
 		strfmt(out, 32, "%" PRId64 "d", secs / DAY);
@@ -89,37 +87,37 @@ void tuf_repo_format_duration(int64_t secs, char out[32])
 
 static int period_index(const char *role)
 {
-	int t = tuf_repo_top_level_type(role);
+	int t = otter_repo_top_level_type(role);
 
-	return t >= 0 ? t : TUF_REPO_DELEGATED;
+	return t >= 0 ? t : OTTER_REPO_DELEGATED;
 }
 
-int64_t tuf_repo_config_expiry(const tuf_repo_config *c, const char *role)
+int64_t otter_repo_config_expiry(const otter_repo_config *c, const char *role)
 {
 	return c->expiry[period_index(role)];
 }
 
-int64_t tuf_repo_config_margin(const tuf_repo_config *c, const char *role)
+int64_t otter_repo_config_margin(const otter_repo_config *c, const char *role)
 {
 	return c->margin[period_index(role)];
 }
 
-int tuf_repo_config_add_online(tuf_repo_config *c, const char *role, const char *path,
-			       otter_error *err)
+int otter_repo_config_add_online(otter_repo_config *c, const char *role, const char *path,
+				 otter_error *err)
 {
-	tuf_repo_online_key *p;
+	otter_repo_online_key *p;
 
 	if (strcmp(role, "root") == 0)
 		return otter_error_set(err, OTTER_E_CONFIG,
 				       "root is never signed online: keep its keys offline");
-	if (tuf_repo_top_level_type(role) < 0 && !tuf_repo_role_name_ok(role))
+	if (otter_repo_top_level_type(role) < 0 && !otter_repo_role_name_ok(role))
 		return otter_error_set(err, OTTER_E_CONFIG, "'%.64s' is not a role name", role);
 	if (path[0] != '/')
 		return otter_error_set(err, OTTER_E_CONFIG,
 				       "online key '%.200s' must be an absolute path", path);
-	if (c->n_online >= TUF_REPO_CONFIG_MAX_ONLINE)
+	if (c->n_online >= OTTER_REPO_CONFIG_MAX_ONLINE)
 		return otter_error_set(err, OTTER_E_CONFIG, "more than %u online keys",
-				       TUF_REPO_CONFIG_MAX_ONLINE);
+				       OTTER_REPO_CONFIG_MAX_ONLINE);
 	p = otter_reallocarray(c->online, c->n_online + 1, sizeof(*p));
 	if (!p)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -148,7 +146,7 @@ typedef enum {
 static const char *const section_names[] = {"expiry", "margin", "online", "passphrase"};
 
 struct parse_state {
-	tuf_repo_config *c;
+	otter_repo_config *c;
 	bool seen[2 * ELEMENTSOF(period_names)]; /* expiry, then margin, by period */
 };
 
@@ -171,8 +169,8 @@ static int set_string(char **slot, const char *v, const char *where, otter_error
 	return 0;
 }
 
-static int handle(tuf_repo_config *c, section sec, const char *key, const char *value,
-		  bool *seen, const char *where, otter_error *err)
+static int handle(otter_repo_config *c, section sec, const char *key, const char *value, bool *seen,
+		  const char *where, otter_error *err)
 {
 	int64_t d;
 
@@ -185,7 +183,7 @@ static int handle(tuf_repo_config *c, section sec, const char *key, const char *
 			bool *s = &seen[(sec == SEC_MARGIN ? ELEMENTSOF(period_names) : 0) + i];
 			if (*s)
 				return otter_error_set(err, OTTER_E_CONFIG, "%s: set twice", where);
-			if (tuf_repo_parse_duration(value, &d) < 0)
+			if (otter_repo_parse_duration(value, &d) < 0)
 				return otter_error_set(err, OTTER_E_CONFIG,
 						       "%s: '%.40s' is not a duration (a whole "
 						       "number and a unit: 90d, 12h, 30m, 45s, 2w)",
@@ -199,7 +197,7 @@ static int handle(tuf_repo_config *c, section sec, const char *key, const char *
 				       "timestamp or delegated)",
 				       where);
 	case SEC_ONLINE: {
-		int r = tuf_repo_config_add_online(c, key, value, err);
+		int r = otter_repo_config_add_online(c, key, value, err);
 		return r < 0 ? otter_error_prefix(err, r, "%s", where) : 0;
 	}
 	case SEC_PASSPHRASE:
@@ -250,23 +248,23 @@ static int begin(void *userdata, const char *subname, void **target, otter_error
 	return 0;
 }
 
-static int parse_into(tuf_repo_config *c, const uint8_t *buf, size_t len, const char *what,
+static int parse_into(otter_repo_config *c, const uint8_t *buf, size_t len, const char *what,
 		      otter_error *err)
 {
 	/* Repeatable sections, ASCII only, '#' only at the start of a line (a path may hold
-	 * " #"), lines up to TUF_REPO_CONFIG_MAX_LINE: the format as otter-repo has always read
+	 * " #"), lines up to OTTER_REPO_CONFIG_MAX_LINE: the format as otter-repo has always read
 	 * it. */
 	static const ini_options opts = {
-		.max_line = TUF_REPO_CONFIG_MAX_LINE,
+		.max_line = OTTER_REPO_CONFIG_MAX_LINE,
 		.ascii_only = true,
 		.no_inline_comments = true,
 	};
 	ini_section sections[_SEC_MAX];
 	struct parse_state ps = {.c = c};
 
-	if (len > TUF_REPO_CONFIG_MAX_SIZE)
+	if (len > OTTER_REPO_CONFIG_MAX_SIZE)
 		return otter_error_set(err, OTTER_E_CONFIG, "%s: %zu bytes, larger than %u bytes",
-				       what, len, TUF_REPO_CONFIG_MAX_SIZE);
+				       what, len, OTTER_REPO_CONFIG_MAX_SIZE);
 	for (size_t i = 0; i < _SEC_MAX; i++)
 		sections[i] = (ini_section){
 			.name = section_names[i],
@@ -277,10 +275,10 @@ static int parse_into(tuf_repo_config *c, const uint8_t *buf, size_t len, const 
 	return ini_parse_opts(&opts, what, buf, len, sections, _SEC_MAX, &ps, err);
 }
 
-int tuf_repo_config_parse(tuf_repo_config *c, const uint8_t *buf, size_t len, const char *what,
-			  otter_error *err)
+int otter_repo_config_parse(otter_repo_config *c, const uint8_t *buf, size_t len, const char *what,
+			    otter_error *err)
 {
-	tuf_repo_config tmp = *c;
+	otter_repo_config tmp = *c;
 	int r;
 
 	/* Parse into a copy that shares nothing heap-allocated, so a failure changes nothing. */
@@ -289,34 +287,34 @@ int tuf_repo_config_parse(tuf_repo_config *c, const uint8_t *buf, size_t len, co
 	tmp.passphrase_env = NULL;
 	tmp.passphrase_file = NULL;
 	for (size_t i = 0; i < c->n_online; i++) {
-		r = tuf_repo_config_add_online(&tmp, c->online[i].role, c->online[i].path, err);
+		r = otter_repo_config_add_online(&tmp, c->online[i].role, c->online[i].path, err);
 		if (r < 0) {
-			tuf_repo_config_clear(&tmp);
+			otter_repo_config_clear(&tmp);
 			return r;
 		}
 	}
 	if ((c->passphrase_env && !(tmp.passphrase_env = otter_strdup(c->passphrase_env))) ||
 	    (c->passphrase_file && !(tmp.passphrase_file = otter_strdup(c->passphrase_file)))) {
-		tuf_repo_config_clear(&tmp);
+		otter_repo_config_clear(&tmp);
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	}
 	r = parse_into(&tmp, buf, len, what, err);
 	if (r < 0) {
-		tuf_repo_config_clear(&tmp);
+		otter_repo_config_clear(&tmp);
 		return r;
 	}
-	tuf_repo_config_clear(c);
+	otter_repo_config_clear(c);
 	*c = tmp;
 	return 0;
 }
 
-int tuf_repo_config_format(const tuf_repo_config *c, char **out, otter_error *err)
+int otter_repo_config_format(const otter_repo_config *c, char **out, otter_error *err)
 {
 	otter_buf b;
 	char d[32];
 	int r;
 
-	buf_init(&b, TUF_REPO_CONFIG_MAX_SIZE);
+	buf_init(&b, OTTER_REPO_CONFIG_MAX_SIZE);
 	r = buf_append_str(&b,
 			   "# otter-repo configuration (see docs/repository.md).\n"
 			   "# Durations: a whole number and a unit, e.g. 90d, 12h, 30m.\n"
@@ -325,7 +323,7 @@ int tuf_repo_config_format(const tuf_repo_config *c, char **out, otter_error *er
 			   "[expiry]\n",
 			   err);
 	for (size_t i = 0; r == 0 && i < ELEMENTSOF(period_names); i++) {
-		tuf_repo_format_duration(c->expiry[i], d);
+		otter_repo_format_duration(c->expiry[i], d);
 		r = buf_printf(&b, err, "%s = %s\n", period_names[i], d);
 	}
 	if (r == 0)
@@ -334,7 +332,7 @@ int tuf_repo_config_format(const tuf_repo_config *c, char **out, otter_error *er
 				   "refresh re-signs\n# snapshot and timestamp then.\n[margin]\n",
 				   err);
 	for (size_t i = 0; r == 0 && i < ELEMENTSOF(period_names); i++) {
-		tuf_repo_format_duration(c->margin[i], d);
+		otter_repo_format_duration(c->margin[i], d);
 		r = buf_printf(&b, err, "%s = %s\n", period_names[i], d);
 	}
 	if (r == 0)

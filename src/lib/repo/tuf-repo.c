@@ -1,6 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "tuf-repo.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -10,8 +8,11 @@
 
 #include <openssl/crypto.h>
 
+#include <otter/repo.h>
+
 #include "lib/json/json-util.h"
 #include "lib/limits.h"
+#include "lib/tuf/tuf-metadata.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
@@ -32,7 +33,7 @@ static int oom(otter_error *err)
 
 /* ---- names ---- */
 
-int tuf_repo_top_level_type(const char *name)
+int otter_repo_top_level_type(const char *name)
 {
 	for (int i = 0; i < (int)ELEMENTSOF(top_level_names); i++)
 		if (strcmp(name, top_level_names[i]) == 0)
@@ -46,11 +47,11 @@ static bool name_char_ok(char c)
 	       c == '.' || c == '_' || c == '-';
 }
 
-bool tuf_repo_role_name_ok(const char *name)
+bool otter_repo_role_name_ok(const char *name)
 {
 	size_t n = strnlen(name, ROLE_NAME_MAX + 1);
 
-	if (n == 0 || n > ROLE_NAME_MAX || name[0] == '.' || tuf_repo_top_level_type(name) >= 0)
+	if (n == 0 || n > ROLE_NAME_MAX || name[0] == '.' || otter_repo_top_level_type(name) >= 0)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!name_char_ok(name[i]))
@@ -64,7 +65,7 @@ static bool target_char_ok(char c)
 	       c == '/';
 }
 
-bool tuf_repo_target_path_ok(const char *path)
+bool otter_repo_target_path_ok(const char *path)
 {
 	if (!target_path_is_safe(path, OTTER_TUF_MAX_TARGET_PATH))
 		return false;
@@ -74,8 +75,8 @@ bool tuf_repo_target_path_ok(const char *path)
 	return true;
 }
 
-int tuf_repo_metadata_filename(const char *role, uint64_t version, bool consistent, char **out,
-			       otter_error *err)
+int otter_repo_metadata_filename(const char *role, uint64_t version, bool consistent, char **out,
+				 otter_error *err)
 {
 	_cleanup_free_ char *enc = percent_encode(role);
 	char *s;
@@ -97,7 +98,7 @@ int tuf_repo_metadata_filename(const char *role, uint64_t version, bool consiste
 	return 0;
 }
 
-char **tuf_repo_strv_free(char **v)
+char **otter_repo_strv_free(char **v)
 {
 	if (v) {
 		for (char **p = v; *p; p++)
@@ -107,17 +108,17 @@ char **tuf_repo_strv_free(char **v)
 	return NULL;
 }
 
-DEFINE_CLEANUP_FUNC(char *, tuf_repo_strv_free)
+DEFINE_CLEANUP_FUNC(char *, otter_repo_strv_free)
 
 static int cmp_strp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-int tuf_repo_target_filenames(const char *path, const json_t *hashes, bool consistent,
-			      char ***out, otter_error *err)
+int otter_repo_target_filenames(const char *path, const json_t *hashes, bool consistent,
+				char ***out, otter_error *err)
 {
-	_cleanup_(tuf_repo_strv_freep) char **v = NULL;
+	_cleanup_(otter_repo_strv_freep) char **v = NULL;
 	_cleanup_free_ const char **algs = NULL;
 	const char *slash = strrchr(path, '/'), *alg;
 	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0, n = 0, i = 0;
@@ -158,17 +159,16 @@ int tuf_repo_target_filenames(const char *path, const json_t *hashes, bool consi
 	return 0;
 }
 
-int tuf_repo_succinct_bin_names(const char *prefix, unsigned bits, char ***out,
-				otter_error *err)
+int otter_repo_succinct_bin_names(const char *prefix, unsigned bits, char ***out, otter_error *err)
 {
-	_cleanup_(tuf_repo_strv_freep) char **v = NULL;
+	_cleanup_(otter_repo_strv_freep) char **v = NULL;
 	unsigned width = (bits + 3) / 4;
 	size_t count, len;
 
-	if (bits < 1 || bits > TUF_REPO_MAX_BIN_BITS)
+	if (bits < 1 || bits > OTTER_REPO_MAX_BIN_BITS)
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "succinct delegation: bit length %u is outside 1..%u", bits,
-				       TUF_REPO_MAX_BIN_BITS);
+				       OTTER_REPO_MAX_BIN_BITS);
 	count = (size_t)1 << bits;
 	v = otter_calloc(count + 1, sizeof(*v));
 	if (!v)
@@ -193,7 +193,7 @@ static int set_new(json_t *obj, const char *key, json_t *v, otter_error *err)
 	return 0;
 }
 
-int tuf_repo_signed_set(json_t *signed_obj, uint64_t version, int64_t expires, otter_error *err)
+int otter_repo_signed_set(json_t *signed_obj, uint64_t version, int64_t expires, otter_error *err)
 {
 	char t[32];
 	int r;
@@ -208,8 +208,8 @@ int tuf_repo_signed_set(json_t *signed_obj, uint64_t version, int64_t expires, o
 	return 0;
 }
 
-int tuf_repo_signed_get(const json_t *signed_obj, uint64_t *version, int64_t *expires,
-			otter_error *err)
+int otter_repo_signed_get(const json_t *signed_obj, uint64_t *version, int64_t *expires,
+			  otter_error *err)
 {
 	const char *s;
 	int64_t v;
@@ -228,22 +228,22 @@ int tuf_repo_signed_get(const json_t *signed_obj, uint64_t *version, int64_t *ex
 	return 0;
 }
 
-int tuf_repo_signed_new(json_t **out, tuf_role_type type, int64_t expires, bool consistent,
-			otter_error *err)
+int otter_repo_signed_new(json_t **out, otter_repo_role_type type, int64_t expires, bool consistent,
+			  otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *s = json_object();
 	int r;
 
 	if (!s)
 		return oom(err);
-	if (type >= _TUF_ROLE_TYPE_MAX)
+	if (type >= OTTER_REPO_ROLE_TYPES)
 		return otter_error_set(err, OTTER_E_INVALID, "unknown role type");
 	if ((r = set_new(s, "_type", json_string(top_level_names[type]), err)) < 0 ||
-	    (r = set_new(s, "spec_version", json_string(TUF_REPO_SPEC_VERSION), err)) < 0 ||
-	    (r = tuf_repo_signed_set(s, 1, expires, err)) < 0)
+	    (r = set_new(s, "spec_version", json_string(OTTER_REPO_SPEC_VERSION), err)) < 0 ||
+	    (r = otter_repo_signed_set(s, 1, expires, err)) < 0)
 		return r;
 	switch (type) {
-	case TUF_ROOT: {
+	case OTTER_REPO_ROOT: {
 		json_t *roles = json_object();
 
 		if ((r = set_new(s, "consistent_snapshot", json_boolean(consistent), err)) < 0 ||
@@ -257,7 +257,7 @@ int tuf_repo_signed_new(json_t **out, tuf_role_type type, int64_t expires, bool 
 		}
 		break;
 	}
-	case TUF_TARGETS:
+	case OTTER_REPO_TARGETS:
 		r = set_new(s, "targets", json_object(), err);
 		break;
 	default:
@@ -272,7 +272,7 @@ int tuf_repo_signed_new(json_t **out, tuf_role_type type, int64_t expires, bool 
 
 /* ---- envelopes ---- */
 
-int tuf_repo_envelope_new(json_t **out, json_t *signed_obj, otter_error *err)
+int otter_repo_envelope_new(json_t **out, json_t *signed_obj, otter_error *err)
 {
 	json_t *env;
 
@@ -285,15 +285,15 @@ int tuf_repo_envelope_new(json_t **out, json_t *signed_obj, otter_error *err)
 	return 0;
 }
 
-json_t *tuf_repo_envelope_signed(const json_t *env)
+json_t *otter_repo_envelope_signed(const json_t *env)
 {
 	json_t *s = json_object_get(env, "signed");
 
 	return json_is_object(s) ? s : NULL;
 }
 
-int tuf_repo_envelope_parse(json_t **out, tuf_role_type *type_out, const uint8_t *buf,
-			    size_t len, const char *what, otter_error *err)
+int otter_repo_envelope_parse(json_t **out, otter_repo_role_type *type_out, const uint8_t *buf,
+			      size_t len, const char *what, otter_error *err)
 {
 	_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
 	_cleanup_(json_decrefp) json_t *doc = NULL;
@@ -304,7 +304,7 @@ int tuf_repo_envelope_parse(json_t **out, tuf_role_type *type_out, const uint8_t
 	if (r < 0)
 		return otter_error_prefix(err, r, "%s", what);
 	type = json_string_value(json_object_get(json_object_get(doc, "signed"), "_type"));
-	t = type ? tuf_repo_top_level_type(type) : -1;
+	t = type ? otter_repo_top_level_type(type) : -1;
 	if (t < 0)
 		return otter_error_set(err, OTTER_E_FORMAT,
 				       "%s: not TUF metadata (no known signed._type)", what);
@@ -312,13 +312,13 @@ int tuf_repo_envelope_parse(json_t **out, tuf_role_type *type_out, const uint8_t
 	if (r < 0)
 		return r;
 	if (type_out)
-		*type_out = (tuf_role_type)t;
+		*type_out = (otter_repo_role_type)t;
 	*out = TAKE_PTR(doc);
 	return 0;
 }
 
-int tuf_repo_keyid(const otter_key *key, char keyid[OTTER_KEYID_HEX_LEN + 1], json_t **keyobj_out,
-		   otter_error *err)
+int otter_repo_keyid(const otter_key *key, char keyid[OTTER_KEYID_HEX_LEN + 1], json_t **keyobj_out,
+		     otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *obj = NULL;
 	int r;
@@ -358,13 +358,13 @@ static ssize_t find_signature(const json_t *sigs, const char *keyid)
 	return -1;
 }
 
-int tuf_repo_sign(json_t *env, const otter_key *key, char keyid_out[OTTER_KEYID_HEX_LEN + 1],
-		  otter_error *err)
+int otter_repo_sign(json_t *env, const otter_key *key, char keyid_out[OTTER_KEYID_HEX_LEN + 1],
+		    otter_error *err)
 {
 	_cleanup_free_ uint8_t *canon = NULL, *sig = NULL;
 	_cleanup_free_ char *hex = NULL;
 	char keyid[OTTER_KEYID_HEX_LEN + 1];
-	json_t *sigs, *signed_obj = tuf_repo_envelope_signed(env), *entry;
+	json_t *sigs, *signed_obj = otter_repo_envelope_signed(env), *entry;
 	size_t canon_len, siglen;
 	ssize_t idx;
 	int r;
@@ -377,7 +377,7 @@ int tuf_repo_sign(json_t *env, const otter_key *key, char keyid_out[OTTER_KEYID_
 	if (!otter_key_has_private(key))
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "signing needs a private key, not a public one");
-	r = tuf_repo_keyid(key, keyid, NULL, err);
+	r = otter_repo_keyid(key, keyid, NULL, err);
 	if (r < 0)
 		return r;
 	r = otter_json_canonical(signed_obj, &canon, &canon_len, err);
@@ -405,10 +405,10 @@ int tuf_repo_sign(json_t *env, const otter_key *key, char keyid_out[OTTER_KEYID_
 	return 0;
 }
 
-bool tuf_repo_same_signed(const json_t *a, const json_t *b)
+bool otter_repo_same_signed(const json_t *a, const json_t *b)
 {
 	_cleanup_free_ uint8_t *ca = NULL, *cb = NULL;
-	json_t *sa = tuf_repo_envelope_signed(a), *sb = tuf_repo_envelope_signed(b);
+	json_t *sa = otter_repo_envelope_signed(a), *sb = otter_repo_envelope_signed(b);
 	size_t la, lb;
 
 	if (!sa || !sb || otter_json_canonical(sa, &ca, &la, NULL) < 0 ||
@@ -417,7 +417,7 @@ bool tuf_repo_same_signed(const json_t *a, const json_t *b)
 	return la == lb && memcmp(ca, cb, la) == 0;
 }
 
-int tuf_repo_merge_signatures(json_t *dst, const json_t *src, size_t *added, otter_error *err)
+int otter_repo_merge_signatures(json_t *dst, const json_t *src, size_t *added, otter_error *err)
 {
 	json_t *dsigs = signatures_of(dst, err), *ssigs, *s;
 	size_t i, n = 0;
@@ -427,7 +427,7 @@ int tuf_repo_merge_signatures(json_t *dst, const json_t *src, size_t *added, ott
 	ssigs = signatures_of((json_t *)src, err);
 	if (!ssigs)
 		return OTTER_E_FORMAT;
-	if (!tuf_repo_same_signed(dst, src))
+	if (!otter_repo_same_signed(dst, src))
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "the signed payloads differ: these signatures are over other "
 				       "content");
@@ -449,7 +449,7 @@ int tuf_repo_merge_signatures(json_t *dst, const json_t *src, size_t *added, ott
 	return 0;
 }
 
-size_t tuf_repo_clear_signatures(json_t *env)
+size_t otter_repo_clear_signatures(json_t *env)
 {
 	json_t *sigs = json_object_get(env, "signatures");
 	size_t n = json_array_size(sigs);
@@ -480,7 +480,7 @@ static int check_string(const char *s, size_t len, bool is_key, const char *what
 	return 0;
 }
 
-int tuf_repo_check_ascii(const json_t *v, const char *what, otter_error *err)
+int otter_repo_check_ascii(const json_t *v, const char *what, otter_error *err)
 {
 	const char *key;
 	json_t *child;
@@ -491,13 +491,13 @@ int tuf_repo_check_ascii(const json_t *v, const char *what, otter_error *err)
 	case JSON_OBJECT:
 		json_object_foreach((json_t *)v, key, child) {
 			if ((r = check_string(key, strlen(key), true, what, err)) < 0 ||
-			    (r = tuf_repo_check_ascii(child, what, err)) < 0)
+			    (r = otter_repo_check_ascii(child, what, err)) < 0)
 				return r;
 		}
 		return 0;
 	case JSON_ARRAY:
 		json_array_foreach(v, i, child)
-			if ((r = tuf_repo_check_ascii(child, what, err)) < 0)
+			if ((r = otter_repo_check_ascii(child, what, err)) < 0)
 				return r;
 		return 0;
 	case JSON_STRING:
@@ -510,16 +510,16 @@ int tuf_repo_check_ascii(const json_t *v, const char *what, otter_error *err)
 	}
 }
 
-int tuf_repo_serialize(const json_t *env, uint8_t **out, size_t *len, otter_error *err)
+int otter_repo_serialize(const json_t *env, uint8_t **out, size_t *len, otter_error *err)
 {
 	_cleanup_free_ uint8_t *canon = NULL;
-	json_t *s = tuf_repo_envelope_signed(env);
+	json_t *s = otter_repo_envelope_signed(env);
 	size_t clen;
 	int r;
 
 	if (!s || !json_is_array(json_object_get(env, "signatures")))
 		return otter_error_set(err, OTTER_E_FORMAT, "not a metadata envelope");
-	r = tuf_repo_check_ascii(env, "metadata", err);
+	r = otter_repo_check_ascii(env, "metadata", err);
 	if (r < 0)
 		return r;
 	r = otter_json_canonical(s, &canon, &clen, err);
@@ -530,8 +530,8 @@ int tuf_repo_serialize(const json_t *env, uint8_t **out, size_t *len, otter_erro
 
 /* ---- entries ---- */
 
-int tuf_repo_metafile(json_t **out, uint64_t version, const uint8_t *data, size_t len,
-		      otter_error *err)
+int otter_repo_metafile(json_t **out, uint64_t version, const uint8_t *data, size_t len,
+			otter_error *err)
 {
 	char h256[65], h512[129];
 	json_t *m;
@@ -550,8 +550,8 @@ int tuf_repo_metafile(json_t **out, uint64_t version, const uint8_t *data, size_
 	return 0;
 }
 
-int tuf_repo_digest_fd(int in_fd, int out_fd, uint64_t max, tuf_repo_digest *out,
-		       const char *what, otter_error *err)
+int otter_repo_digest_fd(int in_fd, int out_fd, uint64_t max, otter_repo_digest *out,
+			 const char *what, otter_error *err)
 {
 	_cleanup_(otter_hash_freep) otter_hash *h256 = NULL;
 	_cleanup_(otter_hash_freep) otter_hash *h512 = NULL;
@@ -596,8 +596,8 @@ int tuf_repo_digest_fd(int in_fd, int out_fd, uint64_t max, tuf_repo_digest *out
 	return 0;
 }
 
-int tuf_repo_targetfile(json_t **out, const tuf_repo_digest *d, const json_t *custom,
-			otter_error *err)
+int otter_repo_targetfile(json_t **out, const otter_repo_digest *d, const json_t *custom,
+			  otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *t = NULL;
 
@@ -611,7 +611,7 @@ int tuf_repo_targetfile(json_t **out, const tuf_repo_digest *d, const json_t *cu
 		if (!json_is_object(custom))
 			return otter_error_set(err, OTTER_E_INVALID,
 					       "custom target data must be a JSON object");
-		int r = tuf_repo_check_ascii(custom, "custom", err);
+		int r = otter_repo_check_ascii(custom, "custom", err);
 		if (r < 0)
 			return r;
 		if (json_object_set_new(t, "custom", json_deep_copy(custom)) < 0)
@@ -623,8 +623,8 @@ int tuf_repo_targetfile(json_t **out, const tuf_repo_digest *d, const json_t *cu
 
 /* ---- keys and roles ---- */
 
-int tuf_repo_keys_add(json_t *keys, const otter_key *key, char keyid_out[OTTER_KEYID_HEX_LEN + 1],
-		      otter_error *err)
+int otter_repo_keys_add(json_t *keys, const otter_key *key, char keyid_out[OTTER_KEYID_HEX_LEN + 1],
+			otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *obj = NULL;
 	char keyid[OTTER_KEYID_HEX_LEN + 1];
@@ -633,7 +633,7 @@ int tuf_repo_keys_add(json_t *keys, const otter_key *key, char keyid_out[OTTER_K
 
 	if (!json_is_object(keys))
 		return otter_error_set(err, OTTER_E_FORMAT, "\"keys\" is not an object");
-	r = tuf_repo_keyid(key, keyid, &obj, err);
+	r = otter_repo_keyid(key, keyid, &obj, err);
 	if (r < 0)
 		return r;
 	old = json_object_get(keys, keyid);
@@ -647,9 +647,9 @@ int tuf_repo_keys_add(json_t *keys, const otter_key *key, char keyid_out[OTTER_K
 	return 0;
 }
 
-json_t *tuf_repo_root_role(const json_t *root_signed, tuf_role_type type)
+json_t *otter_repo_root_role(const json_t *root_signed, otter_repo_role_type type)
 {
-	if (type >= _TUF_ROLE_TYPE_MAX)
+	if (type >= OTTER_REPO_ROLE_TYPES)
 		return NULL;
 	return json_object_get(json_object_get(root_signed, "roles"), top_level_names[type]);
 }
@@ -665,12 +665,12 @@ static ssize_t keyid_index(const json_t *role, const char *keyid)
 	return -1;
 }
 
-bool tuf_repo_role_has_keyid(const json_t *role, const char *keyid)
+bool otter_repo_role_has_keyid(const json_t *role, const char *keyid)
 {
 	return keyid_index(role, keyid) >= 0;
 }
 
-int tuf_repo_role_add_keyid(json_t *role, const char *keyid, otter_error *err)
+int otter_repo_role_add_keyid(json_t *role, const char *keyid, otter_error *err)
 {
 	json_t *ids = json_object_get(role, "keyids");
 
@@ -685,8 +685,8 @@ int tuf_repo_role_add_keyid(json_t *role, const char *keyid, otter_error *err)
 	return 0;
 }
 
-int tuf_repo_role_remove_keyid(json_t *role, const char *keyid, const char *what,
-			       otter_error *err)
+int otter_repo_role_remove_keyid(json_t *role, const char *keyid, const char *what,
+				 otter_error *err)
 {
 	ssize_t i = keyid_index(role, keyid);
 
@@ -697,8 +697,8 @@ int tuf_repo_role_remove_keyid(json_t *role, const char *keyid, const char *what
 	return 0;
 }
 
-int tuf_repo_role_set_threshold(json_t *role, uint64_t threshold, const char *what,
-				otter_error *err)
+int otter_repo_role_set_threshold(json_t *role, uint64_t threshold, const char *what,
+				  otter_error *err)
 {
 	size_t n = json_array_size(json_object_get(role, "keyids"));
 	json_int_t cur = json_integer_value(json_object_get(role, "threshold"));
@@ -731,18 +731,18 @@ static void prune_keys(json_t *keys, json_t *const *roles, size_t n_roles)
 	}
 }
 
-void tuf_repo_root_prune_keys(json_t *root_signed)
+void otter_repo_root_prune_keys(json_t *root_signed)
 {
-	json_t *roles[_TUF_ROLE_TYPE_MAX];
+	json_t *roles[OTTER_REPO_ROLE_TYPES];
 
-	for (size_t i = 0; i < _TUF_ROLE_TYPE_MAX; i++)
-		roles[i] = tuf_repo_root_role(root_signed, (tuf_role_type)i);
-	prune_keys(json_object_get(root_signed, "keys"), roles, _TUF_ROLE_TYPE_MAX);
+	for (size_t i = 0; i < OTTER_REPO_ROLE_TYPES; i++)
+		roles[i] = otter_repo_root_role(root_signed, (otter_repo_role_type)i);
+	prune_keys(json_object_get(root_signed, "keys"), roles, OTTER_REPO_ROLE_TYPES);
 }
 
 /* ---- delegations ---- */
 
-json_t *tuf_repo_delegation_find(const json_t *targets_signed, const char *name)
+json_t *otter_repo_delegation_find(const json_t *targets_signed, const char *name)
 {
 	json_t *roles = json_object_get(json_object_get(targets_signed, "delegations"), "roles");
 	json_t *r;
@@ -756,7 +756,7 @@ json_t *tuf_repo_delegation_find(const json_t *targets_signed, const char *name)
 	return NULL;
 }
 
-void tuf_repo_delegations_prune_keys(json_t *targets_signed)
+void otter_repo_delegations_prune_keys(json_t *targets_signed)
 {
 	json_t *dele = json_object_get(targets_signed, "delegations");
 	json_t *roles = json_object_get(dele, "roles"), *succinct;
@@ -810,11 +810,11 @@ static int add_role_keys(json_t *keys_obj, json_t *role, otter_key *const *keys,
 	for (size_t i = 0; i < n_keys; i++) {
 		char keyid[OTTER_KEYID_HEX_LEN + 1];
 
-		if ((r = tuf_repo_keys_add(keys_obj, keys[i], keyid, err)) < 0 ||
-		    (r = tuf_repo_role_add_keyid(role, keyid, err)) < 0)
+		if ((r = otter_repo_keys_add(keys_obj, keys[i], keyid, err)) < 0 ||
+		    (r = otter_repo_role_add_keyid(role, keyid, err)) < 0)
 			return r;
 	}
-	return tuf_repo_role_set_threshold(role, threshold, what, err);
+	return otter_repo_role_set_threshold(role, threshold, what, err);
 }
 
 static json_t *ensure_delegations(json_t *targets_signed)
@@ -829,7 +829,7 @@ static json_t *ensure_delegations(json_t *targets_signed)
 	return dele;
 }
 
-int tuf_repo_delegate(json_t *targets_signed, const tuf_repo_delegation *d, otter_error *err)
+int otter_repo_delegate(json_t *targets_signed, const otter_repo_delegation *d, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *role = NULL;
 	_cleanup_(json_decrefp) json_t *backup = NULL;
@@ -837,7 +837,7 @@ int tuf_repo_delegate(json_t *targets_signed, const tuf_repo_delegation *d, otte
 	char what[256];
 	int r;
 
-	if (!tuf_repo_role_name_ok(d->name))
+	if (!otter_repo_role_name_ok(d->name))
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "'%.64s' is not a usable role name: use 1..200 of "
 				       "[A-Za-z0-9._-], not a top-level role name",
@@ -866,7 +866,7 @@ int tuf_repo_delegate(json_t *targets_signed, const tuf_repo_delegation *d, otte
 				       "%s: this role delegates to succinct hash bins, which cannot "
 				       "be mixed with other delegations",
 				       what);
-	if (tuf_repo_delegation_find(targets_signed, d->name))
+	if (otter_repo_delegation_find(targets_signed, d->name))
 		return otter_error_set(err, OTTER_E_EXISTS, "%s: the role is already delegated",
 				       what);
 	/* Work on a copy so that a failure leaves targets_signed as it was. */
@@ -903,21 +903,21 @@ int tuf_repo_delegate(json_t *targets_signed, const tuf_repo_delegation *d, otte
 	return 0;
 }
 
-int tuf_repo_delegate_succinct(json_t *targets_signed, const char *prefix, unsigned bits,
-			       otter_key *const *keys, size_t n_keys, uint64_t threshold,
-			       otter_error *err)
+int otter_repo_delegate_succinct(json_t *targets_signed, const char *prefix, unsigned bits,
+				 otter_key *const *keys, size_t n_keys, uint64_t threshold,
+				 otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *dele = NULL;
 	json_t *old = json_object_get(targets_signed, "delegations"), *succinct;
 	int r;
 
-	if (!tuf_repo_role_name_ok(prefix))
+	if (!otter_repo_role_name_ok(prefix))
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "'%.64s' is not a usable bin name prefix", prefix);
-	if (bits < 1 || bits > TUF_REPO_MAX_BIN_BITS)
+	if (bits < 1 || bits > OTTER_REPO_MAX_BIN_BITS)
 		return otter_error_set(err, OTTER_E_INVALID,
 				       "succinct delegation: bit length %u is outside 1..%u", bits,
-				       TUF_REPO_MAX_BIN_BITS);
+				       OTTER_REPO_MAX_BIN_BITS);
 	if (json_object_get(old, "succinct_roles") ||
 	    json_array_size(json_object_get(old, "roles")) > 0)
 		return otter_error_set(err, OTTER_E_STATE,
@@ -938,7 +938,7 @@ int tuf_repo_delegate_succinct(json_t *targets_signed, const char *prefix, unsig
 	return 0;
 }
 
-int tuf_repo_undelegate(json_t *targets_signed, const char *name, otter_error *err)
+int otter_repo_undelegate(json_t *targets_signed, const char *name, otter_error *err)
 {
 	json_t *dele = json_object_get(targets_signed, "delegations");
 	json_t *roles = json_object_get(dele, "roles"), *succinct, *r;
@@ -960,41 +960,8 @@ int tuf_repo_undelegate(json_t *targets_signed, const char *name, otter_error *e
 		if (json_array_size(roles) == 0)
 			json_object_del(targets_signed, "delegations");
 		else
-			tuf_repo_delegations_prune_keys(targets_signed);
+			otter_repo_delegations_prune_keys(targets_signed);
 		return 0;
 	}
 	return otter_error_set(err, OTTER_E_NOT_FOUND, "role '%.64s' is not delegated here", name);
-}
-
-/* ---- signature status ---- */
-
-int tuf_repo_signature_status(const tuf_metadata *md, const tuf_keyring *ring,
-			      const tuf_rolekeys *role, char ***signed_out, char ***missing_out,
-			      otter_error *err)
-{
-	_cleanup_(tuf_repo_strv_freep) char **yes = NULL;
-	_cleanup_(tuf_repo_strv_freep) char **no = NULL;
-	size_t ny = 0, nn = 0;
-
-	yes = otter_calloc(role->n + 1, sizeof(*yes));
-	no = otter_calloc(role->n + 1, sizeof(*no));
-	if (!yes || !no)
-		return oom(err);
-	for (size_t i = 0; i < role->n; i++) {
-		tuf_rolekeys one = {.keyids = &role->keyids[i], .n = 1, .threshold = 1};
-		bool ok = tuf_count_valid_signatures(md, ring, &one) == 1;
-		char *s = otter_strdup(role->keyids[i]);
-
-		if (!s)
-			return oom(err);
-		if (ok)
-			yes[ny++] = s;
-		else
-			no[nn++] = s;
-	}
-	if (signed_out)
-		*signed_out = TAKE_PTR(yes);
-	if (missing_out)
-		*missing_out = TAKE_PTR(no);
-	return (int)tuf_count_valid_signatures(md, ring, role);
 }

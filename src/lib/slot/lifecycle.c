@@ -563,6 +563,56 @@ int otter_slot_lifecycle(const otter_system *sys, const char *bootname,
 	return lifecycle_of(sys, boot, root, check_bootname(sys, booted, NULL), bn, out, err);
 }
 
+int otter_slot_boot_used_try(const otter_system *sys, otter_boot_try *out, const char **booted_out,
+			     otter_error *err)
+{
+	_cleanup_(otter_boot_freep) otter_boot *boot = NULL;
+	_cleanup_(json_decrefp) json_t *root = NULL;
+	const char *booted = NULL, *status = NULL;
+	char warning[512];
+	otter_boot_slot_state st;
+	int r;
+
+	ARG_NONNULL(err, "boot try", out);
+	*out = OTTER_BOOT_TRY_NONE;
+	if (booted_out)
+		*booted_out = NULL;
+	ARG_NONNULL(err, "boot try", sys);
+	r = ab_open(sys, &boot, &root, &booted, err);
+	if (r < 0)
+		return r;
+	/* The boot handle's names die with it: hand out the system's. */
+	booted = check_bootname(sys, booted, NULL);
+	if (!booted)
+		return 0;
+	if (booted_out)
+		*booted_out = booted;
+	r = otter_boot_get_state(boot, booted, &st, err);
+	if (r < 0)
+		return r;
+	if (!st.in_order) {
+		*out = OTTER_BOOT_TRY_MARKED_BAD;
+		return 0;
+	}
+	/* A torn environment counts no tries: rewriting it (a confirmation) is due at once. */
+	r = otter_boot_env_warning(boot, warning, sizeof(warning), err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < otter_system_n_slots(sys); i++) {
+		const otter_slot *slot = otter_system_slot(sys, i);
+
+		if (strcmp(otter_slot_bootname(slot), booted) == 0)
+			status = state_string(ab_state_slot(root, otter_slot_name(slot), false),
+					      "status");
+	}
+	if (r == 0 && !(status && strcmp(status, "installing") == 0) &&
+	    is_confirmed(root, booted) && st.tries_left >= otter_system_tries(sys))
+		*out = OTTER_BOOT_TRY_CONFIRMED;
+	else
+		*out = OTTER_BOOT_TRY_USED;
+	return 0;
+}
+
 static void copy_str(char *out, size_t size, const char *s)
 {
 	strfmt(out, size, "%s", s ? s : "");

@@ -7,6 +7,10 @@
  * untrusted bytes, and threshold signature verification. A parsed file keeps its whole JSON
  * document, so unknown fields survive and take part in the canonical form, and a copy of the
  * exact bytes it was parsed from, which is what gets persisted and hashed.
+ *
+ * tuf's internal interface (docs/architecture.md, "Headers"): besides tuf itself, only the
+ * repository authoring library (src/lib/repo/) uses it, and hands it on to programs behind
+ * the opaque types of otter/repo.h. Not installed, no ABI.
  */
 
 #include <stdbool.h>
