@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -304,26 +305,39 @@ class Bench:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.read()
 
-    def run_load(self, port, seconds, keys=True, once=False):
+    def run_load(self, port, seconds, keys=True, once=False, servers=()):
+        """One director-load run; with servers (process ids), also the CPU time those
+        process trees and director-load used, per answered request (the untimed priming
+        polls, one per device, included)."""
         cmd = [self.load, "--port", str(port), "--path", TS_PATH, "--connections",
                str(self.a.connections), "--seconds", str(seconds)]
         if keys:
             cmd += ["--keys", self.keys_list]
         if once:
             cmd += ["--once"]
+        c0 = sum(tree_cpu(p) for p in servers)
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = json.loads(sh(*cmd))
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        c1 = sum(tree_cpu(p) for p in servers)
         if out["errors"]:
             raise RuntimeError(f"director-load saw errors: {out}")
+        polls = out["requests"] + (0 if once else (len(self.pollers) if keys else
+                                                    self.a.connections))
+        out["server_cpu_us"] = (c1 - c0) / polls * 1e6 if servers else None
+        out["client_cpu_us"] = ((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) /
+                                polls * 1e6)
         return out
 
-    def polls(self, port, nginx_port):
+    def polls(self, port, nginx_port, director_pids, nginx_pid):
         log(f"  warm-up ({self.a.warmup} s each)")
         self.run_load(port, self.a.warmup)
         self.run_load(nginx_port, self.a.warmup, keys=False)
         d, n = [], []
         for i in range(self.a.runs):
-            d.append(self.run_load(port, self.a.seconds))
-            n.append(self.run_load(nginx_port, self.a.seconds, keys=False))
+            d.append(self.run_load(port, self.a.seconds, servers=director_pids))
+            n.append(self.run_load(nginx_port, self.a.seconds, keys=False,
+                                   servers=[nginx_pid]))
             log(f"  run {i + 1}: director {d[-1]['requests_per_second']:.0f}/s p99 "
                 f"{d[-1]['p99_ms']:.2f} ms; nginx {n[-1]['requests_per_second']:.0f}/s p99 "
                 f"{n[-1]['p99_ms']:.2f} ms")
@@ -331,7 +345,7 @@ class Bench:
             "director polls were not all 304 (nothing changed)"
         return {"director": summarize(d), "nginx": summarize(n)}
 
-    def rollout(self, conf, port, engine, count_metadata):
+    def rollout(self, conf, port, engine, count_metadata, pids):
         log(f"  rollout create to {self.a.rollout_devices} devices")
         t0 = time.monotonic()
         out = self.cli(conf, "rollout", "create", "bench-1", "--target", self.target, "--tag",
@@ -341,7 +355,7 @@ class Bench:
         assigned = sum(p.get("assigned", 0) + p.get("downloading", 0)
                        for p in st.get("phases", [])) if "phases" in st else None
         before = count_metadata()
-        first = self.run_load(port, 600, once=True)
+        first = self.run_load(port, 600, once=True, servers=pids)
         after = count_metadata()
         assert first["status_2xx"] == len(self.pollers), first
         return {"create_s": create_s, "devices": self.a.rollout_devices,
@@ -389,11 +403,12 @@ class Bench:
                 return int(pg.psql("SELECT count(*) FROM device_metadata",
                                    "director_bench").strip())
             version = pg.psql("SHOW server_version").strip()
-            return self.engine_run("postgresql", conf, n, fill_s, count, version)
+            return self.engine_run("postgresql", conf, n, fill_s, count, version,
+                                   db_pid=pg.proc.pid)
         finally:
             pg.stop()
 
-    def engine_run(self, engine, conf, n, fill_s, count, version):
+    def engine_run(self, engine, conf, n, fill_s, count, version, db_pid=None):
         log(f"{engine}: {n} devices made in {fill_s:.1f} s")
         proc, port = self.start_director(conf)
         nginx = None
@@ -402,10 +417,13 @@ class Bench:
             nginx = Nginx(os.path.join(self.tmp, engine), body, self.a.nginx_workers)
             res = {"devices": n, "fill_s": fill_s, "version": version,
                    "timestamp_bytes": len(body), "nginx_version": nginx.version()}
-            res.update(self.polls(port, nginx.port))
+            res.update(self.polls(port, nginx.port,
+                                  [proc.pid] + ([db_pid] if db_pid else []),
+                                  nginx.proc.pid))
             res["ratio_rps"] = (res["director"]["requests_per_second"]["median"] /
                                 res["nginx"]["requests_per_second"]["median"])
-            res["rollout"] = self.rollout(conf, port, engine, count)
+            res["rollout"] = self.rollout(conf, port, engine, count,
+                                          [proc.pid] + ([db_pid] if db_pid else []))
             rss = read_rss(proc.pid)
             res["director_rss_kib"] = rss
         finally:
@@ -415,6 +433,31 @@ class Bench:
             proc.wait(30)
             self.dlog.close()
         return res
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root):
+    """CPU seconds (user + system) used so far by process root and its descendants."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        procs[int(d)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        if p in procs:
+            total += procs[p][1]
+            todo += [c for c, (pp, _) in procs.items() if pp == p]
+    return total / TICK
 
 
 def read_rss(pid):
@@ -430,7 +473,8 @@ def read_rss(pid):
 
 def summarize(runs):
     out = {}
-    for k in ("requests_per_second", "p50_ms", "p99_ms", "max_ms"):
+    for k in ("requests_per_second", "p50_ms", "p99_ms", "max_ms", "server_cpu_us",
+              "client_cpu_us"):
         v = [r[k] for r in runs]
         out[k] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
     out["body_bytes"] = runs[-1]["body_bytes"]
@@ -474,23 +518,31 @@ def markdown(results, a):
         f"debugoptimized): {os.cpu_count()} cores ({cpu}), load generator on the same "
         "machine.",
         "",
-        "| engine | devices | polls/s | p50 ms | p99 ms | nginx polls/s | nginx p99 ms | "
-        "director / nginx |",
-        "|---|---|---|---|---|---|---|---|",
+        "| engine | devices | polls/s | p50 ms | p99 ms | server CPU µs/poll | "
+        "nginx polls/s | nginx p99 ms | nginx CPU µs/poll | director / nginx |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for eng, r in results.items():
         lines.append(
-            f"| {eng} {r['version']} | {r['devices']:,} | "
+            f"| {eng} | {r['devices']:,} | "
             f"{fmt(r['director']['requests_per_second'])} | "
             f"{fmt(r['director']['p50_ms'], 2)} | {fmt(r['director']['p99_ms'], 2)} | "
+            f"{fmt(r['director']['server_cpu_us'])} | "
             f"{fmt(r['nginx']['requests_per_second'])} | {fmt(r['nginx']['p99_ms'], 2)} | "
-            f"{r['ratio_rps']:.2f} |")
+            f"{fmt(r['nginx']['server_cpu_us'])} | {r['ratio_rps']:.2f} |")
+    lines += ["", "Server CPU: user + system time of otter-director (with PostgreSQL: plus "
+              "every PostgreSQL process) or of nginx's processes during a run, divided by the "
+              "polls answered. The load generator's own CPU per poll (signing included): " +
+              ", ".join(f"{eng} {r['director']['client_cpu_us']['median']:.0f} µs"
+                        for eng, r in results.items()) + " against the director, " +
+              ", ".join(f"{r['nginx']['client_cpu_us']['median']:.0f} µs"
+                        for eng, r in results.items()) + " against nginx."]
     lines += ["", "Rollout to the tagged devices (`otter-director rollout create --phases "
               "100%`, the whole CLI process), then the first poll of each polling device "
               "(`director-load --once`: its `timestamp.json`, for which the server makes and "
               "signs its targets, snapshot and timestamp):", "",
-              "| engine | rollout devices | rollout create | per device | first polls | "
-              "per first poll | metadata rows after |",
+              "| engine | rollout devices | rollout create | per device | first polls "
+              "(concurrent) | server CPU per first poll | metadata rows after |",
               "|---|---|---|---|---|---|---|"]
     for eng, r in results.items():
         ro = r["rollout"]
@@ -499,7 +551,7 @@ def markdown(results, a):
             f"| {eng} | {ro['devices']:,} | {ro['create_s']:.2f} s | "
             f"{ro['create_per_device_us']:.1f} µs | {fp['requests']:,} in "
             f"{fp['seconds']:.2f} s ({fp['requests_per_second']:,.0f}/s, p99 "
-            f"{fp['p99_ms']:.1f} ms) | {ro['first_poll_per_device_ms']:.2f} ms | "
+            f"{fp['p99_ms']:.1f} ms) | {fp['server_cpu_us'] / 1000:.2f} ms | "
             f"{ro['metadata_rows_after_first_polls']:,} |")
     lines += ["", "Versions: " + ", ".join(
         f"{eng}: {r['version']}" for eng, r in results.items()) +
