@@ -270,10 +270,12 @@ class Bench:
                 f"'dev-' || lpad(i::text, 7, '0'), '{HWID}', 1, 'ed25519', "
                 f"{q(self.placeholder_pem)}, encode(sha256(('placeholder:' || i)::bytea), "
                 f"'hex') FROM generate_series({np}, {n - 1}) i", db)
-        rows = ",".join(f"({q(s)}, {q(d)}, '{HWID}', 1, 'ed25519', {q(pem)}, {q(kid)})"
-                        for d, s, kid, pem in list(self.fleet_rows(np)))
-        pg.psql("INSERT INTO ecus (serial, device_id, hardware_id, is_primary, key_type, "
-                f"public_key, keyid) VALUES {rows}", db)
+        real = list(self.fleet_rows(np))
+        for i in range(0, np, 200):  # one psql argument holds at most 128 KiB
+            rows = ",".join(f"({q(s)}, {q(d)}, '{HWID}', 1, 'ed25519', {q(pem)}, {q(kid)})"
+                            for d, s, kid, pem in real[i:i + 200])
+            pg.psql("INSERT INTO ecus (serial, device_id, hardware_id, is_primary, key_type, "
+                    f"public_key, keyid) VALUES {rows}", db)
         pg.psql(f"INSERT INTO device_tags (device_id, tag) SELECT 'dev-' || "
                 f"lpad(i::text, 7, '0'), '{ROLLOUT_TAG}' FROM generate_series(0, "
                 f"{tagged - 1}) i", db)
