@@ -345,14 +345,15 @@ static void print_fleet(const json_t *fl)
 }
 
 /* Calls op and prints the answer with show (or as JSON). */
-static int call(const dir_admin_env *env, const char *what, const char *op, const opts *o,
+static int call(dir_cmd_env *env, const char *what, const char *op, const opts *o,
 		void (*show)(const json_t *))
 {
 	otter_error err = OTTER_ERROR_INIT;
 	json_t *resp = NULL;
 	int status = 0;
 
-	if (dir_admin_call(env, op, o->req, &resp, &status, &err) < 0) {
+	if ((!env->admin.db && env->open && env->open(env, &err) < 0) ||
+	    dir_admin_call(&env->admin, op, o->req, &resp, &status, &err) < 0) {
 		fprintf(stderr, "otter-director %s: %s\n", what, err.msg);
 		return 1;
 	}
@@ -383,7 +384,7 @@ static void print_change(const json_t *s)
 
 #define OPT(name, has, val) { name, has, NULL, val }
 
-int dir_cmd_assign(const dir_admin_env *env, int argc, char **argv)
+int dir_cmd_assign(dir_cmd_env *env, int argc, char **argv)
 {
 	static const struct option allowed[] = {
 		OPT("target", required_argument, O_TARGET),
@@ -407,7 +408,7 @@ int dir_cmd_assign(const dir_admin_env *env, int argc, char **argv)
 	return r;
 }
 
-int dir_cmd_rollout(const dir_admin_env *env, int argc, char **argv)
+int dir_cmd_rollout(dir_cmd_env *env, int argc, char **argv)
 {
 	static const struct option allowed[] = {
 		OPT("target", required_argument, O_TARGET),
@@ -479,7 +480,7 @@ int dir_cmd_rollout(const dir_admin_env *env, int argc, char **argv)
 	return r;
 }
 
-int dir_cmd_fleet(const dir_admin_env *env, int argc, char **argv)
+int dir_cmd_fleet(dir_cmd_env *env, int argc, char **argv)
 {
 	static const struct option allowed[] = {
 		OPT("tag", required_argument, O_TAG),

@@ -11,9 +11,21 @@
 
 #include "lib/director/admin.h"
 
-int dir_cmd_assign(const dir_admin_env *env, int argc, char **argv);
-int dir_cmd_rollout(const dir_admin_env *env, int argc, char **argv);
-int dir_cmd_fleet(const dir_admin_env *env, int argc, char **argv);
+/*
+ * What a command runs against. The configuration and the database are opened only once the
+ * command has parsed its arguments and is about to call the API, so that help and usage
+ * errors never need them: when admin.db is NULL and open is set, open fills admin (ud is
+ * its state). With open NULL, admin must be ready (the unit tests).
+ */
+typedef struct dir_cmd_env {
+	dir_admin_env admin;
+	int (*open)(struct dir_cmd_env *env, otter_error *err);
+	void *ud;
+} dir_cmd_env;
+
+int dir_cmd_assign(dir_cmd_env *env, int argc, char **argv);
+int dir_cmd_rollout(dir_cmd_env *env, int argc, char **argv);
+int dir_cmd_fleet(dir_cmd_env *env, int argc, char **argv);
 
 /* Their help texts (otter-director help assign|rollout|fleet; also printed by --help). */
 extern const char dir_cmd_assign_help[];

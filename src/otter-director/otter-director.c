@@ -80,31 +80,30 @@ void print_json(const json_t *v)
 	free(s);
 }
 
-/* The admin commands of commands.h, with an environment from the configuration. */
-static int run_admin(int (*fn)(const dir_admin_env *, int, char **), int argc, char **argv)
+/* The admin commands of commands.h: the configuration and the database are opened only
+ * when the command is about to call the API (help and usage errors need neither). */
+static int open_admin(dir_cmd_env *env, otter_error *err)
 {
-	otter_error err = OTTER_ERROR_INIT;
-	director_config cfg;
-	dir_db *db = NULL;
-	int r;
+	director_config *cfg = env->ud;
+	int r = director_config_load(cfg, err);
 
-	/* Help needs no configuration or database. */
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			dir_admin_env none = { 0 };
-			return fn(&none, argc, argv);
-		}
-	r = director_config_load(&cfg, &err);
 	if (r == 0)
-		r = director_open_db(&cfg, &db, &err);
-	if (r < 0) {
-		director_config_clear(&cfg);
-		return cli_fail(argv[0], &err);
-	}
-	dir_admin_env env = { db, cfg.image_metadata_url, cfg.image_metadata_dir,
-			      (int64_t)time(NULL) };
-	r = fn(&env, argc, argv);
-	dir_db_close(db);
+		r = director_open_db(cfg, &env->admin.db, err);
+	if (r < 0)
+		return r;
+	env->admin.image_metadata_url = cfg->image_metadata_url;
+	env->admin.image_metadata_dir = cfg->image_metadata_dir;
+	env->admin.now = (int64_t)time(NULL);
+	return 0;
+}
+
+static int run_admin(int (*fn)(dir_cmd_env *, int, char **), int argc, char **argv)
+{
+	director_config cfg = { 0 };
+	dir_cmd_env env = { .open = open_admin, .ud = &cfg };
+	int r = fn(&env, argc, argv);
+
+	dir_db_close(env.admin.db);
 	director_config_clear(&cfg);
 	return r;
 }

@@ -211,6 +211,119 @@ static void test_ecu_key_load(void **state)
 	otter_key_free(rsa);
 }
 
+/* The key id of a PEM key as the director computes it. */
+static void keyid_of(const char *pem, char keyid[OTTER_KEYID_HEX_LEN + 1], const char *type)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	otter_key *k = NULL;
+
+	assert_ok(dir_ecu_key_load(type, pem, &k, keyid, &e));
+	otter_key_free(k);
+}
+
+/* A PEM of a fresh key of this type (malloc()ed). */
+static char *fresh_pem(otter_key_type t)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	otter_key *k = gen(t);
+	uint8_t *pem = NULL;
+	size_t len;
+
+	assert_ok(otter_key_public_pem(k, &pem, &len, &e));
+	otter_key_free(k);
+	return (char *)pem;
+}
+
+static void test_key_cache(void **state)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	dir_key_cache *c = NULL;
+	_cleanup_free_ char *a = fresh_pem(OTTER_KEY_ED25519), *b = fresh_pem(OTTER_KEY_ECDSA_P256);
+	char ida[OTTER_KEYID_HEX_LEN + 1], idb[OTTER_KEYID_HEX_LEN + 1];
+	const otter_key *k1, *k2, *k3;
+	otter_key *owned = NULL;
+	uint64_t hits, misses;
+	(void)state;
+
+	keyid_of(a, ida, "ed25519");
+	keyid_of(b, idb, "ecdsa");
+	assert_ok(dir_key_cache_new(&c, &e));
+	/* First use parses, the second is the same parsed key. */
+	assert_ok(dir_key_cache_get(c, ida, "ed25519", a, &k1, &owned, &e));
+	assert_null(owned);
+	assert_ok(dir_key_cache_get(c, ida, "ed25519", a, &k2, &owned, &e));
+	assert_ptr_equal(k1, k2);
+	dir_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(hits, 1);
+	assert_int_equal(misses, 1);
+	assert_int_equal(otter_key_get_type(k1), OTTER_KEY_ED25519);
+	/* The same key id with other key material (the row changed): never the cached key. */
+	assert_ok(dir_key_cache_get(c, ida, "ecdsa", b, &k3, &owned, &e));
+	assert_int_equal(otter_key_get_type(k3), OTTER_KEY_ECDSA_P256);
+	/* ... nor with another stated type: parsing refuses it as dir_ecu_key_load does. */
+	assert_err(dir_key_cache_get(c, idb, "ed25519", b, &k3, &owned, &e), OTTER_E_FORMAT, &e,
+		   "ed25519");
+	otter_error_clear(&e);
+	assert_null(owned);
+	/* A bad stored key is an error, and is not remembered. */
+	assert_err(dir_key_cache_get(c, ida, "ed25519", "-----BEGIN PUBLIC KEY-----\nx\n", &k3,
+				     &owned, &e),
+		   OTTER_E_FORMAT, &e, NULL);
+	otter_error_clear(&e);
+	/* Without a cache: the caller owns the key. */
+	assert_ok(dir_key_cache_get(NULL, ida, "ed25519", a, &k3, &owned, &e));
+	assert_non_null(owned);
+	assert_ptr_equal(k3, owned);
+	otter_key_free(owned);
+	owned = NULL;
+	dir_key_cache_free(c);
+}
+
+/* Many keys in one set: the cache stays bounded and answers right for each of them. */
+static void test_key_cache_bounded(void **state)
+{
+	otter_error e = OTTER_ERROR_INIT;
+	dir_key_cache *c = NULL;
+	_cleanup_free_ char *pems[5] = { 0 };
+	char ids[5][OTTER_KEYID_HEX_LEN + 1];
+	uint64_t hits, misses;
+	(void)state;
+
+	assert_ok(dir_key_cache_new(&c, &e));
+	for (size_t i = 0; i < 5; i++) {
+		pems[i] = fresh_pem(OTTER_KEY_ED25519);
+		keyid_of(pems[i], ids[i], "ed25519");
+		/* The same set for all: the set is chosen by the first 8 hex digits. */
+		memcpy(ids[i], "00000000", 8);
+	}
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < 5; i++) {
+			const otter_key *k;
+			otter_key *owned = NULL;
+			_cleanup_free_ uint8_t *back = NULL;
+			size_t len;
+			assert_ok(dir_key_cache_get(c, ids[i], "ed25519", pems[i], &k, &owned, &e));
+			assert_null(owned);
+			assert_ok(otter_key_public_pem(k, &back, &len, &e));
+			assert_string_equal((const char *)back, pems[i]);
+		}
+	/* Two ways: five keys cycling through one set always miss (LRU), never answer wrong. */
+	dir_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(hits, 0);
+	assert_int_equal(misses, 15);
+	/* Two keys that share a set both stay. */
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < 2; i++) {
+			const otter_key *k;
+			otter_key *owned = NULL;
+			assert_ok(dir_key_cache_get(c, ids[i], "ed25519", pems[i], &k, &owned, &e));
+		}
+	dir_key_cache_stats(c, &hits, &misses);
+	assert_int_equal(misses, 15 + 2);
+	assert_int_equal(hits, 4);
+	dir_key_cache_free(c);
+}
+
 static void test_ct_equal(void **state)
 {
 	(void)state;
@@ -228,6 +341,8 @@ int main(void)
 		cmocka_unit_test(test_sign_verify_ecdsa),
 		cmocka_unit_test(test_header_parse_errors),
 		cmocka_unit_test(test_ecu_key_load),
+		cmocka_unit_test(test_key_cache),
+		cmocka_unit_test(test_key_cache_bounded),
 		cmocka_unit_test(test_ct_equal),
 	};
 	return cmocka_run_group_tests_name("director-auth", tests, NULL, NULL);

@@ -1156,7 +1156,7 @@ static void test_rollout_admin_rejects_bad_requests(void **state)
 /* ---- the commands (cmd-rollout.c) ---- */
 
 /* Runs a command with argv (NULL-terminated) and returns its status; out gets its stdout. */
-static int run_cli(struct fx *f, int (*cmd)(const dir_admin_env *, int, char **), char *out,
+static int run_cli(struct fx *f, int (*cmd)(dir_cmd_env *, int, char **), char *out,
 		   size_t outsize, const char *const *args)
 {
 	char path[4200], *argv[64];
@@ -1177,7 +1177,7 @@ static int run_cli(struct fx *f, int (*cmd)(const dir_admin_env *, int, char **)
 	assert_true(saved >= 0 && fd >= 0);
 	dup2(fd, 1);
 	close(fd);
-	rc = cmd(&f->env, argc, argv);
+	rc = cmd(&(dir_cmd_env){ .admin = f->env }, argc, argv);
 	fflush(stdout);
 	dup2(saved, 1);
 	close(saved);

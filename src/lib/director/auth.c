@@ -344,3 +344,107 @@ int dir_ecu_key_load(const char *key_type, const char *pem, otter_key **out,
 	*out = key;
 	return 0;
 }
+
+/* ---- the parsed-key cache ---- */
+
+typedef struct key_slot {
+	char keyid[OTTER_KEYID_HEX_LEN + 1]; /* "" : empty */
+	char key_type[16];
+	char *pem;
+	otter_key *key;
+	uint64_t used; /* the cache's clock at the last hit or fill: LRU within a set */
+} key_slot;
+
+/* Two-way set associative: two active keys that share a set do not evict each other. */
+#define KEY_CACHE_WAYS 2u
+#define KEY_CACHE_SETS (DIR_KEY_CACHE_SLOTS / KEY_CACHE_WAYS)
+
+struct dir_key_cache {
+	key_slot slots[DIR_KEY_CACHE_SLOTS];
+	uint64_t clock, hits, misses;
+};
+
+int dir_key_cache_new(dir_key_cache **out, otter_error *err)
+{
+	*out = otter_calloc(1, sizeof(**out));
+	return *out ? 0 : otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+}
+
+static void slot_clear(key_slot *s)
+{
+	otter_key_free(s->key);
+	free(s->pem);
+	memset(s, 0, sizeof(*s));
+}
+
+void dir_key_cache_free(dir_key_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < DIR_KEY_CACHE_SLOTS; i++)
+		slot_clear(&c->slots[i]);
+	free(c);
+}
+
+/* The set of a key id: its first 8 hex digits (other characters count as 0). */
+static size_t set_of(const char *keyid)
+{
+	uint32_t v = 0;
+
+	for (size_t i = 0; i < 8 && keyid[i]; i++) {
+		char ch = keyid[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : 0;
+		v = v << 4 | (uint32_t)d;
+	}
+	return v % KEY_CACHE_SETS;
+}
+
+int dir_key_cache_get(dir_key_cache *c, const char *keyid, const char *key_type,
+		      const char *pem, const otter_key **key, otter_key **owned, otter_error *err)
+{
+	key_slot *set = NULL, *victim = NULL;
+	otter_key *k = NULL;
+	char *copy;
+	int r;
+
+	*owned = NULL;
+	if (c) {
+		set = &c->slots[set_of(keyid) * KEY_CACHE_WAYS];
+		for (size_t w = 0; w < KEY_CACHE_WAYS; w++) {
+			key_slot *s = &set[w];
+			if (s->key && strcmp(s->keyid, keyid) == 0 &&
+			    strcmp(s->key_type, key_type) == 0 && strcmp(s->pem, pem) == 0) {
+				s->used = ++c->clock;
+				c->hits++;
+				*key = s->key;
+				return 0;
+			}
+			if (!victim || s->used < victim->used)
+				victim = s;
+		}
+	}
+	r = dir_ecu_key_load(key_type, pem, &k, NULL, err);
+	if (r < 0)
+		return r;
+	if (!victim || strlen(keyid) > OTTER_KEYID_HEX_LEN ||
+	    strlen(key_type) >= sizeof(victim->key_type) || !(copy = otter_strdup(pem))) {
+		/* Not cacheable (or no memory for the copy): the caller's own key. */
+		*key = *owned = k;
+		return 0;
+	}
+	c->misses++;
+	slot_clear(victim);
+	memcpy(victim->keyid, keyid, strlen(keyid) + 1);
+	memcpy(victim->key_type, key_type, strlen(key_type) + 1);
+	victim->pem = copy;
+	victim->key = k;
+	victim->used = ++c->clock;
+	*key = k;
+	return 0;
+}
+
+void dir_key_cache_stats(const dir_key_cache *c, uint64_t *hits, uint64_t *misses)
+{
+	*hits = c ? c->hits : 0;
+	*misses = c ? c->misses : 0;
+}

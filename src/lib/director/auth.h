@@ -77,6 +77,30 @@ int dir_sig_sign(const otter_key *key, const char *method, const char *path, int
 int dir_ecu_key_load(const char *key_type, const char *pem, otter_key **out,
 		     char keyid_out[OTTER_KEYID_HEX_LEN + 1], otter_error *err);
 
+/*
+ * A bounded cache of parsed ECU keys, for one thread (not thread-safe): parsing a PEM key
+ * costs far more than verifying a request's signature with it (OpenSSL's decoders). A fixed
+ * number of slots, two-way set associative by the key id (a SHA-256, so spread evenly); a
+ * full set replaces its least recently used entry. An entry is used only when the key id, the key type and the
+ * whole PEM text are the ones the caller read from the database for this request, so it is
+ * a memo of dir_ecu_key_load and can never answer with a key the database no longer holds
+ * for that id: a removed or re-registered ECU needs no invalidation.
+ */
+#define DIR_KEY_CACHE_SLOTS 4096u
+typedef struct dir_key_cache dir_key_cache;
+
+int dir_key_cache_new(dir_key_cache **out, otter_error *err);
+void dir_key_cache_free(dir_key_cache *c);
+/*
+ * The parsed key of (keyid, key_type, pem) as dir_ecu_key_load makes it, from the cache or
+ * parsed and remembered; c NULL: parsed into *owned. *key is borrowed from the cache until
+ * the next call on c; *owned (when set) is the caller's to free.
+ */
+int dir_key_cache_get(dir_key_cache *c, const char *keyid, const char *key_type,
+		      const char *pem, const otter_key **key, otter_key **owned, otter_error *err);
+/* Hits and misses so far (tests, diagnostics). */
+void dir_key_cache_stats(const dir_key_cache *c, uint64_t *hits, uint64_t *misses);
+
 /* Constant-time comparison of two buffers of the same length. */
 bool dir_ct_equal(const void *a, const void *b, size_t n);
 

@@ -58,38 +58,46 @@ static bool copy_id(char *dst, const char *src)
 
 /* ---- authentication ---- */
 
-int dir_device_authenticate(dir_db *db, const char *header, const char *method,
-			    const char *path, const uint8_t *body, size_t len, int64_t now,
-			    int64_t skew, dir_who *out, dir_reply *rep, otter_error *err)
+/* The columns authentication reads of the signing key's ECU, first in its row. */
+#define AUTH_SELECT "SELECT e.serial, e.device_id, e.key_type, e.public_key, e.is_primary"
+#define AUTH_COLUMNS 5
+
+/* Parses the request's signature header and runs sql ($1: its key id) into *rows. */
+static int auth_read(dir_db *db, const char *header, const char *sql, dir_sig_header *h,
+		     dir_db_rows **rows, dir_reply *rep, otter_error *err)
 {
-	_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
-	_cleanup_(otter_key_freep) otter_key *key = NULL;
-	dir_sig_header h;
 	int r;
 
 	if (!header)
 		return fail(rep, 401, "unauthorized",
 			    otter_error_set(err, OTTER_E_SIGNATURE,
 					    "the request has no " DIR_AUTH_HEADER " header"));
-	r = dir_sig_header_parse(header, &h, err);
+	r = dir_sig_header_parse(header, h, err);
 	if (r < 0)
 		return fail(rep, 401, "unauthorized", r);
-	r = dir_db_exec(db,
-			"SELECT serial, device_id, key_type, public_key, is_primary FROM ecus "
-			"WHERE keyid = $1",
-			(dir_db_param[]){ DIR_DB_S(h.keyid) }, 1, &rows, NULL, err);
-	if (r < 0)
-		return db_fail(rep, r);
+	r = dir_db_exec(db, sql, (dir_db_param[]){ DIR_DB_S(h->keyid) }, 1, rows, NULL, err);
+	return r < 0 ? db_fail(rep, r) : 0;
+}
+
+/* Checks the request's signature by the key of the ECU row read (AUTH_SELECT first). */
+static int auth_check(const dir_db_rows *rows, dir_key_cache *keys, const dir_sig_header *h,
+		      const char *method, const char *path, const uint8_t *body, size_t len,
+		      int64_t now, int64_t skew, dir_who *out, dir_reply *rep, otter_error *err)
+{
+	_cleanup_(otter_key_freep) otter_key *owned = NULL;
+	const otter_key *key;
+	int r;
+
 	if (dir_db_rows_count(rows) != 1)
 		return fail(rep, 401, "unauthorized",
 			    otter_error_set(err, OTTER_E_NOT_FOUND,
 					    "key %.16s... is not the key of a registered ECU",
-					    h.keyid));
-	r = dir_ecu_key_load(dir_db_rows_text(rows, 0, 2), dir_db_rows_text(rows, 0, 3), &key,
-			     NULL, err);
+					    h->keyid));
+	r = dir_key_cache_get(keys, h->keyid, dir_db_rows_text(rows, 0, 2),
+			      dir_db_rows_text(rows, 0, 3), &key, &owned, err);
 	if (r < 0)
 		return fail(rep, 500, "internal", otter_error_prefix(err, r, "stored ECU key: "));
-	r = dir_sig_verify(key, &h, method, path, body, len, now, skew, err);
+	r = dir_sig_verify(key, h, method, path, body, len, now, skew, err);
 	if (r < 0)
 		return fail(rep, 401, "unauthorized", r);
 	if (!copy_id(out->serial, dir_db_rows_text(rows, 0, 0)) ||
@@ -98,6 +106,22 @@ int dir_device_authenticate(dir_db *db, const char *header, const char *method,
 			    otter_error_set(err, OTTER_E_FORMAT, "stored ECU row is malformed"));
 	out->primary = strcmp(dir_db_rows_text(rows, 0, 4), "1") == 0;
 	return 0;
+}
+
+int dir_device_authenticate(dir_db *db, dir_key_cache *keys, const char *header,
+			    const char *method, const char *path, const uint8_t *body, size_t len,
+			    int64_t now, int64_t skew, dir_who *out, dir_reply *rep,
+			    otter_error *err)
+{
+	_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
+	dir_sig_header h;
+	int r;
+
+	r = auth_read(db, header, AUTH_SELECT " FROM ecus e WHERE e.keyid = $1", &h, &rows, rep,
+		      err);
+	if (r < 0)
+		return r;
+	return auth_check(rows, keys, &h, method, path, body, len, now, skew, out, rep, err);
 }
 
 /* ---- registration ---- */
@@ -461,24 +485,27 @@ typedef struct meta_row {
 	int64_t tv, te, sv, se, tsv, tse;
 } meta_row;
 
-#define META_SELECT                                                                               \
-	"SELECT d.assign_gen, m.assign_gen, m.root_version, m.targets_version, m.targets_expires, " \
-	"m.snapshot_version, m.snapshot_expires, m.timestamp_version, m.timestamp_expires, "      \
+#define META_COLUMNS                                                                        \
+	"d.assign_gen, m.assign_gen, m.root_version, m.targets_version, m.targets_expires, "  \
+	"m.snapshot_version, m.snapshot_expires, m.timestamp_version, m.timestamp_expires, " \
 	"m.timestamp"
+#define META_SELECT "SELECT " META_COLUMNS
+#define META_TIMESTAMP 9 /* the column of m.timestamp in META_COLUMNS */
 
-static int read_meta_row(const dir_db_rows *rows, meta_row *m, otter_error *err)
+/* The META_SELECT columns, from column base on. */
+static int read_meta_row(const dir_db_rows *rows, size_t base, meta_row *m, otter_error *err)
 {
 	int64_t *fields[] = { &m->gen, &m->root_version, &m->tv, &m->te, &m->sv, &m->se,
 			      &m->tsv, &m->tse };
 	int r;
 
 	memset(m, 0, sizeof(*m));
-	r = dir_db_rows_int(rows, 0, 0, &m->dev_gen, err);
+	r = dir_db_rows_int(rows, 0, base, &m->dev_gen, err);
 	if (r < 0)
 		return r;
-	m->exists = dir_db_rows_text(rows, 0, 1) != NULL;
+	m->exists = dir_db_rows_text(rows, 0, base + 1) != NULL;
 	for (size_t i = 0; m->exists && i < ELEMENTSOF(fields); i++) {
-		r = dir_db_rows_int(rows, 0, i + 1, fields[i], err);
+		r = dir_db_rows_int(rows, 0, base + i + 1, fields[i], err);
 		if (r < 0)
 			return r;
 	}
@@ -573,12 +600,12 @@ static int regen_tx(dir_db *db, void *ud, otter_error *err)
 	if (dir_db_rows_count(rows) != 1)
 		return otter_error_set(err, OTTER_E_NOT_FOUND, "device %s was removed",
 				       q->device_id);
-	r = read_meta_row(rows, &m, err);
+	r = read_meta_row(rows, 0, &m, err);
 	if (r < 0)
 		return r;
 	if (meta_fresh(&m, s, q->now)) {
 		/* Another server made it meanwhile. */
-		const char *ts = dir_db_rows_text(rows, 0, 9);
+		const char *ts = dir_db_rows_text(rows, 0, META_TIMESTAMP);
 		q->timestamp = (uint8_t *)otter_strdup(ts);
 		q->timestamp_len = strlen(ts);
 		q->timestamp_version = (uint64_t)m.tsv;
@@ -647,31 +674,23 @@ static int regen_tx(dir_db *db, void *ud, otter_error *err)
 	return 0;
 }
 
-static int serve_timestamp(dir_db *db, const dir_signer *s, const dir_who *who, int64_t now,
-			   uint8_t **out, size_t *len, uint64_t *version, dir_reply *rep,
-			   otter_error *err)
+/*
+ * timestamp.json from the stored metadata row (META_COLUMNS from column base): the stored
+ * bytes when they are fresh (no signing), else regenerated in a transaction.
+ */
+static int timestamp_from_row(dir_db *db, const dir_signer *s, const dir_who *who,
+			      const dir_db_rows *rows, size_t base, int64_t now, uint8_t **out,
+			      size_t *len, uint64_t *version, dir_reply *rep, otter_error *err)
 {
-	_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
 	meta_req q = { .s = s, .device_id = who->device_id, .now = now };
 	meta_row m;
 	int r;
 
-	/* The poll where nothing changed: one indexed read of the stored bytes, no signing. */
-	r = dir_db_exec(db,
-			META_SELECT " FROM devices d LEFT JOIN device_metadata m ON m.device_id = "
-			"d.id WHERE d.id = $1",
-			(dir_db_param[]){ DIR_DB_S(who->device_id) }, 1, &rows, NULL, err);
-	if (r < 0)
-		return db_fail(rep, r);
-	if (dir_db_rows_count(rows) != 1)
-		return fail(rep, 401, "unauthorized",
-			    otter_error_set(err, OTTER_E_NOT_FOUND, "device %s was removed",
-					    who->device_id));
-	r = read_meta_row(rows, &m, err);
+	r = read_meta_row(rows, base, &m, err);
 	if (r < 0)
 		return fail(rep, 500, "internal", r);
 	if (meta_fresh(&m, s, now)) {
-		const char *ts = dir_db_rows_text(rows, 0, 9);
+		const char *ts = dir_db_rows_text(rows, 0, base + META_TIMESTAMP);
 		*len = strlen(ts);
 		*out = otter_memdup(ts, *len + 1);
 		*version = (uint64_t)m.tsv;
@@ -687,6 +706,50 @@ static int serve_timestamp(dir_db *db, const dir_signer *s, const dir_who *who, 
 	*len = q.timestamp_len;
 	*version = q.timestamp_version;
 	return 0;
+}
+
+static int serve_timestamp(dir_db *db, const dir_signer *s, const dir_who *who, int64_t now,
+			   uint8_t **out, size_t *len, uint64_t *version, dir_reply *rep,
+			   otter_error *err)
+{
+	_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
+	int r;
+
+	/* The poll where nothing changed: one indexed read of the stored bytes, no signing. */
+	r = dir_db_exec(db,
+			META_SELECT " FROM devices d LEFT JOIN device_metadata m ON m.device_id = "
+			"d.id WHERE d.id = $1",
+			(dir_db_param[]){ DIR_DB_S(who->device_id) }, 1, &rows, NULL, err);
+	if (r < 0)
+		return db_fail(rep, r);
+	if (dir_db_rows_count(rows) != 1)
+		return fail(rep, 401, "unauthorized",
+			    otter_error_set(err, OTTER_E_NOT_FOUND, "device %s was removed",
+					    who->device_id));
+	return timestamp_from_row(db, s, who, rows, 0, now, out, len, version, rep, err);
+}
+
+int dir_device_poll(dir_db *db, dir_key_cache *keys, const dir_signer *s, const char *header,
+		    const char *path, int64_t now, int64_t skew, dir_who *who, uint8_t **out,
+		    size_t *len, uint64_t *version, dir_reply *rep, otter_error *err)
+{
+	_cleanup_(dir_db_rows_freep) dir_db_rows *rows = NULL;
+	dir_sig_header h;
+	int r;
+
+	/* The signing key's ECU, its device and the device's stored metadata: one read. */
+	r = auth_read(db, header,
+		      AUTH_SELECT ", " META_COLUMNS " FROM ecus e JOIN devices d ON d.id = "
+				  "e.device_id LEFT JOIN device_metadata m ON m.device_id = d.id "
+				  "WHERE e.keyid = $1",
+		      &h, &rows, rep, err);
+	if (r < 0)
+		return r;
+	r = auth_check(rows, keys, &h, "GET", path, NULL, 0, now, skew, who, rep, err);
+	if (r < 0)
+		return r;
+	return timestamp_from_row(db, s, who, rows, AUTH_COLUMNS, now, out, len, version, rep,
+				  err);
 }
 
 typedef struct named_req {

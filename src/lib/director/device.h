@@ -49,13 +49,25 @@ typedef struct dir_who {
 } dir_who;
 
 /*
+ * GET timestamp.json by a signed request, in one database read: authenticates exactly as
+ * dir_device_authenticate (path is the request's path) and, in the same statement, reads
+ * the device's stored metadata; then answers as dir_device_metadata does for
+ * "timestamp.json" (who gets the requester). The poll where nothing changed.
+ */
+int dir_device_poll(dir_db *db, dir_key_cache *keys, const dir_signer *s, const char *header,
+		    const char *path, int64_t now, int64_t skew, dir_who *who, uint8_t **out,
+		    size_t *len, uint64_t *version, dir_reply *rep, otter_error *err);
+
+/*
  * Authenticates a device request by its Otter-Signature header (header NULL: absent).
  * Unknown key, bad signature or time → 401 (OTTER_E_SIGNATURE, OTTER_E_EXPIRED,
- * OTTER_E_NOT_FOUND); nothing is written.
+ * OTTER_E_NOT_FOUND); nothing is written. keys (optional) is the calling thread's cache of
+ * parsed ECU keys (auth.h); the key's row is read from the database on every request.
  */
-int dir_device_authenticate(dir_db *db, const char *header, const char *method,
-			    const char *path, const uint8_t *body, size_t len, int64_t now,
-			    int64_t skew, dir_who *out, dir_reply *rep, otter_error *err);
+int dir_device_authenticate(dir_db *db, dir_key_cache *keys, const char *header,
+			    const char *method, const char *path, const uint8_t *body, size_t len,
+			    int64_t now, int64_t skew, dir_who *out, dir_reply *rep,
+			    otter_error *err);
 
 /*
  * Proxy mode (docs/director.md, "Behind nginx"): the device named by a TLS proxy the

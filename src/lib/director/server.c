@@ -33,7 +33,7 @@ struct dir_server {
 	struct MHD_Daemon *mhd;
 	int fd;
 	uint16_t port;
-	pthread_key_t db_key;
+	pthread_key_t state_key;
 	bool key_made;
 };
 
@@ -118,26 +118,45 @@ static int bind_socket(const char *listen_at, int *fd_out, uint16_t *port_out, o
 	return 0;
 }
 
-/* The worker thread's database connection, opened on first use. */
-static dir_db *thread_db(dir_server *s, otter_error *err)
-{
-	dir_db *db = pthread_getspecific(s->db_key);
+/* A worker thread's own state: its database connection and its cache of parsed ECU keys. */
+typedef struct thread_state {
+	dir_db *db;
+	dir_key_cache *keys;
+} thread_state;
 
-	if (db)
-		return db;
-	if (dir_db_open(&db, s->cfg->db_url, err) < 0)
-		return NULL;
-	if (pthread_setspecific(s->db_key, db) != 0) {
-		dir_db_close(db);
-		otter_error_set(err, OTTER_E_NOMEM, "pthread_setspecific");
+/* The worker thread's state, made on first use. */
+static thread_state *thread_state_get(dir_server *s, otter_error *err)
+{
+	thread_state *t = pthread_getspecific(s->state_key);
+
+	if (t)
+		return t;
+	t = otter_calloc(1, sizeof(*t));
+	if (!t) {
+		otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 		return NULL;
 	}
-	return db;
+	if (dir_db_open(&t->db, s->cfg->db_url, err) < 0 || dir_key_cache_new(&t->keys, err) < 0)
+		goto fail;
+	if (pthread_setspecific(s->state_key, t) != 0) {
+		otter_error_set(err, OTTER_E_NOMEM, "pthread_setspecific");
+		goto fail;
+	}
+	return t;
+fail:
+	dir_db_close(t->db);
+	dir_key_cache_free(t->keys);
+	free(t);
+	return NULL;
 }
 
-static void close_thread_db(void *p)
+static void thread_state_free(void *p)
 {
-	dir_db_close(p);
+	thread_state *t = p;
+
+	dir_db_close(t->db);
+	dir_key_cache_free(t->keys);
+	free(t);
 }
 
 static enum MHD_Result send_bytes(struct MHD_Connection *c, unsigned status, const void *data,
@@ -218,7 +237,7 @@ static bool loopback_peer(struct MHD_Connection *c)
 }
 
 /* Who sent a device request, by the configured mode. */
-static int identify(dir_server *s, dir_db *db, struct MHD_Connection *c, const char *method,
+static int identify(dir_server *s, thread_state *t, struct MHD_Connection *c, const char *method,
 		    const char *path, const request *rq, int64_t now, dir_who *who,
 		    dir_reply *rep, otter_error *err)
 {
@@ -232,14 +251,14 @@ static int identify(dir_server *s, dir_db *db, struct MHD_Connection *c, const c
 					       "proxy mode: requests are only accepted from the "
 					       "proxy on the loopback interface");
 		}
-		return dir_device_identify(db, id ? id : "", who, rep, err);
+		return dir_device_identify(t->db, id ? id : "", who, rep, err);
 	}
 	return dir_device_authenticate(
-		db, MHD_lookup_connection_value(c, MHD_HEADER_KIND, DIR_AUTH_HEADER), method, path,
-		rq->body.data, rq->body.len, now, s->cfg->skew, who, rep, err);
+		t->db, t->keys, MHD_lookup_connection_value(c, MHD_HEADER_KIND, DIR_AUTH_HEADER),
+		method, path, rq->body.data, rq->body.len, now, s->cfg->skew, who, rep, err);
 }
 
-static enum MHD_Result handle_metadata(dir_server *s, dir_db *db, struct MHD_Connection *c,
+static enum MHD_Result handle_metadata(dir_server *s, thread_state *t, struct MHD_Connection *c,
 				       const char *path, const char *name, const request *rq,
 				       int64_t now)
 {
@@ -252,10 +271,19 @@ static enum MHD_Result handle_metadata(dir_server *s, dir_db *db, struct MHD_Con
 	size_t len;
 	dir_who who;
 
-	if (identify(s, db, c, "GET", path, rq, now, &who, &rep, &err) < 0 ||
-	    dir_device_metadata(db, s->cfg->signer, &who, name, now, &data, &len, &version, &rep,
-				&err) < 0)
+	if (s->cfg->auth_mode == DIR_AUTH_SIGNATURE && strcmp(name, "timestamp.json") == 0) {
+		/* The frequent poll: authentication and the stored timestamp in one read. */
+		if (dir_device_poll(t->db, t->keys, s->cfg->signer,
+				    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+								DIR_AUTH_HEADER),
+				    path, now, s->cfg->skew, &who, &data, &len, &version, &rep,
+				    &err) < 0)
+			return send_reply_error(s, c, &rep, &err);
+	} else if (identify(s, t, c, "GET", path, rq, now, &who, &rep, &err) < 0 ||
+		   dir_device_metadata(t->db, s->cfg->signer, &who, name, now, &data, &len,
+				       &version, &rep, &err) < 0) {
 		return send_reply_error(s, c, &rep, &err);
+	}
 	if (strcmp(name, "timestamp.json") != 0)
 		return send_bytes(c, MHD_HTTP_OK, data, len, NULL);
 	strfmt(etag, sizeof(etag), "\"%llu\"", (unsigned long long)version);
@@ -313,15 +341,15 @@ static enum MHD_Result handle_register(dir_server *s, dir_db *db, struct MHD_Con
 	return send_json(c, (unsigned)rep.status, resp);
 }
 
-static enum MHD_Result handle_manifest(dir_server *s, dir_db *db, struct MHD_Connection *c,
+static enum MHD_Result handle_manifest(dir_server *s, thread_state *t, struct MHD_Connection *c,
 				       const char *path, const request *rq, int64_t now)
 {
 	otter_error err = OTTER_ERROR_INIT;
 	dir_reply rep = { 0 };
 	dir_who who;
 
-	if (identify(s, db, c, "PUT", path, rq, now, &who, &rep, &err) < 0 ||
-	    dir_device_manifest(db, &who, rq->body.data, rq->body.len, now, &rep, &err) < 0)
+	if (identify(s, t, c, "PUT", path, rq, now, &who, &rep, &err) < 0 ||
+	    dir_device_manifest(t->db, &who, rq->body.data, rq->body.len, now, &rep, &err) < 0)
 		return send_reply_error(s, c, &rep, &err);
 	return send_bytes(c, MHD_HTTP_NO_CONTENT, "", 0, NULL);
 }
@@ -372,7 +400,7 @@ static enum MHD_Result dispatch(dir_server *s, struct MHD_Connection *c, const c
 	int64_t now = (int64_t)time(NULL);
 	size_t cap = 0;
 	route_kind k = route_of(s, url, &rest, &want, &cap);
-	dir_db *db;
+	thread_state *t;
 
 	if (k == R_NONE)
 		return send_error(s, c, MHD_HTTP_NOT_FOUND, "not_found", "no such resource");
@@ -403,18 +431,18 @@ static enum MHD_Result dispatch(dir_server *s, struct MHD_Connection *c, const c
 	if (k != R_METADATA && k != R_ADMIN && rq->body.len == 0)
 		return send_error(s, c, MHD_HTTP_BAD_REQUEST, "bad_request",
 				  "request body is empty");
-	db = thread_db(s, &err);
-	if (!db)
+	t = thread_state_get(s, &err);
+	if (!t)
 		return send_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable", err.msg);
 	switch (k) {
 	case R_REGISTER:
-		return handle_register(s, db, c, url, rq, now);
+		return handle_register(s, t->db, c, url, rq, now);
 	case R_MANIFEST:
-		return handle_manifest(s, db, c, url, rq, now);
+		return handle_manifest(s, t, c, url, rq, now);
 	case R_METADATA:
-		return handle_metadata(s, db, c, url, rest, rq, now);
+		return handle_metadata(s, t, c, url, rest, rq, now);
 	case R_ADMIN:
-		return handle_admin(s, db, c, rest, rq, now);
+		return handle_admin(s, t->db, c, rest, rq, now);
 	default:
 		return MHD_NO;
 	}
@@ -491,12 +519,12 @@ int dir_server_start(dir_server **out, const dir_server_config *cfg, otter_error
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	s->cfg = cfg;
 	s->fd = -1;
-	if (pthread_key_create(&s->db_key, close_thread_db) != 0)
+	if (pthread_key_create(&s->state_key, thread_state_free) != 0)
 		return otter_error_set(err, OTTER_E_NOMEM, "pthread_key_create");
 	s->key_made = true;
 	r = bind_socket(cfg->listen, &s->fd, &s->port, err);
 	if (r < 0) {
-		pthread_key_delete(s->db_key);
+		pthread_key_delete(s->state_key);
 		return r;
 	}
 	s->mhd = MHD_start_daemon(
@@ -507,7 +535,7 @@ int dir_server_start(dir_server **out, const dir_server_config *cfg, otter_error
 		(unsigned)4096, MHD_OPTION_END);
 	if (!s->mhd) {
 		close(s->fd);
-		pthread_key_delete(s->db_key);
+		pthread_key_delete(s->state_key);
 		return otter_error_set(err, OTTER_E_IO, "could not start the HTTP server on %s",
 				       cfg->listen);
 	}
@@ -529,7 +557,7 @@ dir_server *dir_server_stop(dir_server *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	if (s->key_made)
-		pthread_key_delete(s->db_key);
+		pthread_key_delete(s->state_key);
 	free(s);
 	return NULL;
 }
