@@ -212,6 +212,52 @@ OTTER_PUBLIC int otter_slot_mark_bad(const otter_system *sys, const char *bootna
 OTTER_PUBLIC int otter_slot_mark_bad_checked(const otter_system *sys, const char *bootname,
 					     otter_error *err) OTTER_WARN_UNUSED_RESULT;
 
+/* ---- an update's lifecycle ---- */
+
+/*
+ * One update's lifecycle as the slot module sees it: the boot environment (what runs, what
+ * boots next, tries left) decides, the bookkeeping (activation, confirmation, a recorded
+ * rollback) explains. An update is activated (pending), boots (trying), and is confirmed or
+ * rolled back; see docs/architecture.md.
+ */
+typedef struct otter_slot_lifecycle_info {
+	otter_update_state state;
+	const char *bootname; /* the update's bootname (borrowed from sys), NULL when none */
+	bool running;         /* bootname is the booted one */
+	const char *booted;   /* the booted bootname (borrowed from sys), NULL when no otter boot
+			       * script started this boot (then running is false) */
+} otter_slot_lifecycle_info;
+
+/*
+ * The lifecycle of the update into bootname, or with bootname NULL, of the update the
+ * bookkeeping records (a recorded rollback, else the last activation: what otter status
+ * reports). Given a bootname, the environment alone tells pending (first in the order with
+ * tries left) and trying from the rest, so a power cut between the environment write of an
+ * activation and its record changes nothing. Writes nothing: call otter_slot_boot_check first
+ * so that a fallback made by the bootloader is recorded (until then it shows as pending).
+ */
+OTTER_PUBLIC int otter_slot_lifecycle(const otter_system *sys, const char *bootname,
+				      otter_slot_lifecycle_info *out, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
+
+/*
+ * trying -> confirmed: marks bootname (NULL: the booted one) good, which resets its tries.
+ * Refused (OTTER_E_STATE, nothing written) unless bootname is the booted one: software is
+ * confirmed only while it runs. Idempotent.
+ */
+OTTER_PUBLIC int otter_slot_confirm(const otter_system *sys, const char *bootname,
+				    otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
+/*
+ * trying -> rolled back: takes bootname (NULL: the booted one) out of the boot order, then
+ * records the rollback (failed bootname, where the next boot goes), whether or not the
+ * activation was recorded; the caller then reboots. Refused (OTTER_E_STATE, nothing
+ * written) unless bootname is the booted one. Idempotent: once recorded, a second call only
+ * repeats the environment write if it is missing, and records no second event.
+ */
+OTTER_PUBLIC int otter_slot_roll_back(const otter_system *sys, const char *bootname,
+				      otter_error *err) OTTER_WARN_UNUSED_RESULT;
+
 /*
  * Moves a damaged bookkeeping file aside (<data-directory>/slots.json.damaged) and starts a
  * fresh one that records the reset and its reason. The boot environment is untouched and

@@ -44,6 +44,16 @@ OTTER_PUBLIC int otter_system_load(otter_system **out, const char *path, otter_e
 /* Parses len bytes of configuration text; name is used in messages. */
 OTTER_PUBLIC int otter_system_parse(otter_system **out, const char *name, const uint8_t *data,
 				    size_t len, otter_error *err) OTTER_WARN_UNUSED_RESULT;
+/*
+ * otter_system_parse for a file that other modules read too (system.conf and the agent's
+ * [update]): the sections named in foreign_sections (NULL-terminated; a name ending in '.'
+ * names a family, "x." for [x.*]) are left to their reader, which checks their keys; any
+ * other unknown section is still an error.
+ */
+OTTER_PUBLIC int otter_system_parse_shared(otter_system **out, const char *name,
+					   const uint8_t *data, size_t len,
+					   const char *const *foreign_sections, otter_error *err)
+	OTTER_WARN_UNUSED_RESULT;
 OTTER_PUBLIC otter_system *otter_system_free(otter_system *sys);
 
 /* A boot state handle (include/otter/boot.h) set up from this configuration. */

@@ -15,4 +15,9 @@ int dir_cmd_assign(const dir_admin_env *env, int argc, char **argv);
 int dir_cmd_rollout(const dir_admin_env *env, int argc, char **argv);
 int dir_cmd_fleet(const dir_admin_env *env, int argc, char **argv);
 
+/* Their help texts (otter-director help assign|rollout|fleet; also printed by --help). */
+extern const char dir_cmd_assign_help[];
+extern const char dir_cmd_rollout_help[];
+extern const char dir_cmd_fleet_help[];
+
 #endif

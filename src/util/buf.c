@@ -78,7 +78,7 @@ int buf_printf(otter_buf *b, otter_error *err, const char *fmt, ...)
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		return otter_error_set(err, OTTER_E_INVALID, "bad format string");
+		return otter_error_set(err, OTTER_E_INVALID, "bad format string '%.40s'", fmt);
 	r = buf_reserve(b, (size_t)n, err);
 	if (r < 0)
 		return r;

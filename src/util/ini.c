@@ -19,6 +19,7 @@ struct ini_state {
 	const ini_section *cur;  /* section being filled, NULL before the first header */
 	void *target;
 	uint64_t seen;           /* bit i: key i of cur was set in this section */
+	bool skipping;           /* in a section another reader checks */
 	unsigned header_line;
 	char header[INI_MAX_LINE_LIMIT + 1];
 	bool fixed_seen[MAX_SECTIONS];
@@ -161,6 +162,20 @@ static int end_section(struct ini_state *st, otter_error *err)
 	return 0;
 }
 
+/* name is one of names (NULL-terminated; a prefix ending in '.' matches a family). */
+static bool section_listed(const char *const *names, const char *name)
+{
+	for (size_t i = 0; names && names[i]; i++) {
+		size_t plen = strlen(names[i]);
+		bool family = plen > 0 && names[i][plen - 1] == '.';
+
+		if (family ? strncmp(name, names[i], plen) == 0 && name[plen] != '\0'
+			   : strcmp(name, names[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int header_line(struct ini_state *st, char *text, unsigned line, otter_error *err)
 {
 	size_t n = strlen(text);
@@ -170,6 +185,7 @@ static int header_line(struct ini_state *st, char *text, unsigned line, otter_er
 	r = end_section(st, err);
 	if (r < 0)
 		return r;
+	st->skipping = false;
 	if (n < 2 || text[n - 1] != ']')
 		return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: %s: malformed section header",
 				       st->filename, line, text);
@@ -196,17 +212,27 @@ static int header_line(struct ini_state *st, char *text, unsigned line, otter_er
 		st->fixed_seen[i] = true;
 		return begin_section(st, sec, NULL, err);
 	}
+	if (st->opts.skip_unknown_sections || section_listed(st->opts.foreign_sections, name)) {
+		st->skipping = true;
+		return 0;
+	}
 	{
 		char expected[256] = "";
-		size_t off = 0;
+		size_t off = 0, n_foreign = 0, total;
 
-		for (size_t i = 0; i < st->n_sections; i++) {
-			size_t plen = strlen(st->sections[i].name);
-			bool family = plen > 0 && st->sections[i].name[plen - 1] == '.';
+		while (st->opts.foreign_sections && st->opts.foreign_sections[n_foreign])
+			n_foreign++;
+		total = st->n_sections + n_foreign;
+		for (size_t i = 0; i < total; i++) {
+			const char *sname = i < st->n_sections
+						    ? st->sections[i].name
+						    : st->opts.foreign_sections[i - st->n_sections];
+			size_t plen = strlen(sname);
+			bool family = plen > 0 && sname[plen - 1] == '.';
 
 			strfmt(expected + off, sizeof(expected) - off, "%s%s%s",
-			       i == 0 ? "" : i + 1 == st->n_sections ? " or " : ", ",
-			       st->sections[i].name, family ? "*" : "");
+			       i == 0 ? "" : i + 1 == total ? " or " : ", ", sname,
+			       family ? "*" : "");
 			off = strlen(expected);
 		}
 		return otter_error_set(err, OTTER_E_CONFIG,
@@ -232,6 +258,8 @@ static int key_line(struct ini_state *st, char *text, unsigned line, otter_error
 	if (!*key)
 		return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: =%s: empty key", st->filename,
 				       line, value);
+	if (st->skipping)
+		return 0; /* another reader's section: its keys are checked there */
 	if (!st->cur)
 		return otter_error_set(err, OTTER_E_CONFIG, "%s:%u: %s: key outside of a section",
 				       st->filename, line, key);

@@ -14,9 +14,8 @@
  * quoted, so a value cannot contain " #".
  *
  * Callers describe each section with a table of keys. A section is either one fixed name
- * ("system") or a family sharing a prefix ("slot." for [slot.rootfs.0]). Modules may append
- * their own tables to a caller's (the agent adds [update]), since the parser knows nothing of
- * the meaning.
+ * ("system") or a family sharing a prefix ("slot." for [slot.rootfs.0]). A file shared by
+ * modules is read by each with its own table (see ini_options.foreign_sections).
  */
 
 #include <stdbool.h>
@@ -79,11 +78,22 @@ typedef struct ini_section {
 	bool repeatable;    /* fixed sections only: may appear more than once */
 } ini_section;
 
-/* Per-file variations of the syntax; ini_parse uses {0}. */
+/*
+ * Per-file variations of the syntax; ini_parse uses {0}.
+ *
+ * A file read by two modules (system.conf: slot reads [system], [bootloader] and [slot.*],
+ * the agent [update]) is parsed once by each, with one table each: the first names the
+ * other's sections in foreign_sections, so that any other unknown section stays an error;
+ * the second sets skip_unknown_sections. Both check the syntax of every line.
+ */
 typedef struct ini_options {
 	size_t max_line;         /* longest line; 0 = INI_MAX_LINE, at most INI_MAX_LINE_LIMIT */
 	bool ascii_only;         /* refuse bytes >= 0x80 as well as control bytes */
 	bool no_inline_comments; /* "#" after a value is part of the value */
+	/* NULL-terminated names (a prefix ending in '.' for a family) of sections another
+	 * reader of the file checks: their key=value lines are skipped here. */
+	const char *const *foreign_sections;
+	bool skip_unknown_sections; /* every section no table describes is skipped */
 } ini_options;
 
 #define INI_MAX_LINE_LIMIT 4096u

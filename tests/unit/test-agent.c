@@ -494,6 +494,92 @@ static void test_agent_fsm_confirm_deadline(void **state)
 	otter_agent_free(a);
 }
 
+/* The boot environment as the bootloader left it (GRUB variables, NULL-terminated pairs). */
+static void grubenv(struct fixture *f, const char *const *kv)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/grubenv", f->dir);
+	tfx_write_grubenv(path, kv);
+}
+
+/*
+ * agent.json says "installing" (saved before the activation): slot's lifecycle of the
+ * release's bootname tells whether the activation reached the environment.
+ */
+static void test_agent_fsm_interrupted_install(void **state)
+{
+	struct fixture *f = *state;
+	struct fake clock = {.wall = 4000, .boot = 30, .boot_id = "one"};
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a;
+
+	/* Activated (B first), still on A: pending, so the reboot is requested. */
+	device(f);
+	set_state(f, OTTER_AGENT_INSTALLING, 0);
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_PENDING_REBOOT);
+	assert_int_equal(reboots(f), 1);
+	otter_agent_free(a);
+
+	/* ... and booted B before agent.json said so: trying, so it is confirmed. */
+	set_state(f, OTTER_AGENT_INSTALLING, 0);
+	booted(f, "B");
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_CONFIRMED);
+	assert_string_equal(a->st.current_version, "2");
+	assert_int_equal(reboots(f), 1);
+	otter_agent_free(a);
+
+	/* The activation never reached the environment: the install is done again. */
+	grubenv(f, (const char *[]){"ORDER", "A", NULL});
+	booted(f, "A");
+	set_state(f, OTTER_AGENT_INSTALLING, 0);
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_FAILED);
+	assert_non_null(strstr(a->st.last_error, "install of release 2 was interrupted"));
+	assert_false(agent_state_failed(&a->st, "2"));
+	assert_int_equal(reboots(f), 1);
+	otter_agent_free(a);
+}
+
+/* pending-reboot, then the bootloader falls back or the environment loses the activation. */
+static void test_agent_fsm_fallback_and_lost_activation(void **state)
+{
+	struct fixture *f = *state;
+	struct fake clock = {.wall = 4000, .boot = 30, .boot_id = "one"};
+	otter_error err = OTTER_ERROR_INIT;
+	otter_agent *a;
+
+	/* B was tried three times and never confirmed; back on A. */
+	device(f);
+	set_state(f, OTTER_AGENT_PENDING_REBOOT, 3900);
+	grubenv(f, (const char *[]){"ORDER", "B A", "B_OK", "1", "B_TRY", "3", NULL});
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_ROLLED_BACK);
+	assert_true(agent_state_failed(&a->st, "2"));
+	assert_non_null(strstr(a->st.last_error, "the bootloader fell back"));
+	assert_string_equal(a->st.pending_version, "");
+	assert_int_equal(reboots(f), 0);
+	otter_agent_free(a);
+
+	/* Activated again, then the environment is reset to its defaults: not the release's
+	 * fault, not recorded as failed, installed again by the next cycle. */
+	device(f);
+	set_state(f, OTTER_AGENT_PENDING_REBOOT, 3900);
+	grubenv(f, NULL);
+	a = agent(f, &clock);
+	assert_ok(otter_agent_boot_check(a, &err));
+	assert_int_equal(a->st.state, OTTER_AGENT_FAILED);
+	assert_non_null(strstr(a->st.last_error, "no longer puts slot B of release 2 first"));
+	assert_int_equal(reboots(f), 0);
+	otter_agent_free(a);
+}
+
 /* Backoff doubles from retry-min up to retry-max; jitter stays within its bounds. */
 static void test_agent_fsm_backoff_and_jitter(void **state)
 {
@@ -546,6 +632,8 @@ int main(void)
 		T(test_agent_fsm_reboot_retry),
 		T(test_agent_fsm_boot_and_confirm),
 		T(test_agent_fsm_confirm_deadline),
+		T(test_agent_fsm_interrupted_install),
+		T(test_agent_fsm_fallback_and_lost_activation),
 		T(test_agent_fsm_backoff_and_jitter),
 	};
 	return cmocka_run_group_tests_name("agent", tests, NULL, NULL);

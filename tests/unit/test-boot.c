@@ -670,20 +670,28 @@ static void test_boot_env_warning(void **state)
 static void test_boot_uboot_malformed(void **state)
 {
 	struct fixture *f = *state;
+	char long_order[301];
 	struct {
 		const char *kv[5];
 		const char *needle;
 	} cases[] = {
 		{{"BOOT_ORDER", "A X", NULL}, "BOOT_ORDER names 'X'"},
 		{{"BOOT_ORDER", "B B", NULL}, "names 'B' twice"},
-		{{"BOOT_ORDER", "A B", "BOOT_A_LEFT", "three"}, "BOOT_A_LEFT is not a number"},
-		{{"BOOT_A_LEFT", "1001", NULL}, "BOOT_A_LEFT is not a number from 0 to 1000"},
+		{{"BOOT_ORDER", "A B", "BOOT_A_LEFT", "three"},
+		 "BOOT_A_LEFT is 'three', not a number from 0 to 1000"},
+		{{"BOOT_A_LEFT", "1001", NULL}, "BOOT_A_LEFT is '1001', not a number from 0 to 1000"},
+		/* Longer than otter reads: the variable, its start, its length and the limit. */
+		{{"BOOT_ORDER", long_order, NULL}, "BOOT_ORDER is 300 bytes long ('A A A A A"},
+		{{"BOOT_ORDER", long_order, NULL}, "more than the 255 this otter reads"},
 	};
 	otter_boot *b = new_boot(f, OTTER_BOOTLOADER_UBOOT, 3);
 	otter_error err;
 	const char *primary;
 	unsigned left;
 
+	for (size_t i = 0; i < 300; i++)
+		long_order[i] = i % 2 ? ' ' : 'A';
+	long_order[300] = '\0';
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		uboot_set(f, (const char *[]){"BOOT_ORDER", "A B", "BOOT_A_LEFT", "3", NULL});
 		uboot_set(f, cases[i].kv);

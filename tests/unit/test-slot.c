@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -360,7 +361,7 @@ static void test_slot_refusals_before_writing(void **state)
 	assert_err(otter_slot_writer_write(w, big, 100, &err), OTTER_E_FORMAT, &err,
 		   "does not start like a zstd stream");
 	w = otter_slot_writer_free(w);
-	/* Unknown class, length 0, bad options, version too long. */
+	/* Unknown class, length 0, unknown options, version too long. */
 	opts.compression = OTTER_COMPRESSION_AUTO;
 	otter_error_clear(&err);
 	assert_err(otter_slot_writer_open(&w, f->sys, "kernel", 10, digest, &opts, &err),
@@ -371,8 +372,13 @@ static void test_slot_refusals_before_writing(void **state)
 	opts.version = 99;
 	otter_error_clear(&err);
 	assert_err(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, &opts, &err),
-		   OTTER_E_INVALID, &err, "bad options");
+		   OTTER_E_INVALID, &err, "unknown options version 99 (this otter knows 1)");
 	opts.version = OTTER_SLOT_WRITER_OPTIONS_VERSION;
+	opts.compression = (otter_compression)7;
+	otter_error_clear(&err);
+	assert_err(otter_slot_writer_open(&w, f->sys, "rootfs", 10, digest, &opts, &err),
+		   OTTER_E_INVALID, &err, "unknown compression 7 (known: 0 to 2)");
+	opts.compression = OTTER_COMPRESSION_AUTO;
 	{
 		char v[OTTER_SLOT_VERSION_MAX + 2];
 
@@ -756,7 +762,7 @@ static void test_slot_damaged_bookkeeping(void **state)
 		write_file(f->path[P_STATE], buf, strlen(buf));
 		otter_error_clear(&err);
 		assert_err(otter_ab_status_get(f->sys, &st, &err), OTTER_E_FORMAT, &err,
-			   "too many slots");
+			   "33 slots, more than 32");
 		off = (size_t)sprintf(buf, "{\"format\": 1, \"events\": [");
 		for (int i = 0; i < 51; i++)
 			off += (size_t)sprintf(buf + off, "%s{}", i ? "," : "");
@@ -930,7 +936,8 @@ static void test_slot_odd_devices_and_arguments(void **state)
 	assert_err(otter_slot_writer_open(&w, f->sys, NULL, 10, digest, NULL, &err),
 		   OTTER_E_INVALID, &err, NULL);
 	otter_error_clear(&err);
-	assert_err(otter_slot_writer_write(NULL, digest, 1, &err), OTTER_E_INVALID, &err, NULL);
+	assert_err(otter_slot_writer_write(NULL, digest, 1, &err), OTTER_E_INVALID, &err,
+		   "install: invalid argument: w is NULL");
 	otter_error_clear(&err);
 	assert_err(otter_slot_writer_finish(NULL, &err), OTTER_E_INVALID, &err, NULL);
 	otter_error_clear(&err);
@@ -939,9 +946,11 @@ static void test_slot_odd_devices_and_arguments(void **state)
 	assert_err(otter_slot_install(f->sys, "rootfs", NULL, 10, digest, NULL, &err),
 		   OTTER_E_INVALID, &err, "no image given");
 	otter_error_clear(&err);
-	assert_err(otter_slot_activate(f->sys, NULL, &err), OTTER_E_INVALID, &err, NULL);
+	assert_err(otter_slot_activate(f->sys, NULL, &err), OTTER_E_INVALID, &err,
+		   "activate: invalid argument: bootname is NULL");
 	otter_error_clear(&err);
-	assert_err(otter_ab_status_get(NULL, &st, &err), OTTER_E_INVALID, &err, NULL);
+	assert_err(otter_ab_status_get(NULL, &st, &err), OTTER_E_INVALID, &err,
+		   "status: invalid argument: sys is NULL");
 	otter_error_clear(&err);
 	assert_err(otter_slot_mark_good(NULL, NULL, &err), OTTER_E_INVALID, &err, NULL);
 	otter_error_clear(&err);
@@ -991,6 +1000,304 @@ static void test_slot_alloc_failures(void **state)
 	free(img);
 }
 
+/* ---- an update's lifecycle (lifecycle.c) ---- */
+
+static size_t count_events(struct fixture *f, const char *name)
+{
+	size_t len, i, n = 0;
+	uint8_t *data = read_all(f->path[P_STATE], &len);
+	json_t *j = json_loadb((char *)data, len, 0, NULL), *e;
+
+	assert_non_null(j);
+	json_array_foreach(json_object_get(j, "events"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "event")), name) == 0)
+			n++;
+	json_decref(j);
+	free(data);
+	return n;
+}
+
+static otter_update_state lifecycle(struct fixture *f, const char *bootname,
+				    otter_slot_lifecycle_info *lc)
+{
+	otter_error err = OTTER_ERROR_INIT;
+
+	assert_ok(otter_slot_lifecycle(f->sys, bootname, lc, &err));
+	return lc->state;
+}
+
+/* Writes release bytes into B and verifies them, without activating. */
+static void write_b(struct fixture *f, uint32_t seed)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_writer *w = NULL;
+	size_t len = 20000;
+	uint8_t *img = make_image(len, seed), digest[32];
+
+	sha256(img, len, digest);
+	assert_ok(otter_slot_writer_open(&w, f->sys, "rootfs", len, digest, NULL, &err));
+	assert_ok(feed(w, img, len, &err));
+	assert_ok(otter_slot_writer_finish(w, &err));
+	otter_slot_writer_free(w);
+	free(img);
+}
+
+/* The bootloader boots bootname, counting one try (GRUB: <name>_TRY up). */
+static void boot_into(struct fixture *f, const char *order, const char *bootname)
+{
+	char try_var[16];
+
+	snprintf(try_var, sizeof(try_var), "%s_TRY", bootname);
+	write_grubenv(f, (const char *[]){"ORDER", order, "A_OK", "1", "B_OK", "1", try_var, "1",
+					  NULL});
+	set_cmdline(f, bootname);
+}
+
+/*
+ * Runs op in a child process that dies at crash point `point` (OTTER_TEST_CRASHPOINT), as
+ * a power cut there would stop it; asserts that it did die there.
+ */
+static void cut_at(struct fixture *f, const char *point,
+		   int (*op)(const otter_system *, const char *, otter_error *), const char *bn)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		otter_error err = OTTER_ERROR_INIT;
+
+		setenv("OTTER_TEST_CRASHPOINT", point, 1);
+		(void)op(f->sys, bn, &err);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 99);
+}
+
+/* pending -> trying -> confirmed, each read from one getter that writes nothing. */
+static void test_slot_lifecycle_confirm(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_lifecycle_info lc;
+	otter_ab_status st;
+	uint8_t *env0, *env1, *st0, *st1;
+	size_t env0_len, env1_len, st0_len, st1_len;
+
+	/* Nothing installed yet: no update, for either question. */
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_NONE);
+	assert_null(lc.bootname);
+	assert_string_equal(lc.booted, "A");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_NONE);
+	assert_string_equal(lc.bootname, "B");
+	assert_false(lc.running);
+	/* Written and verified, not activated: still none. */
+	write_b(f, 21);
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_NONE);
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_PENDING_REBOOT);
+	assert_string_equal(lc.bootname, "B");
+	assert_false(lc.running);
+	/* Confirming is for software that runs: refused, nothing written. */
+	env0 = read_all(f->path[P_GRUBENV], &env0_len);
+	st0 = read_all(f->path[P_STATE], &st0_len);
+	assert_err(otter_slot_confirm(f->sys, "B", &err), OTTER_E_STATE, &err,
+		   "slot B is not the booted one (A is)");
+	otter_error_clear(&err);
+	assert_err(otter_slot_roll_back(f->sys, "B", &err), OTTER_E_STATE, &err,
+		   "roll back B: slot B is not the booted one");
+	otter_error_clear(&err);
+	/* The getters only read, however often they are called. */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+		assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	}
+	env1 = read_all(f->path[P_GRUBENV], &env1_len);
+	st1 = read_all(f->path[P_STATE], &st1_len);
+	assert_int_equal(env0_len, env1_len);
+	assert_memory_equal(env0, env1, env0_len);
+	assert_int_equal(st0_len, st1_len);
+	assert_memory_equal(st0, st1, st0_len);
+	free(env0);
+	free(env1);
+	free(st0);
+	free(st1);
+	/* Booted into B: trying; the other bootname is asked about as none. */
+	boot_into(f, "B A", "B");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_TRYING);
+	assert_true(lc.running);
+	assert_string_equal(lc.booted, "B");
+	assert_int_equal(lifecycle(f, "A", &lc), OTTER_UPDATE_NONE);
+	assert_err(otter_slot_confirm(f->sys, "A", &err), OTTER_E_STATE, &err, "confirm A");
+	otter_error_clear(&err);
+	assert_grubvar(f, "B_TRY", "1");
+	assert_ok(otter_slot_confirm(f->sys, "B", &err));
+	assert_grubvar(f, "B_TRY", "0");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_CONFIRMED);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_CONFIRMED);
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_CONFIRMED);
+	/* Confirming again (every boot does) records nothing new; NULL is the booted one. */
+	assert_ok(otter_slot_confirm(f->sys, NULL, &err));
+	assert_int_equal(count_events(f, "confirmed"), 1);
+	/* Not started by an otter boot script: nothing runs, as far as slot knows. */
+	write_file(f->path[P_CMDLINE], "quiet", 5);
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+	assert_null(lc.booted);
+	assert_false(lc.running);
+	assert_err(otter_slot_confirm(f->sys, "B", &err), OTTER_E_NOT_FOUND, &err,
+		   "which slot is booted");
+	otter_error_clear(&err);
+	assert_err(otter_slot_lifecycle(f->sys, "C", &lc, &err), OTTER_E_INVALID, &err,
+		   "'C' is not a configured bootname");
+	otter_error_clear(&err);
+	assert_err(otter_slot_lifecycle(NULL, "B", &lc, &err), OTTER_E_INVALID, &err, "NULL");
+	otter_error_clear(&err);
+	assert_err(otter_slot_lifecycle(f->sys, "B", NULL, &err), OTTER_E_INVALID, &err, NULL);
+}
+
+/* trying -> rolled back (the agent's verdict), then the reboot into the previous slot. */
+static void test_slot_lifecycle_roll_back(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_lifecycle_info lc;
+	otter_ab_status st;
+
+	write_b(f, 22);
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	boot_into(f, "B A", "B");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_TRYING);
+	assert_ok(otter_slot_roll_back(f->sys, "B", &err));
+	assert_grubvar(f, "ORDER", "A");
+	/* Rolled back, still running the failed software until the reboot. */
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_ROLLED_BACK);
+	assert_true(lc.running);
+	assert_ok(otter_ab_status_get(f->sys, &st, &err));
+	assert_int_equal(st.update, OTTER_UPDATE_ROLLED_BACK);
+	assert_string_equal(st.rollback_failed, "B");
+	assert_null(st.activated);
+	assert_int_equal(count_events(f, "rolled-back"), 1);
+	/* Idempotent: asked again (a crash before the reboot), nothing new is recorded. */
+	assert_ok(otter_slot_roll_back(f->sys, NULL, &err));
+	assert_int_equal(count_events(f, "rolled-back"), 1);
+	assert_int_equal(count_events(f, "marked-bad"), 1);
+	/* Confirming the failed slot after the verdict only resets its tries: it stays out of
+	 * the order, and the next boot goes back all the same. */
+	assert_ok(otter_slot_confirm(f->sys, "B", &err));
+	assert_grubvar(f, "ORDER", "A");
+	/* After the reboot: the previous software runs; the report stays until the next
+	 * activation. */
+	write_grubenv(f, (const char *[]){"ORDER", "A", "A_OK", "1", NULL});
+	set_cmdline(f, "A");
+	assert_ok(otter_slot_boot_check(f->sys, &err));
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_ROLLED_BACK);
+	assert_false(lc.running);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_ROLLED_BACK);
+	assert_string_equal(lc.bootname, "B");
+	assert_err(otter_slot_roll_back(f->sys, "B", &err), OTTER_E_STATE, &err, NULL);
+	otter_error_clear(&err);
+	/* Installing into B again keeps the report; its activation ends it. */
+	write_b(f, 23);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_ROLLED_BACK);
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_PENDING_REBOOT);
+}
+
+/* The bootloader falls back by itself; the environment loses an activation. */
+static void test_slot_lifecycle_fallback_and_lost(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_lifecycle_info lc;
+
+	write_b(f, 24);
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	/* Tried three times, never confirmed, back on A. Until the boot check records it, the
+	 * getter reports what the bookkeeping says (it never writes). */
+	write_grubenv(f, (const char *[]){"ORDER", "B A", "B_OK", "1", "B_TRY", "3", NULL});
+	set_cmdline(f, "A");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+	assert_ok(otter_slot_boot_check(f->sys, &err));
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_ROLLED_BACK);
+	assert_false(lc.running);
+	assert_string_equal(lc.booted, "A");
+	/* Activated again, then the environment is reset to its defaults (a torn single-copy
+	 * write): the activation is lost, and the next boot will not try B. */
+	write_b(f, 25);
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	write_grubenv(f, NULL);
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_ACTIVATION_LOST);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_ACTIVATION_LOST);
+	/* An activation cancelled before it booted (mark-bad) is no update at all. */
+	assert_ok(otter_slot_activate(f->sys, "B", &err));
+	assert_ok(otter_slot_mark_bad(f->sys, "B", &err));
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_NONE);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_NONE);
+}
+
+/* Power cuts inside each transition: the lifecycle read afterwards is one the agent can act
+ * on, and doing the transition again completes it without double records. */
+static void test_slot_lifecycle_power_cuts(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	otter_slot_lifecycle_info lc;
+
+	/* Activation cut before its environment write: nothing is activated. */
+	write_b(f, 26);
+	cut_at(f, "env-write", otter_slot_activate, "B");
+	assert_grubvar(f, "ORDER", "A");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_NONE);
+	/* Cut after the environment write, before its record: B is pending all the same. */
+	cut_at(f, "state-write", otter_slot_activate, "B");
+	assert_grubvar(f, "ORDER", "B A");
+	assert_int_equal(count_events(f, "activated"), 0);
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+	/* ... and trying once it boots; confirming works without the activation record. */
+	boot_into(f, "B A", "B");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_TRYING);
+	/* Confirmation cut after the environment write: still trying; again completes it. */
+	cut_at(f, "state-write", otter_slot_confirm, "B");
+	assert_grubvar(f, "B_TRY", "0");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_TRYING);
+	assert_ok(otter_slot_confirm(f->sys, "B", &err));
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_CONFIRMED);
+	assert_int_equal(count_events(f, "confirmed"), 1);
+
+	/* A roll back cut before its environment write changes nothing. */
+	boot_into(f, "B A", "B");
+	assert_ok(otter_slot_boot_check(f->sys, &err));
+	cut_at(f, "env-write", otter_slot_roll_back, "B");
+	assert_grubvar(f, "ORDER", "B A");
+	/* Cut after it, before the record: B runs out of the order, which reads as rolled
+	 * back; rolling back again records it, once. */
+	cut_at(f, "state-write", otter_slot_roll_back, "B");
+	assert_grubvar(f, "ORDER", "A");
+	assert_int_equal(count_events(f, "rolled-back"), 0);
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_ROLLED_BACK);
+	assert_true(lc.running);
+	assert_ok(otter_slot_roll_back(f->sys, "B", &err));
+	assert_ok(otter_slot_roll_back(f->sys, "B", &err));
+	assert_int_equal(count_events(f, "rolled-back"), 1);
+
+	/* B failed before; a new release goes into B, and its activation is cut after the
+	 * environment write: the stale rollback record must not hide the new activation. */
+	write_grubenv(f, (const char *[]){"ORDER", "A", "A_OK", "1", NULL});
+	set_cmdline(f, "A");
+	write_b(f, 27);
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_ROLLED_BACK);
+	cut_at(f, "state-write", otter_slot_activate, "B");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_PENDING_REBOOT);
+	assert_int_equal(lifecycle(f, NULL, &lc), OTTER_UPDATE_PENDING_REBOOT);
+	boot_into(f, "B A", "B");
+	assert_int_equal(lifecycle(f, "B", &lc), OTTER_UPDATE_TRYING);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1011,6 +1318,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slot_odd_devices_and_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_alloc_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slot_writer_sink_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_lifecycle_confirm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_lifecycle_roll_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slot_lifecycle_fallback_and_lost, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_slot_lifecycle_power_cuts, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("slot", tests, NULL, NULL);
 }

@@ -6,10 +6,10 @@
 
 #include <otter/system.h>
 
-#include "lib/slot/system-private.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
+#include "util/ini.h"
 
 static const char example[] =
 	"# the example of issue 4\n"
@@ -278,7 +278,11 @@ static int begin_update(void *userdata, const char *subname, void **target, otte
 	return 0;
 }
 
-static void test_config_extension(void **state)
+/*
+ * A file two modules read (system.conf with the agent's [update]): slot leaves the foreign
+ * section to its reader, which skips slot's; every section is checked by one of them.
+ */
+static void test_config_shared_file(void **state)
 {
 	static const ini_key update_keys[] = {
 		{"server", INI_STRING, offsetof(struct update_conf, server), 0, 0, NULL, NULL, true},
@@ -288,25 +292,55 @@ static void test_config_extension(void **state)
 	static const ini_section update_section[] = {
 		{"update", false, update_keys, 2, begin_update, NULL, NULL},
 	};
+	static const char *const foreign[] = {"update", "extra.", NULL};
+	static const ini_options skip = {.skip_unknown_sections = true};
 	struct update_conf u = {0};
 	otter_error err = OTTER_ERROR_INIT;
 	otter_system *sys = NULL;
-	const char *text = MIN_SYSTEM AB_SLOTS "[update]\nserver=https://x\n";
+	const char *text = MIN_SYSTEM AB_SLOTS "[update]\nserver=https://x\n[extra.one]\nk=v\n";
 
-	assert_ok(system_parse_ext(&sys, "t", (const uint8_t *)text, strlen(text), update_section,
-				   1, &u, &err));
+	assert_ok(otter_system_parse_shared(&sys, "t", (const uint8_t *)text, strlen(text),
+					    foreign, &err));
+	assert_int_equal(otter_system_n_slots(sys), 2);
+	sys = otter_system_free(sys);
+	assert_ok(ini_parse_opts(&skip, "t", (const uint8_t *)text, strlen(text), update_section,
+				 1, &u, &err));
 	assert_string_equal(u.server, "https://x");
 	assert_int_equal(u.interval, 600);
-	sys = otter_system_free(sys);
 	free(u.server);
 	u.server = NULL;
-	/* Without the table, [update] is unknown; with it, its unknown keys are errors. */
+	/* Without the foreign list, [update] is unknown to slot. */
 	assert_err(parse(&sys, text, &err), OTTER_E_CONFIG, &err, "[update]: unknown section");
 	otter_error_clear(&err);
+	/* An unknown section stays an error for slot, which names the foreign ones too. */
+	text = MIN_SYSTEM AB_SLOTS "[updat]\nserver=a\n";
+	assert_err(otter_system_parse_shared(&sys, "t", (const uint8_t *)text, strlen(text),
+					     foreign, &err),
+		   OTTER_E_CONFIG, &err, "unknown section 'updat' (expected system, bootloader, "
+					 "slot.*, update or extra.*)");
+	otter_error_clear(&err);
+	/* A family needs a member name: [extra.] is not one. */
+	text = MIN_SYSTEM AB_SLOTS "[extra.]\nk=v\n";
+	assert_err(otter_system_parse_shared(&sys, "t", (const uint8_t *)text, strlen(text),
+					     foreign, &err),
+		   OTTER_E_CONFIG, &err, "unknown section 'extra.'");
+	otter_error_clear(&err);
+	/* The reader of [update] checks its keys (and skips slot's sections). */
 	text = MIN_SYSTEM AB_SLOTS "[update]\nserver=a\nservre=b\n";
-	assert_err(system_parse_ext(&sys, "t", (const uint8_t *)text, strlen(text),
-				    update_section, 1, &u, &err),
+	assert_ok(otter_system_parse_shared(&sys, "t", (const uint8_t *)text, strlen(text),
+					    foreign, &err));
+	sys = otter_system_free(sys);
+	assert_err(ini_parse_opts(&skip, "t", (const uint8_t *)text, strlen(text), update_section,
+				  1, &u, &err),
 		   OTTER_E_CONFIG, &err, "t:12: servre: unknown key in [update]");
+	free(u.server);
+	u.server = NULL;
+	/* Skipped sections still have to be well-formed lines. */
+	otter_error_clear(&err);
+	text = MIN_SYSTEM AB_SLOTS "[update]\nserver=a\n[extra.one]\nno equals sign\n";
+	assert_err(otter_system_parse_shared(&sys, "t", (const uint8_t *)text, strlen(text),
+					     foreign, &err),
+		   OTTER_E_CONFIG, &err, "expected key=value");
 	free(u.server);
 }
 
@@ -355,7 +389,7 @@ int main(void)
 		cmocka_unit_test(test_config_defaults_and_syntax),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_config_limits),
-		cmocka_unit_test(test_config_extension),
+		cmocka_unit_test(test_config_shared_file),
 		cmocka_unit_test(test_config_load_file),
 		cmocka_unit_test(test_config_alloc_failures),
 	};

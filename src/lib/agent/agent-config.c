@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The [update] section of system.conf, parsed with the system configuration. */
+/*
+ * The [update] section of system.conf. The file is read once and parsed twice, each module
+ * with its own table (util/ini.h): slot's otter_system_parse_shared leaves [update] to the
+ * agent, and the agent skips the sections slot checked.
+ */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent-private.h"
-#include "lib/slot/system-private.h"
 #include "util/alloc.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
@@ -81,17 +84,24 @@ void agent_config_clear(agent_config *cfg)
 
 int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, otter_error *err)
 {
+	static const char *const agent_sections[] = {"update", NULL};
+	static const ini_options opts = {.skip_unknown_sections = true};
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t len;
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
+	*sys = NULL;
 	r = fileio_read(AT_FDCWD, path, INI_MAX_FILE_SIZE, &data, &len, err);
 	if (r < 0)
 		return otter_error_prefix(err, r == OTTER_E_NOT_FOUND ? r : OTTER_E_CONFIG,
 					  "system configuration");
-	r = system_parse_ext(sys, path, data, len, &update_section, 1, cfg, err);
-	if (r < 0)
+	r = otter_system_parse_shared(sys, path, data, len, agent_sections, err);
+	if (r == 0)
+		r = ini_parse_opts(&opts, path, data, len, &update_section, 1, cfg, err);
+	if (r < 0) {
+		*sys = otter_system_free(*sys);
 		agent_config_clear(cfg);
+	}
 	return r;
 }

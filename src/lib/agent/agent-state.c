@@ -148,9 +148,14 @@ static int copy_field(const json_t *o, const char *key, char *out, size_t size,
 	out[0] = '\0';
 	if (!s)
 		return 0;
-	if (strlen(s) >= size)
-		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"%s\" too long", AGENT_STATE_FILE,
-				       key);
+	if (strlen(s) >= size) {
+		char safe[40];
+
+		str_sanitize(s, safe, sizeof(safe));
+		return otter_error_set(err, OTTER_E_FORMAT,
+				       "%s: \"%s\" is %zu bytes long ('%s...'), more than %zu",
+				       AGENT_STATE_FILE, key, strlen(s), safe, size - 1);
+	}
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20)
 			return otter_error_set(err, OTTER_E_FORMAT, "%s: \"%s\" has control bytes",

@@ -30,6 +30,7 @@
 #include "agent-private.h"
 #include "lib/json/json-util.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/sdnotify.h"
@@ -85,12 +86,13 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	bool damaged;
 	int r;
 
-	if (!out)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", out);
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != OTTER_AGENT_OPTIONS_VERSION)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: unknown options version");
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "agent: unknown options version %u (this otter knows %u)",
+				       opts->version, (unsigned)OTTER_AGENT_OPTIONS_VERSION);
 	a = otter_calloc(1, sizeof(*a));
 	if (!a)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -176,22 +178,39 @@ int agent_save(otter_agent *a, otter_error *err)
 	return 0;
 }
 
+/* The pending release's bootname, or NULL when none is recorded. */
+static const char *pending_bootname(const otter_agent *a)
+{
+	return a->st.pending_bootname[0] ? a->st.pending_bootname : NULL;
+}
+
 /*
- * The A/B status. A damaged slot bookkeeping (slots.json) would stop an unattended device
- * from ever updating or confirming again: it is set aside and started afresh, once; the
- * boot environment, which says what runs, is untouched.
+ * What slot says after this boot: first otter_slot_boot_check records a fallback made by
+ * the bootloader, then the A/B status (ab) and/or the pending release's lifecycle (lc) are
+ * read; both getters only read.
  */
-static int slot_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
+static int slot_read(otter_agent *a, otter_ab_status *ab, otter_slot_lifecycle_info *lc,
+		     otter_error *err)
 {
 	int r = otter_slot_boot_check(a->sys, err);
 
-	return r < 0 ? r : otter_ab_status_get(a->sys, ab, err);
+	if (r == 0 && ab)
+		r = otter_ab_status_get(a->sys, ab, err);
+	if (r == 0 && lc)
+		r = otter_slot_lifecycle(a->sys, pending_bootname(a), lc, err);
+	return r;
 }
 
-static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
+/*
+ * slot_read. A damaged slot bookkeeping (slots.json) would stop an unattended device from
+ * ever updating or confirming again: it is set aside and started afresh, once; the boot
+ * environment, which says what runs, is untouched.
+ */
+static int slot_state(otter_agent *a, otter_ab_status *ab, otter_slot_lifecycle_info *lc,
+		      otter_error *err)
 {
 	otter_error e = OTTER_ERROR_INIT;
-	int r = slot_status(a, ab, &e);
+	int r = slot_read(a, ab, lc, &e);
 
 	if (r == 0)
 		return 0;
@@ -200,12 +219,23 @@ static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
 		agent_log(a, OTTER_LOG_WARNING, "%s: starting the slot bookkeeping afresh", e.msg);
 		r = otter_slot_reset_bookkeeping(a->sys, e.msg, err);
 		if (r == 0)
-			r = slot_status(a, ab, err);
+			r = slot_read(a, ab, lc, err);
 		return r;
 	}
 	if (err && !err->code)
 		*err = e;
 	return r;
+}
+
+static int ab_status(otter_agent *a, otter_ab_status *ab, otter_error *err)
+{
+	return slot_state(a, ab, NULL, err);
+}
+
+/* The lifecycle of the pending release's update, as slot reports it. */
+static int pending_lifecycle(otter_agent *a, otter_slot_lifecycle_info *lc, otter_error *err)
+{
+	return slot_state(a, NULL, lc, err);
 }
 
 static void set_state(otter_agent *a, otter_agent_state s)
@@ -377,7 +407,7 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 		healthy = run_health_check(a, (uint64_t)left, why, sizeof(why));
 	}
 	if (healthy) {
-		r = otter_slot_mark_good(a->sys, NULL, err);
+		r = otter_slot_confirm(a->sys, pending_bootname(a), err);
 		if (r < 0)
 			return otter_error_prefix(err, r, "confirming release %s",
 						  a->st.pending_version);
@@ -403,7 +433,7 @@ static int confirm_or_roll_back(otter_agent *a, otter_error *err)
 	r = agent_save(a, err);
 	if (r < 0)
 		return r;
-	r = otter_slot_mark_bad(a->sys, NULL, err);
+	r = otter_slot_roll_back(a->sys, pending_bootname(a), err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "marking release %s bad", a->st.pending_version);
 	return request_reboot(a, err);
@@ -450,7 +480,7 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 		a->booted_unhealthy = true;
 		return agent_save(a, err);
 	}
-	r = otter_slot_mark_good(a->sys, NULL, err);
+	r = otter_slot_confirm(a->sys, NULL, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "confirming the booted slot %s", ab->booted);
 	agent_log(a, OTTER_LOG_INFO, "slot %s is healthy: confirmed for this boot (%u tries again)",
@@ -458,9 +488,13 @@ static int confirm_booted(otter_agent *a, const otter_ab_status *ab, otter_error
 	return 0;
 }
 
-/* What the boot means for a pending release: see the state machine at the top. */
-static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_error *err)
+/*
+ * What the boot means for the pending release (see the state machine at the top): slot
+ * reports the update's lifecycle; the agent decides what to do about it.
+ */
+static int boot_check_pending(otter_agent *a, otter_error *err)
 {
+	otter_slot_lifecycle_info lc;
 	int r;
 
 	switch (a->st.state) {
@@ -468,12 +502,15 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 	case OTTER_AGENT_INSTALLING:
 		/*
 		 * "installing" is saved before the activation; a crash or power cut may have come
-		 * after the environment write. The environment says which: while being written,
-		 * the target slots are out of the boot order, so finding them booted or first in
-		 * the order means they were activated.
+		 * after the environment write. The lifecycle of the release's bootname says which
+		 * (slot reads it from the environment, whose write comes first).
 		 */
 		if (a->st.state == OTTER_AGENT_INSTALLING && a->st.pending_bootname[0]) {
-			if (ab->booted && strcmp(ab->booted, a->st.pending_bootname) == 0) {
+			r = pending_lifecycle(a, &lc, err);
+			if (r < 0)
+				return r;
+			if (lc.running && (lc.state == OTTER_UPDATE_TRYING ||
+					   lc.state == OTTER_UPDATE_CONFIRMED)) {
 				agent_log(a, OTTER_LOG_NOTICE, "release %s was activated before an interruption "
 							 "and has booted: checking its health",
 					  a->st.pending_version);
@@ -482,7 +519,7 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 				r = agent_save(a, err);
 				return r == 0 ? confirm_or_roll_back(a, err) : r;
 			}
-			if (ab->primary && strcmp(ab->primary, a->st.pending_bootname) == 0) {
+			if (lc.state == OTTER_UPDATE_PENDING_REBOOT) {
 				set_state(a, OTTER_AGENT_PENDING_REBOOT);
 				a->st.pending_since = 0;
 				r = agent_save(a, err);
@@ -500,7 +537,10 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 
 	case OTTER_AGENT_PENDING_REBOOT:
 	case OTTER_AGENT_PENDING_CONFIRM:
-		if (ab->update == OTTER_UPDATE_ACTIVATION_LOST) {
+		r = pending_lifecycle(a, &lc, err);
+		if (r < 0)
+			return r;
+		if (lc.state == OTTER_UPDATE_ACTIVATION_LOST) {
 			/* Not the release's fault: it is installed and activated again. */
 			strfmt(a->st.last_error, sizeof(a->st.last_error),
 			       "the boot environment no longer puts slot %s of release %s first "
@@ -512,17 +552,18 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 			set_state(a, OTTER_AGENT_FAILED);
 			return agent_save(a, err);
 		}
-		if (ab->update == OTTER_UPDATE_ROLLED_BACK ||
-		    (ab->booted && strcmp(ab->booted, a->st.pending_bootname) != 0 &&
-		     ab->update != OTTER_UPDATE_PENDING_REBOOT)) {
+		/* Rolled back, or no longer activated at all (marked bad before it booted). */
+		if (lc.state == OTTER_UPDATE_ROLLED_BACK ||
+		    (lc.state == OTTER_UPDATE_NONE && lc.booted)) {
 			agent_log(a, OTTER_LOG_ERR, "release %s did not boot: the bootloader fell back "
 					      "to slot %s",
-				  a->st.pending_version, ab->booted ? ab->booted : "?");
+				  a->st.pending_version, lc.booted ? lc.booted : "?");
 			record_rollback(a, "the bootloader fell back (it never confirmed)");
 			clear_pending(&a->st);
 			return agent_save(a, err);
 		}
-		if (ab->booted && strcmp(ab->booted, a->st.pending_bootname) == 0) {
+		if (lc.running) {
+			/* trying (or confirmed, by a run cut short after the confirmation) */
 			if (a->st.state == OTTER_AGENT_PENDING_REBOOT) {
 				/* First start in the new software: the deadline starts now. */
 				set_state(a, OTTER_AGENT_PENDING_CONFIRM);
@@ -533,8 +574,8 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 			}
 			return confirm_or_roll_back(a, err);
 		}
-		/* Still running the old software: the reboot was not requested (a crash right
-		 * after the activation), or it did not happen: request it (again). */
+		/* Pending: still running the old software: the reboot was not requested (a crash
+		 * right after the activation), or it did not happen: request it (again). */
 		if (a->st.state == OTTER_AGENT_PENDING_REBOOT &&
 		    (a->st.pending_since == 0 ||
 		     agent_now(a) - a->st.pending_since >= REBOOT_RETRY_S))
@@ -542,16 +583,19 @@ static int boot_check_pending(otter_agent *a, const otter_ab_status *ab, otter_e
 		return 0;
 
 	case OTTER_AGENT_ROLLED_BACK:
-		if (!a->st.pending_version[0] || !ab->booted)
+		if (!a->st.pending_version[0])
 			return 0;
-		if (strcmp(ab->booted, a->st.pending_bootname) != 0) {
+		r = pending_lifecycle(a, &lc, err);
+		if (r < 0 || !lc.booted)
+			return r;
+		if (!lc.running) {
 			/* After the reboot that followed the verdict: the old software runs. */
 			clear_pending(&a->st);
 			return agent_save(a, err);
 		}
 		/* Still on the failed slot: the verdict was saved, then a crash or a reboot that
-		 * did not happen. Marking bad is idempotent; reboot again (not in a tight loop). */
-		r = otter_slot_mark_bad(a->sys, NULL, err);
+		 * did not happen. Rolling back is idempotent; reboot again (not in a tight loop). */
+		r = otter_slot_roll_back(a->sys, pending_bootname(a), err);
 		if (r < 0)
 			return r;
 		if (agent_now(a) - a->st.pending_since < 10)
@@ -570,13 +614,9 @@ int otter_agent_boot_check(otter_agent *a, otter_error *err)
 	otter_ab_status ab;
 	int r;
 
-	if (!a)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
-	/* Also detects and records a fallback made by the bootloader. */
-	r = ab_status(a, &ab, err);
-	if (r < 0)
-		return r;
-	r = boot_check_pending(a, &ab, err);
+	ARG_NONNULL(err, "agent", a);
+	/* Each read of slot's state first records a fallback made by the bootloader. */
+	r = boot_check_pending(a, err);
 	if (r < 0)
 		return r;
 	if (a->st.state == OTTER_AGENT_PENDING_REBOOT || a->st.state == OTTER_AGENT_PENDING_CONFIRM ||
@@ -837,16 +877,16 @@ static int update_locked(otter_agent *a, bool *installed, otter_error *err)
 		 * pending release stays, so that the next boot is supervised. If the boot state
 		 * cannot even be read, "installing" stays too and boot_check decides later.
 		 */
-		otter_ab_status ab;
+		otter_slot_lifecycle_info lc;
 		otter_error e = OTTER_ERROR_INIT;
 
-		if (ab_status(a, &ab, &e) < 0) {
+		if (pending_lifecycle(a, &lc, &e) < 0) {
 			record_error(a, err);
 			if (agent_save(a, &saveerr) < 0)
 				agent_log(a, OTTER_LOG_ERR, "%s", saveerr.msg);
 			return r;
 		}
-		if (ab.primary && strcmp(ab.primary, a->st.pending_bootname) == 0)
+		if (a->st.pending_bootname[0] && lc.state == OTTER_UPDATE_PENDING_REBOOT)
 			*installed = true;
 	}
 	if (r < 0 && *installed) {
@@ -887,8 +927,8 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 
 	if (installed)
 		*installed = false;
-	if (!a || !installed)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", a);
+	ARG_NONNULL(err, "agent", installed);
 	r = agent_cycle_lock(a, &taken, err);
 	if (r < 0)
 		return r;
@@ -918,8 +958,8 @@ int otter_agent_run(otter_agent *a, volatile int *stop, volatile int *check_now,
 	int64_t next_check;
 	int r;
 
-	if (!a || !stop)
-		return otter_error_set(err, OTTER_E_INVALID, "agent: invalid arguments");
+	ARG_NONNULL(err, "agent", a);
+	ARG_NONNULL(err, "agent", stop);
 	if (a->cfg.watchdog_device) {
 		a->wd_fd = open(a->cfg.watchdog_device, O_WRONLY | O_CLOEXEC);
 		if (a->wd_fd < 0)

@@ -57,19 +57,31 @@ static int open_env(otter_boot *boot, struct uboot_ctx **out, bool *valid, otter
 	return 0;
 }
 
-static int get_value(struct uboot_ctx *ctx, const char *name, char *out, size_t size,
-		     bool *found)
+/*
+ * The value of name, or *found false. A value that does not fit out is an error naming the
+ * variable, the start of its value, its length and the limit.
+ */
+static int get_value(otter_boot *boot, struct uboot_ctx *ctx, const char *name, char *out,
+		     size_t size, bool *found, otter_error *err)
 {
 	char *v = libuboot_get_env(ctx, name);
+	size_t len;
 
 	*found = v != NULL;
 	if (!v)
 		return 0;
-	if (strlen(v) >= size) {
+	len = strlen(v);
+	if (len >= size) {
+		char safe[40];
+
+		str_sanitize(v, safe, sizeof(safe));
 		free(v);
-		return -1;
+		return otter_error_set(err, OTTER_E_BOOT,
+				       "%s: %s is %zu bytes long ('%s...'), more than the %zu this "
+				       "otter reads: set it again with fw_setenv",
+				       boot->env_path, name, len, safe, size - 1);
 	}
-	memcpy(out, v, strlen(v) + 1);
+	memcpy(out, v, len + 1);
 	free(v);
 	return 0;
 }
@@ -87,9 +99,9 @@ static int uboot_load(otter_boot *boot, struct boot_env *env, otter_error *err)
 	/* No valid copy: U-Boot boots with its built-in defaults, and so do the scripts. */
 	if (!valid)
 		return 0;
-	if (get_value(ctx, "BOOT_ORDER", value, sizeof(value), &found) < 0)
-		return otter_error_set(err, OTTER_E_BOOT, "%s: BOOT_ORDER is too long",
-				       boot->env_path);
+	r = get_value(boot, ctx, "BOOT_ORDER", value, sizeof(value), &found, err);
+	if (r < 0)
+		return r;
 	if (found) {
 		r = boot_parse_order(boot, "BOOT_ORDER", value, env, err);
 		if (r < 0)
@@ -100,11 +112,17 @@ static int uboot_load(otter_boot *boot, struct boot_env *env, otter_error *err)
 		uint64_t left;
 
 		strfmt(name, sizeof(name), "BOOT_%s_LEFT", boot->names[i]);
-		if (get_value(ctx, name, value, sizeof(value), &found) < 0 ||
-		    (found && parse_u64_range(value, 0, 1000, &left) < 0))
+		r = get_value(boot, ctx, name, value, sizeof(value), &found, err);
+		if (r < 0)
+			return r;
+		if (found && parse_u64_range(value, 0, 1000, &left) < 0) {
+			char safe[40];
+
+			str_sanitize(value, safe, sizeof(safe));
 			return otter_error_set(err, OTTER_E_BOOT,
-					       "%s: %s is not a number from 0 to 1000",
-					       boot->env_path, name);
+					       "%s: %s is '%s', not a number from 0 to 1000",
+					       boot->env_path, name, safe);
+		}
 		if (found)
 			env->left[i] = (unsigned)left;
 	}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/strutil.h"
@@ -68,8 +69,9 @@ int otter_boot_env_warning(otter_boot *boot, char *out, size_t size, otter_error
 	unsigned copies = 0;
 	int r;
 
-	if (!boot || !out || size == 0)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", boot);
+	ARG_NONNULL(err, "boot", out);
+	ARG_CHECK(err, "boot", size > 0);
 	out[0] = '\0';
 	if (boot->bootloader == OTTER_BOOTLOADER_GRUB) {
 		char why[128];
@@ -114,8 +116,10 @@ int otter_boot_new(otter_boot **out, const otter_boot_options *opts, otter_error
 {
 	otter_boot *boot;
 
-	if (!out || !opts || !opts->env_path || !opts->bootnames)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", out);
+	ARG_NONNULL(err, "boot", opts);
+	ARG_NONNULL(err, "boot", opts->env_path);
+	ARG_NONNULL(err, "boot", opts->bootnames);
 	if (opts->version != OTTER_BOOT_OPTIONS_VERSION)
 		return otter_error_set(err, OTTER_E_INVALID, "boot: unknown options version %u",
 				       opts->version);
@@ -241,8 +245,8 @@ static int name_arg(otter_boot *boot, const char *bootname, otter_error *err)
 {
 	int idx;
 
-	if (!boot || !bootname)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", boot);
+	ARG_NONNULL(err, "boot", bootname);
 	idx = boot_name_index(boot, bootname, strlen(bootname));
 	if (idx < 0) {
 		char safe[64];
@@ -269,8 +273,8 @@ int otter_boot_get_booted(otter_boot *boot, const char **out, otter_error *err)
 	size_t len, found_len = 0;
 	int r;
 
-	if (!boot || !out)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", boot);
+	ARG_NONNULL(err, "boot", out);
 	r = fileio_read(AT_FDCWD, boot->cmdline_path, CMDLINE_MAX, &data, &len, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "kernel command line");
@@ -314,8 +318,8 @@ int otter_boot_get_primary(otter_boot *boot, const char **out, otter_error *err)
 	struct boot_env env;
 	int r;
 
-	if (!boot || !out)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", boot);
+	ARG_NONNULL(err, "boot", out);
 	r = load(boot, &env, err);
 	if (r < 0)
 		return r;
@@ -334,8 +338,7 @@ int otter_boot_get_state(otter_boot *boot, const char *bootname, otter_boot_slot
 
 	if (idx < 0)
 		return idx;
-	if (!out)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", out);
 	r = load(boot, &env, err);
 	if (r < 0)
 		return r;
@@ -356,8 +359,7 @@ int otter_boot_get_tries_left(otter_boot *boot, const char *bootname, unsigned *
 	otter_boot_slot_state st;
 	int r;
 
-	if (!out)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", out);
 	r = otter_boot_get_state(boot, bootname, &st, err);
 	if (r < 0)
 		return r;
@@ -371,8 +373,9 @@ int otter_boot_get_order(otter_boot *boot, const char **names, size_t max, size_
 	struct boot_env env;
 	int r;
 
-	if (!boot || !names || !n)
-		return otter_error_set(err, OTTER_E_INVALID, "boot: invalid arguments");
+	ARG_NONNULL(err, "boot", boot);
+	ARG_NONNULL(err, "boot", names);
+	ARG_NONNULL(err, "boot", n);
 	r = load(boot, &env, err);
 	if (r < 0)
 		return r;

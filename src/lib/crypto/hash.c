@@ -6,6 +6,7 @@
 
 #include "crypto-private.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/strutil.h"
 
 struct otter_hash {
@@ -57,8 +58,11 @@ int otter_hash_new(otter_hash **out, otter_hash_alg alg, otter_error *err)
 {
 	otter_hash *h;
 
-	if (!out || alg >= _OTTER_HASH_MAX)
-		return otter_error_set(err, OTTER_E_INVALID, "hash: invalid arguments");
+	ARG_NONNULL(err, "hash", out);
+	if (alg >= _OTTER_HASH_MAX)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "hash: invalid argument: algorithm %d (known: 0 to %d)",
+				       (int)alg, (int)_OTTER_HASH_MAX - 1);
 	h = otter_calloc(1, sizeof(*h));
 	if (!h)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -108,7 +112,9 @@ int otter_hash_buf(otter_hash_alg alg, const void *data, size_t len, uint8_t *di
 	unsigned int n = 0;
 
 	if (alg >= _OTTER_HASH_MAX)
-		return otter_error_set(err, OTTER_E_INVALID, "hash: unknown algorithm");
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "hash: unknown algorithm %d (known: 0 to %d)", (int)alg,
+				       (int)_OTTER_HASH_MAX - 1);
 	if (EVP_Digest(data, len, digest, &n, md_of(alg), NULL) != 1)
 		return crypto_error(err, OTTER_E_CRYPTO, "hash");
 	return 0;

@@ -159,7 +159,9 @@ static int pubkey_from_pem(EVP_PKEY **out, const char *pem, otter_error *err)
 	EVP_PKEY *pkey;
 
 	if (strlen(pem) > OTTER_TUF_MAX_PUBKEY_LEN)
-		return otter_error_set(err, OTTER_E_TOO_LARGE, "public key too long");
+		return otter_error_set(err, OTTER_E_TOO_LARGE,
+				       "public key PEM of %zu bytes, more than %u", strlen(pem),
+				       OTTER_TUF_MAX_PUBKEY_LEN);
 	bio = BIO_new_mem_buf(pem, -1);
 	if (!bio)
 		return crypto_error(err, OTTER_E_NOMEM, "BIO");
@@ -179,8 +181,9 @@ int otter_key_from_public(otter_key **out, otter_key_type type, const char *pub,
 
 	if (!out || !pub || (unsigned)type >= _OTTER_KEY_TYPE_MAX)
 		return otter_error_set(err, OTTER_E_INVALID,
-				       "otter_key_from_public: %s", !out ? "out is NULL" :
-				       !pub ? "public key is NULL" : "unknown key type");
+				       "otter_key_from_public: %s %d", !out ? "out is NULL" :
+				       !pub ? "public key is NULL" : "unknown key type",
+				       (int)type);
 	if (type == OTTER_KEY_ED25519) {
 		uint8_t raw[ED25519_KEYLEN];
 
@@ -267,7 +270,8 @@ int otter_key_generate(otter_key **out, otter_key_type type, otter_error *err)
 		pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)RSA_GEN_BITS);
 		break;
 	default:
-		return otter_error_set(err, OTTER_E_INVALID, "unknown key type");
+		return otter_error_set(err, OTTER_E_INVALID, "unknown key type %d (known: 0 to %d)",
+				       (int)type, (int)_OTTER_KEY_TYPE_MAX - 1);
 	}
 	if (!pkey)
 		return crypto_error(err, OTTER_E_CRYPTO, "key generation");
@@ -281,7 +285,8 @@ int otter_key_load_pem(otter_key **out, const uint8_t *pem, size_t len, const ch
 	EVP_PKEY *pkey;
 
 	if (len > INT32_MAX)
-		return otter_error_set(err, OTTER_E_TOO_LARGE, "PEM data too large");
+		return otter_error_set(err, OTTER_E_TOO_LARGE, "PEM data of %zu bytes, more than %d",
+				       len, INT32_MAX);
 	if (memmem(pem, len, "PRIVATE KEY-----", 16)) {
 		bio = BIO_new_mem_buf(pem, (int)len);
 		if (!bio)

@@ -4,7 +4,7 @@
 
 /*
  * The operator's side of the director, one function per operation with a JSON request and a
- * JSON response: the HTTP admin API (POST /api/v1/admin/<op>, docs/director.md "Admin API")
+ * JSON response: the HTTP admin API (POST /director/v1/admin/<op>, docs/director.md "Admin API")
  * and the otter-director admin commands both call dir_admin_call(), so they behave the same.
  *
  * Operations (the request and response members are documented in docs/director.md):

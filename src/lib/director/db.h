@@ -9,10 +9,13 @@
  *   postgresql://... / postgres://... PostgreSQL (libpq), a libpq connection URI
  *
  * The director's SQL is written once and runs on both engines: placeholders are $1..$N (SQLite
- * reads "$1" as a named parameter bound by position), integers are BIGINT (0/1 for booleans),
- * text is TEXT, and only syntax both engines share is used (INSERT ... ON CONFLICT, RETURNING,
- * CTEs). Where an engine needs its own text (identity columns, locks), the migration or the
- * caller says so by engine name.
+ * reads "$1" as a named parameter; it is bound by its number, as on PostgreSQL), integers are
+ * BIGINT (0/1 for booleans), text is TEXT, and only syntax both engines share is used (INSERT
+ * ... ON CONFLICT, RETURNING, CTEs). Where an engine needs its own text (identity columns,
+ * locks), the migration or the caller says so by engine name. Integer parameters are sent to
+ * PostgreSQL as bigint and text ones as text, so "SELECT $1" means the same on both engines
+ * (a function that wants an int4 needs CAST($1 AS INTEGER)); a NULL parameter takes its type
+ * from its context (the column it is stored into or compared with).
  *
  * A handle is one connection, used by one thread at a time; a server keeps one per worker
  * thread. Every result value comes back as text (NULL for SQL NULL), read with the helpers
@@ -20,15 +23,22 @@
  *
  * Transactions: dir_db_transaction() runs a callback in a transaction (SQLite: BEGIN
  * IMMEDIATE; PostgreSQL: SERIALIZABLE) and runs it again when the engine reports a conflict
- * (SQLITE_BUSY, serialization failure 40001, deadlock 40P01), up to a bounded number of tries.
- * Callbacks must therefore only change the database, not the world, until they return 0.
- * Several otter-director processes may share one PostgreSQL database: every decision that
- * must happen once (an assignment, a rollout phase advancing) is made inside one transaction.
+ * (SQLITE_BUSY, serialization failure 40001, deadlock 40P01), up to a bounded number of tries
+ * with a short randomized backoff. Callbacks must therefore only change the database, not the
+ * world, until they return 0, and must return an OTTER_E_BUSY they get unchanged. A failed
+ * statement ends the transaction on both engines alike (PostgreSQL aborts it): later
+ * statements fail with OTTER_E_STATE, so the callback must return the error (a duplicate that
+ * is expected is written INSERT ... ON CONFLICT instead). dir_db_transaction() called inside a
+ * callback joins the running transaction. Several otter-director processes may share one
+ * PostgreSQL database: every decision that must happen once (an assignment, a rollout phase
+ * advancing) is made inside one transaction.
  *
  * Errors: OTTER_E_BUSY for a conflict that outlived the retries, OTTER_E_EXISTS for a
- * unique-constraint violation, OTTER_E_NETWORK when the PostgreSQL server cannot be reached,
- * OTTER_E_IO for other engine failures; the message names the engine and the statement's
- * first words.
+ * unique-constraint violation, OTTER_E_INVALID for another constraint (foreign key, NOT NULL,
+ * CHECK), OTTER_E_NETWORK when the PostgreSQL server cannot be reached or the connection was
+ * lost (the message names the URL without its password; an idle handle reconnects at its next
+ * statement), OTTER_E_CONFIG for a URL that is not one of the two forms above, OTTER_E_IO for
+ * other engine failures; the message names the engine and the statement's first words.
  */
 
 #include <stdbool.h>

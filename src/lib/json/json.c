@@ -7,6 +7,7 @@
 
 #include "lib/limits.h"
 #include "util/alloc.h"
+#include "util/args.h"
 
 const char *json_type_name(const json_t *v)
 {
@@ -87,8 +88,8 @@ int otter_json_parse(json_t **out, const uint8_t *buf, size_t len, size_t max, o
 	json_error_t jerr;
 	json_t *v;
 
-	if (!out || (!buf && len))
-		return otter_error_set(err, OTTER_E_INVALID, "json: invalid arguments");
+	ARG_NONNULL(err, "json", out);
+	ARG_CHECK(err, "json", buf || len == 0);
 	if (len > max)
 		return otter_error_set(err, OTTER_E_TOO_LARGE,
 				       "JSON document of %zu bytes exceeds the limit of %zu", len, max);
@@ -203,7 +204,8 @@ int json_canonical_append(const json_t *v, otter_buf *b, otter_error *err)
 	case JSON_NULL:
 		return buf_append_str(b, "null", err);
 	}
-	return otter_error_set(err, OTTER_E_INVALID, "unknown JSON type");
+	return otter_error_set(err, OTTER_E_INVALID, "unknown JSON type %d",
+			       (int)json_typeof(v));
 }
 
 int otter_json_canonical(const json_t *v, uint8_t **out, size_t *len, otter_error *err)
@@ -211,8 +213,8 @@ int otter_json_canonical(const json_t *v, uint8_t **out, size_t *len, otter_erro
 	otter_buf b;
 	int r;
 
-	if (!v || !out)
-		return otter_error_set(err, OTTER_E_INVALID, "json: invalid arguments");
+	ARG_NONNULL(err, "json", v);
+	ARG_NONNULL(err, "json", out);
 	buf_init(&b, SIZE_MAX / 2);
 	r = json_canonical_append(v, &b, err);
 	if (r < 0) {
@@ -231,8 +233,8 @@ int otter_json_pretty(const json_t *v, uint8_t **out, size_t *len, otter_error *
 	size_t n;
 	uint8_t *p;
 
-	if (!v || !out)
-		return otter_error_set(err, OTTER_E_INVALID, "json: invalid arguments");
+	ARG_NONNULL(err, "json", v);
+	ARG_NONNULL(err, "json", out);
 	s = json_dumps(v, JSON_INDENT(1) | JSON_SORT_KEYS);
 	if (!s)
 		return otter_error_set(err, OTTER_E_NOMEM, "could not serialise JSON");

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
 
@@ -70,8 +71,7 @@ int otter_net_new(otter_net **out, const otter_net_options *opts, otter_error *e
 	otter_net_options defaults = OTTER_NET_OPTIONS_INIT;
 	otter_net *net;
 
-	if (!out)
-		return otter_error_set(err, OTTER_E_INVALID, "net: invalid arguments");
+	ARG_NONNULL(err, "net", out);
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != OTTER_NET_OPTIONS_VERSION)
@@ -192,8 +192,9 @@ int otter_net_fetch(otter_net *net, const char *url, uint64_t offset, uint64_t m
 
 	if (received)
 		*received = 0;
-	if (!net || !url || !sink)
-		return otter_error_set(err, OTTER_E_INVALID, "net: invalid arguments");
+	ARG_NONNULL(err, "net", net);
+	ARG_NONNULL(err, "net", url);
+	ARG_NONNULL(err, "net", sink);
 	if (!scheme_of(url, scheme, sizeof(scheme)))
 		return otter_error_set(err, OTTER_E_INVALID, "'%s' is not a URL", url);
 	c = net->curl;

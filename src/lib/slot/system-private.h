@@ -4,7 +4,6 @@
 
 #include <otter/system.h>
 
-#include "util/ini.h"
 
 #define OTTER_SYSTEM_MAX_SLOTS     32u
 #define OTTER_SYSTEM_MAX_BOOTNAMES 8u
@@ -36,13 +35,5 @@ struct otter_system {
 	const char *bootnames[OTTER_SYSTEM_MAX_BOOTNAMES];
 	size_t n_bootnames;
 };
-
-/*
- * Parsing with sections of other modules appended (the agent's [update]): their begin/end
- * callbacks receive extra_userdata. Unknown sections stay errors.
- */
-int system_parse_ext(otter_system **out, const char *name, const uint8_t *data, size_t len,
-		     const ini_section *extra, size_t n_extra, void *extra_userdata,
-		     otter_error *err);
 
 #endif

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
+#include "util/ini.h"
 #include "util/strutil.h"
 
 #define PATH_MAX_LEN 4095u
@@ -187,28 +189,20 @@ static int validate(otter_system *sys, const char *name, otter_error *err)
 	return 0;
 }
 
-int system_parse_ext(otter_system **out, const char *name, const uint8_t *data, size_t len,
-		     const ini_section *extra, size_t n_extra, void *extra_userdata,
-		     otter_error *err)
+int otter_system_parse_shared(otter_system **out, const char *name, const uint8_t *data,
+			      size_t len, const char *const *foreign_sections, otter_error *err)
 {
-	ini_section sections[16];
+	const ini_options opts = {.foreign_sections = foreign_sections};
 	otter_system *sys;
-	size_t n = ELEMENTSOF(system_sections);
 	int r;
 
-	if (!out || !name || n_extra > ELEMENTSOF(sections) - n || (n_extra && !extra))
-		return otter_error_set(err, OTTER_E_INVALID, "system: invalid arguments");
-	memcpy(sections, system_sections, sizeof(system_sections));
-	for (size_t i = 0; i < n_extra; i++) {
-		sections[n] = extra[i];
-		if (!sections[n].userdata)
-			sections[n].userdata = extra_userdata;
-		n++;
-	}
+	ARG_NONNULL(err, "system", out);
+	ARG_NONNULL(err, "system", name);
 	sys = otter_calloc(1, sizeof(*sys));
 	if (!sys)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r = ini_parse(name, data, len, sections, n, sys, err);
+	r = ini_parse_opts(&opts, name, data, len, system_sections, ELEMENTSOF(system_sections),
+			   sys, err);
 	if (r == 0)
 		r = validate(sys, name, err);
 	if (r < 0) {
@@ -222,7 +216,7 @@ int system_parse_ext(otter_system **out, const char *name, const uint8_t *data, 
 int otter_system_parse(otter_system **out, const char *name, const uint8_t *data, size_t len,
 		       otter_error *err)
 {
-	return system_parse_ext(out, name, data, len, NULL, 0, NULL, err);
+	return otter_system_parse_shared(out, name, data, len, NULL, err);
 }
 
 int otter_system_load(otter_system **out, const char *path, otter_error *err)

@@ -29,6 +29,7 @@
 
 #include "lib/json/json-util.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
 #include "util/strutil.h"
@@ -162,13 +163,20 @@ int otter_slot_writer_open(otter_slot_writer **out, const otter_system *sys,
 	struct stat st;
 	int r;
 
-	if (!out || !sys || !class_name || !expected_sha256)
-		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	ARG_NONNULL(err, "install", out);
+	ARG_NONNULL(err, "install", sys);
+	ARG_NONNULL(err, "install", class_name);
+	ARG_NONNULL(err, "install", expected_sha256);
 	if (!opts)
 		opts = &defaults;
-	if (opts->version != OTTER_SLOT_WRITER_OPTIONS_VERSION ||
-	    opts->compression > OTTER_COMPRESSION_ZSTD)
-		return otter_error_set(err, OTTER_E_INVALID, "install: bad options");
+	if (opts->version != OTTER_SLOT_WRITER_OPTIONS_VERSION)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "install: unknown options version %u (this otter knows %u)",
+				       opts->version, (unsigned)OTTER_SLOT_WRITER_OPTIONS_VERSION);
+	if (opts->compression > OTTER_COMPRESSION_ZSTD)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "install: unknown compression %d (known: 0 to %d)",
+				       (int)opts->compression, (int)OTTER_COMPRESSION_ZSTD);
 	if (expected_len == 0)
 		return otter_error_set(err, OTTER_E_INVALID, "install: the image length is 0");
 	if (opts->image_version && (strlen(opts->image_version) > OTTER_SLOT_VERSION_MAX ||
@@ -496,8 +504,8 @@ int otter_slot_writer_write(otter_slot_writer *w, const void *data, size_t len,
 {
 	int r;
 
-	if (!w || (!data && len))
-		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	ARG_NONNULL(err, "install", w);
+	ARG_CHECK(err, "install", data || len == 0);
 	if (w->failed || w->finished)
 		return otter_error_set(err, OTTER_E_STATE, "install: the writer is %s",
 				       w->finished ? "finished" : "failed");
@@ -664,8 +672,7 @@ int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
 {
 	int r;
 
-	if (!w)
-		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	ARG_NONNULL(err, "install", w);
 	if (w->failed || w->finished)
 		return otter_error_set(err, OTTER_E_STATE, "install: the writer is %s",
 				       w->finished ? "finished" : "failed");
@@ -685,8 +692,7 @@ int otter_slot_writer_finish(otter_slot_writer *w, otter_error *err)
  */
 int otter_slot_writer_abort(otter_slot_writer *w, otter_error *err)
 {
-	if (!w)
-		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	ARG_NONNULL(err, "install", w);
 	if (w->finished)
 		return otter_error_set(err, OTTER_E_STATE, "install: the writer is finished");
 	w->in_hash = otter_hash_free(w->in_hash);
@@ -731,8 +737,7 @@ void otter_slot_writer_sink(otter_slot_writer *w, otter_sink *out)
 
 int otter_slot_writer_activate(otter_slot_writer *w, otter_error *err)
 {
-	if (!w)
-		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	ARG_NONNULL(err, "install", w);
 	if (!w->finished)
 		return otter_error_set(err, OTTER_E_STATE, "activate: the install into slot %s "
 							   "is not finished",
@@ -765,8 +770,8 @@ static int stream_fd(otter_slot_writer *w, int fd, const char *what, otter_error
 
 int otter_slot_writer_stream(otter_slot_writer *w, const char *source, otter_error *err)
 {
-	if (!w || !source)
-		return otter_error_set(err, OTTER_E_INVALID, "install: invalid arguments");
+	ARG_NONNULL(err, "install", w);
+	ARG_NONNULL(err, "install", source);
 	if (strcmp(source, "-") == 0)
 		return stream_fd(w, STDIN_FILENO, "standard input", err);
 	{

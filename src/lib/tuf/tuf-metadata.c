@@ -12,6 +12,7 @@
 #include "lib/json/json-util.h"
 #include "lib/limits.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
@@ -113,7 +114,8 @@ static int parse_hashes(const json_t *hashes, const char *what, otter_error *err
 	if (json_object_size(hashes) == 0)
 		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"hashes\" is empty", what);
 	if (json_object_size(hashes) > OTTER_TUF_MAX_HASHES)
-		return otter_error_set(err, OTTER_E_FORMAT, "%s: too many hashes", what);
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: %zu hashes, more than %u",
+				       what, json_object_size(hashes), OTTER_TUF_MAX_HASHES);
 	json_object_foreach((json_t *)hashes, alg, v) {
 		if (!json_is_string(v))
 			return otter_error_set(err, OTTER_E_FORMAT,
@@ -169,7 +171,8 @@ static int parse_targetfile(const char *path, const json_t *obj, const char *wha
 	if (!json_is_object(obj))
 		return otter_error_set(err, OTTER_E_FORMAT, "%s: not an object", w);
 	if (strlen(path) > OTTER_TUF_MAX_TARGET_PATH)
-		return otter_error_set(err, OTTER_E_FORMAT, "%s: path too long", w);
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: path of %zu bytes, more than %u",
+				       w, strlen(path), OTTER_TUF_MAX_TARGET_PATH);
 	r = json_get_int(obj, "length", true, w, 0, (int64_t)OTTER_TUF_TARGET_MAX_LENGTH, &length,
 			 err);
 	if (r < 0)
@@ -199,9 +202,16 @@ static int parse_string_array(const json_t *arr, size_t max, size_t maxlen, bool
 		if (!json_is_string(v))
 			return otter_error_set(err, OTTER_E_FORMAT,
 					       "%s: \"%s\" must hold only strings", what, field);
-		if (json_string_length(v) > maxlen)
-			return otter_error_set(err, OTTER_E_FORMAT, "%s: entry of \"%s\" too long",
-					       what, field);
+		if (json_string_length(v) > maxlen) {
+			char safe[40];
+
+			str_sanitize(json_string_value(v), safe, sizeof(safe));
+			return otter_error_set(err, OTTER_E_FORMAT,
+					       "%s: entry of \"%s\" is %zu bytes long ('%s...'), "
+					       "more than %zu",
+					       what, field, json_string_length(v), safe,
+					       (size_t)maxlen);
+		}
 		items[i] = json_string_value(v);
 		if (!unique)
 			continue;
@@ -429,7 +439,9 @@ static int parse_snapshot(tuf_metadata *md, const char *what, otter_error *err)
 	if (r < 0)
 		return r;
 	if (json_object_size(md->meta) > OTTER_TUF_MAX_DELEGATED_ROLES + 2)
-		return otter_error_set(err, OTTER_E_FORMAT, "%s: too many meta entries", what);
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: %zu meta entries, more than %u",
+				       what, json_object_size(md->meta),
+				       OTTER_TUF_MAX_DELEGATED_ROLES + 2);
 	json_object_foreach(md->meta, name, entry) {
 		tuf_metafile mf;
 		char w[160], s[80];
@@ -532,8 +544,16 @@ static int parse_delegations(tuf_metadata *md, const json_t *dele, const char *w
 				    &md->succinct_roles.name_prefix, err);
 		if (r < 0)
 			return r;
-		if (strlen(md->succinct_roles.name_prefix) > OTTER_TUF_MAX_ROLE_NAME)
-			return otter_error_set(err, OTTER_E_FORMAT, "%s: name_prefix too long", sw);
+		if (strlen(md->succinct_roles.name_prefix) > OTTER_TUF_MAX_ROLE_NAME) {
+			char safe[40];
+
+			str_sanitize(md->succinct_roles.name_prefix, safe, sizeof(safe));
+			return otter_error_set(err, OTTER_E_FORMAT,
+					       "%s: name_prefix is %zu bytes long ('%s...'), more "
+					       "than %u",
+					       sw, strlen(md->succinct_roles.name_prefix), safe,
+					       OTTER_TUF_MAX_ROLE_NAME);
+		}
 		return 0;
 	}
 	size_t n = json_array_size(roles), i;
@@ -615,8 +635,7 @@ int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t
 	_cleanup_free_ uint8_t *copy = NULL;
 	int r;
 
-	if (!raw)
-		return otter_error_set(err, OTTER_E_INVALID, "tuf: invalid arguments");
+	ARG_NONNULL(err, "tuf", raw);
 	copy = otter_memdup(raw, len);
 	if (!copy)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -634,8 +653,12 @@ int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t
 	int64_t version;
 	int r;
 
-	if (!out || !raw || expected >= _TUF_ROLE_TYPE_MAX)
-		return otter_error_set(err, OTTER_E_INVALID, "tuf: invalid arguments");
+	ARG_NONNULL(err, "tuf", out);
+	ARG_NONNULL(err, "tuf", raw);
+	if (expected >= _TUF_ROLE_TYPE_MAX)
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "tuf: invalid argument: role type %d (known: 0 to %d)",
+				       (int)expected, (int)_TUF_ROLE_TYPE_MAX - 1);
 	md = otter_calloc(1, sizeof(*md));
 	if (!md)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
@@ -696,7 +719,8 @@ int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t
 		r = parse_targets(md, what, err);
 		break;
 	default:
-		r = otter_error_set(err, OTTER_E_INVALID, "unknown role type");
+		r = otter_error_set(err, OTTER_E_INVALID, "%s: unknown role type %d", what,
+				    (int)expected);
 	}
 	if (r < 0)
 		return r;

@@ -21,6 +21,7 @@
 #include "lib/limits.h"
 #include "tuf-metadata.h"
 #include "util/alloc.h"
+#include "util/args.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/fileio.h"
@@ -186,8 +187,8 @@ int otter_tuf_install_root(const char *metadata_dir, const uint8_t *root, size_t
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (!metadata_dir || !root)
-		return otter_error_set(err, OTTER_E_INVALID, "install root: invalid arguments");
+	ARG_NONNULL(err, "install root", metadata_dir);
+	ARG_NONNULL(err, "install root", root);
 	if (len > OTTER_TUF_ROOT_MAX_LENGTH)
 		return otter_error_set(err, OTTER_E_TOO_LARGE,
 				       "trusted root of %zu bytes exceeds the limit of %u", len,
@@ -917,11 +918,14 @@ int otter_tuf_find_target(otter_tuf_updater *u, const char *path, otter_tuf_targ
 	char s[256];
 	int r;
 
-	if (!u || !path || !out)
-		return otter_error_set(err, OTTER_E_INVALID, "find target: invalid arguments");
+	ARG_NONNULL(err, "find target", u);
+	ARG_NONNULL(err, "find target", path);
+	ARG_NONNULL(err, "find target", out);
 	str_sanitize(path, s, sizeof(s));
 	if (strlen(path) > OTTER_TUF_MAX_TARGET_PATH)
-		return otter_error_set(err, OTTER_E_INVALID, "target path too long");
+		return otter_error_set(err, OTTER_E_INVALID,
+				       "target path '%s...' is %zu bytes long, more than %u",
+				       s, strlen(path), OTTER_TUF_MAX_TARGET_PATH);
 	r = otter_tuf_refresh(u, err);
 	if (r < 0)
 		return r;
@@ -1080,8 +1084,9 @@ int otter_tuf_foreach_target(otter_tuf_updater *u, const char *prefix, otter_tuf
 	json_t *info;
 	int r;
 
-	if (!u || !prefix || !cb)
-		return otter_error_set(err, OTTER_E_INVALID, "foreach target: invalid arguments");
+	ARG_NONNULL(err, "foreach target", u);
+	ARG_NONNULL(err, "foreach target", prefix);
+	ARG_NONNULL(err, "foreach target", cb);
 	r = otter_tuf_refresh(u, err);
 	if (r < 0)
 		return r;
@@ -1286,8 +1291,9 @@ int otter_tuf_download_target(otter_tuf_updater *u, const otter_tuf_target *t,
 	char s[256];
 	int r;
 
-	if (!u || !t || !target_dir)
-		return otter_error_set(err, OTTER_E_INVALID, "download: invalid arguments");
+	ARG_NONNULL(err, "download", u);
+	ARG_NONNULL(err, "download", t);
+	ARG_NONNULL(err, "download", target_dir);
 	str_sanitize(t->path, s, sizeof(s));
 	name = percent_encode(t->path);
 	if (!name)
@@ -1421,8 +1427,12 @@ int otter_tuf_stream_target(otter_tuf_updater *u, const otter_tuf_target *t,
 	char safe[256];
 	int r;
 
-	if (!u || !t || !sink || !sink->write || !sink->finish || !sink->abort)
-		return otter_error_set(err, OTTER_E_INVALID, "stream: invalid arguments");
+	ARG_NONNULL(err, "stream", u);
+	ARG_NONNULL(err, "stream", t);
+	ARG_NONNULL(err, "stream", sink);
+	ARG_NONNULL(err, "stream", sink->write);
+	ARG_NONNULL(err, "stream", sink->finish);
+	ARG_NONNULL(err, "stream", sink->abort);
 	if (!opts)
 		opts = &defaults;
 	if (opts->version != OTTER_TUF_STREAM_OPTIONS_VERSION)
