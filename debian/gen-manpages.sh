@@ -1,7 +1,7 @@
 #!/bin/sh
 # Writes one man page per program into OUT_DIR from the programs' own help texts (help2man):
-# otter.1 (with every command's --help), otter-tuf.1, otter-repo.1 (with every command's
-# `otter-repo help COMMAND`). Run by debian/rules after the build.
+# otter.1 (with every command's --help), otter-tuf.1, otter-repo.1 and otter-director.1 (with
+# every command's `PROGRAM help COMMAND`). Run by debian/rules after the build.
 #
 # usage: gen-manpages.sh BUILD_DIR OUT_DIR
 set -eu
@@ -63,12 +63,30 @@ printf '[SEE ALSO]\n.BR otter-tuf (1),\n.BR otter-repo (1);\n/usr/share/doc/otte
 	>>"$inc/otter.h2m"
 printf '[SEE ALSO]\n.BR otter (1);\n/usr/share/doc/otter-repo/repository.md\n' \
 	>>"$inc/otter-repo.h2m"
+# shellcheck disable=SC2046
+commands_section otter-director help $(commands_of otter-director | grep -vx help) \
+	>"$inc/otter-director.h2m"
+printf '%s' '[FILES]
+.TP
+.I /etc/otter/director.conf
+the configuration (optional; defaults: SQLite in /var/lib/otter-director, 127.0.0.1:8080)
+.TP
+.I /etc/otter/director/
+the online private keys and the admin token
+.TP
+.I /var/lib/otter-director
+the SQLite database and the image repository'"'"'s metadata
+[SEE ALSO]
+.BR otter-repo (1);
+/usr/share/doc/otter-director/director.md, director-protocol.md
+' >>"$inc/otter-director.h2m"
 
-for p in otter otter-repo otter-tuf; do
+for p in otter otter-repo otter-tuf otter-director; do
 	case $p in
 	otter) name='secure A/B updates on the device: agent and command' ;;
 	otter-repo) name='create and maintain a TUF repository of otter releases' ;;
 	otter-tuf) name='a TUF client: refresh trusted metadata and download verified targets' ;;
+	otter-director) name='the Uptane Director server of an otter fleet' ;;
 	esac
 	help2man --no-info --section 1 --name "$name" --include "$inc/$p.h2m" \
 		--output "$out/$p.1" "$build/$p"

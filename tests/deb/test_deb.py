@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD_DIR = os.environ.get("OTTER_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 WORK = os.path.join(BUILD_DIR, "deb")
-PACKAGES = ["otter", "otter-repo", "libotter0", "libotter-dev"]
+PACKAGES = ["otter", "otter-repo", "otter-director", "libotter0", "libotter-dev"]
 # What the demo needs in the root, on top of minbase (otter's own dependencies are not
 # here: apt-get installs them from the packages' Depends, which is part of the test).
 ROOT_PACKAGES = ["python3", "nginx", "libubootenv-tool", "pkgconf"]
@@ -82,24 +82,34 @@ def test_package_contents(debs):
         assert f in otter, f"otter lacks {f}"
     repo = deb_files(debs["otter-repo"])
     assert {"/usr/bin/otter-repo", "/usr/share/man/man1/otter-repo.1.gz"} <= repo
+    director = deb_files(debs["otter-director"])
+    for f in ("/usr/bin/otter-director", "/usr/share/man/man1/otter-director.1.gz",
+              "/etc/otter/director.conf", "/lib/systemd/system/otter-director.service",
+              "/usr/share/doc/otter-director/director.md"):
+        assert f in director, f"otter-director lacks {f}"
     dev = deb_files(debs["libotter-dev"])
     multiarch = run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"],
                     stdout=subprocess.PIPE).stdout.strip()
     for f in (f"/usr/lib/{multiarch}/libotter.so", f"/usr/lib/{multiarch}/pkgconfig/otter.pc",
               "/usr/include/otter/tuf.h", "/usr/include/otter/error.h"):
         assert f in dev, f"libotter-dev lacks {f}"
-    assert not any(".so" in f for f in otter | repo), "a library in a program package"
+    assert not any(".so" in f for f in otter | repo | director), "a library in a program package"
     # Nothing is in two packages.
     lib = deb_files(debs["libotter0"])
-    for a, b in ((otter, repo), (otter, lib), (repo, lib), (dev, lib)):
-        both = {f for f in a & b if not f.endswith("/")}
-        assert not both, f"in two packages: {both}"
+    contents = [otter, repo, director, lib, dev]
+    for i, a in enumerate(contents):
+        for b in contents[i + 1:]:
+            both = {f for f in a & b if not f.endswith("/")}
+            assert not both, f"in two packages: {both}"
     # Each program package depends on what it links (dpkg-shlibdeps), the agent on libotter0.
     assert "libotter0" in deb_field(debs["otter"], "Depends")
     assert "libotter0 (= " in deb_field(debs["libotter-dev"], "Depends")
     conffiles = run(["sh", "-c", f"dpkg-deb --ctrl-tarfile '{debs['otter']}' | tar -xOf - ./conffiles"],
                     stdout=subprocess.PIPE).stdout.split()
     assert conffiles == ["/etc/otter/system.conf"]
+    conffiles = run(["sh", "-c", f"dpkg-deb --ctrl-tarfile '{debs['otter-director']}' | "
+                     "tar -xOf - ./conffiles"], stdout=subprocess.PIPE).stdout.split()
+    assert conffiles == ["/etc/otter/director.conf"]
 
 
 def test_library_package_is_named_after_the_soname(debs, tmp_path):
