@@ -6,11 +6,15 @@
 #   make demo       deps + build + the end-to-end demo (about a minute on a fresh machine)
 #   make deps-e2e   deps + what the real-bootloader tier needs (QEMU, firmware, U-Boot, GRUB,
 #                   the arm64 cross toolchain and libraries, linux-source; see below)
-#   make test       deps-e2e + build + every test suite (unit, integration, faults, fuzz-corpus
-#                   replay, the QEMU real-bootloader tier), then all of them but the QEMU
-#                   tier again under ASan+UBSan in build-asan/
+#   make test       deps-e2e + deps-deb + build + every test suite (unit, integration, faults,
+#                   fuzz-corpus replay, the QEMU real-bootloader tier, the Debian packages
+#                   installed into a fresh bookworm root), then all of them but the QEMU tier
+#                   and the packages again under ASan+UBSan in build-asan/
 #   make e2e        deps-e2e + build + the real-bootloader tier alone (U-Boot and GRUB in
 #                   QEMU; also part of make test); make e2e-uboot / e2e-grub: one of them
+#   make deb        the Debian packages (debian/) into build-deb/, checked with lintian
+#   make test-deb   deps + deps-deb + build + the deb suite alone (packages built, installed into
+#                   a fresh bookworm root, the demo's first chapter, purge; also in make test)
 #   make fuzz SECONDS=N   build the libFuzzer targets (clang) and run each for N seconds
 #   make conformance      run the public TUF conformance suite (needs sources, see docs)
 #   make clean
@@ -56,9 +60,15 @@ E2E_PACKAGES := ovmf grub-efi-amd64-bin mtools dosfstools fdisk busybox-static c
 # Installed only when node or npm is missing: a machine with Node.js from elsewhere keeps it
 # (nodesource's nodejs package conflicts with Debian's npm).
 NODE_PACKAGES := nodejs npm
+# Debian packages (make deb, and the deb suite of make test: tests/deb/): dpkg-dev, debhelper
+# and fakeroot build them, lintian checks them; the Build-Depends of debian/control come from
+# `apt-get build-dep ./` (debian/control is their one list). debootstrap and
+# debian-archive-keyring make the fresh bookworm root the install test puts them into.
+DEB_BUILD_PACKAGES := dpkg-dev debhelper fakeroot lintian debootstrap debian-archive-keyring
+DEB_OUT ?= build-deb
 
-.PHONY: all build deps deps-e2e test test-unit test-asan fuzz conformance demo clean e2e e2e-grub \
-	e2e-uboot
+.PHONY: all build deps deps-e2e deps-deb deb test test-unit test-asan fuzz conformance demo clean \
+	e2e e2e-grub e2e-uboot test-deb
 
 all: build
 
@@ -89,6 +99,24 @@ deps-e2e: deps
 	$(call install_missing,$(E2E_PACKAGES),deps-e2e)
 	SUDO=$(SUDO) bash tests/e2e/uboot-deps.sh $(BUILD)/e2e/debs
 
+deps-deb:
+	$(call install_missing,$(DEB_BUILD_PACKAGES),deps-deb)
+	@if dpkg-checkbuilddeps >/dev/null 2>&1; then \
+		echo "deps-deb: Build-Depends of debian/control present"; \
+	else \
+		echo "deps-deb: installing the Build-Depends of debian/control"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y ./; \
+	fi
+
+# otter_*.deb, otter-repo_*, libotter0_*, libotter-dev_* (and -dbgsym) with the .changes, the
+# build log and lintian's report, in $(DEB_OUT)/; built in a copy of the tree ($(DEB_OUT)/src/).
+deb: deps-deb
+	sh tests/deb/build-debs.sh . $(DEB_OUT)
+
+test-deb: deps deps-deb build
+	meson test -C $(BUILD) --suite deb --print-errorlogs
+
 $(BUILD)/build.ninja:
 	meson setup $(BUILD)
 
@@ -100,7 +128,7 @@ $(ASAN_BUILD)/build.ninja:
 		-Dbuildtype=debug
 
 # Every suite runs even when an earlier one fails; the exit status says whether all passed.
-test: deps-e2e build $(ASAN_BUILD)/build.ninja
+test: deps-e2e deps-deb build $(ASAN_BUILD)/build.ninja
 	@rm -f $(BUILD)/meson-logs/testlog.json $(ASAN_BUILD)/meson-logs/testlog.json
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
@@ -139,4 +167,4 @@ conformance: build
 	tests/conformance/run-conformance.sh $(BUILD)/otter-tuf
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(DEB_OUT)

@@ -13,6 +13,12 @@ written with the real fw_setenv/fw_printenv, a simulator of the shipped boot scr
   4. the timestamp expires (freeze attack) -> the device refuses to update.
 
 Everything it makes is kept in the work folder for inspection (printed at the end).
+
+--installed runs it against an installation of the Debian packages instead of a build tree
+(tests/deb/test_deb.py, in a throw-away root): /usr/bin/otter-repo and /usr/bin/otter, the
+device configured at the installed default paths (/etc/otter/system.conf, replacing the
+packaged example, /etc/otter/root.json, data in /var/lib/otter) and `otter` run without
+--config. --chapters N stops after chapter N.
 """
 
 import argparse
@@ -32,6 +38,11 @@ from servers import Nginx  # noqa: E402
 TTY = sys.stdout.isatty()
 SLOT_SIZE = 64 << 20
 IMAGE_SIZE = 40 << 20
+CHAPTERS = 4
+# The installed default paths (include/otter/system.h, docs/agent.md) used by --installed.
+INSTALLED_CONF = "/etc/otter/system.conf"
+INSTALLED_ROOT = "/etc/otter/root.json"
+INSTALLED_DATA = "/var/lib/otter"
 
 
 def color(code, text):
@@ -56,15 +67,32 @@ def bad(text):
     print(color("1;31", "   ✘ " + text))
 
 
+def installed_conf_is_example():
+    """True when /etc/otter/system.conf is still the packaged example (comments only), so
+    --installed never overwrites the configuration of a real device."""
+    try:
+        with open(INSTALLED_CONF) as f:
+            return all(not line.strip() or line.lstrip().startswith(("#", ";")) for line in f)
+    except FileNotFoundError:
+        return True
+
+
 class Demo:
-    def __init__(self, build, work):
-        self.build = os.path.abspath(build)
+    def __init__(self, build, work, installed=False, chapters=CHAPTERS):
+        self.installed = installed
+        self.chapters = chapters
+        self.build = "/usr/bin" if installed else os.path.abspath(build)
         self.work = work
         self.otter_repo = os.path.join(self.build, "otter-repo")
         self.otter = os.path.join(self.build, "otter")
         for exe in (self.otter_repo, self.otter):
             if not os.access(exe, os.X_OK):
-                sys.exit(f"demo: {exe} is missing: run `make` first")
+                sys.exit(f"demo: {exe} is missing: " +
+                         ("install the otter and otter-repo packages" if installed
+                          else "run `make` first"))
+        if installed and not installed_conf_is_example():
+            sys.exit(f"demo: {INSTALLED_CONF} is not the packaged example: --installed "
+                     "replaces it, so it runs only where otter is not configured yet")
         shutil.rmtree(work, ignore_errors=True)
         os.makedirs(work)
         self.keys = os.path.join(work, "keys")
@@ -87,6 +115,8 @@ class Demo:
         return self.sh([self.otter_repo, *args, "--repo", self.repo_dir, "-q"], **kw)
 
     def dev_otter(self, *args, **kw):
+        if self.installed:  # the default configuration path
+            return self.sh([self.otter, *args], **kw)
         return self.sh([self.otter, "--config", self.conf, *args], **kw)
 
     # ---- set-up ----
@@ -133,14 +163,17 @@ head -c 256 "$dev" | grep -q 'healthy=yes'
         os.chmod(health, 0o755)
         with open(os.path.join(d, "os-release"), "w") as f:
             f.write('NAME="Acme OS"\nVERSION_ID="1.0"\n')
-        shutil.copy(os.path.join(self.repo_dir, "metadata", "1.root.json"),
-                    os.path.join(d, "root.json"))
-        self.conf = os.path.join(d, "system.conf")
+        if self.installed:
+            self.conf, root, data = INSTALLED_CONF, INSTALLED_ROOT, INSTALLED_DATA
+        else:
+            self.conf, root, data = (os.path.join(d, "system.conf"),
+                                     os.path.join(d, "root.json"), os.path.join(d, "data"))
+        shutil.copy(os.path.join(self.repo_dir, "metadata", "1.root.json"), root)
         with open(self.conf, "w") as f:
             f.write(f"""[system]
 compatible=acme-gateway
 bootloader=uboot
-data-directory={d}/data
+data-directory={data}
 cmdline={self.cmdline}
 
 [bootloader]
@@ -159,7 +192,7 @@ bootname=B
 
 [update]
 repository={self.nginx.url('acme')}
-trusted-root={d}/root.json
+trusted-root={root}
 reboot-command=touch {self.reboot_marker}
 health-check={health}
 version-file={d}/os-release
@@ -246,6 +279,8 @@ confirm-deadline=60
         st = self.status()
         ok = st["agent"]["state"] == "confirmed" and self.running()[1] == "1.1"
         self.record("release 1.1", "installed, rebooted, confirmed healthy", ok)
+        if self.chapters < 2:
+            return
 
         chapter(2, "Release 1.2 fails its health check")
         self.publish("1.2", healthy=False)
@@ -260,6 +295,8 @@ confirm-deadline=60
         ok = (rolled and st["agent"]["state"] == "rolled-back" and
               "1.2" in st["agent"]["failed-releases"] and self.running()[1] == "1.1")
         self.record("release 1.2 (broken)", "rolled back by itself, 1.2 never retried", ok)
+        if self.chapters < 3:
+            return
 
         chapter(3, "An attacker replaces the 1.3 image on the server")
         self.publish("1.3")
@@ -276,6 +313,8 @@ confirm-deadline=60
               "expected" in st["agent"]["last-error"])
         self.record("release 1.3 (tampered)", "refused: hash does not match the signed one",
                     ok)
+        if self.chapters < 4:
+            return
 
         chapter(4, "The timestamp expires (freeze attack)")
         self.publish("1.4")
@@ -300,19 +339,25 @@ confirm-deadline=60
             mark = color("1;32", "✔") if ok else color("1;31", "✘")
             print(f"   {scenario.ljust(w)}  {outcome.ljust(o)}  {runs}  {mark}")
         print()
-        say(f"{len(self.results)} scenarios in {seconds:.0f} s; everything is kept in {self.work}")
+        n = len(self.results)
+        say(f"{n} scenario{'s' if n != 1 else ''} in {seconds:.0f} s; "
+            f"everything is kept in {self.work}")
         say("see `otter status`, docs/agent.md and docs/repository.md for what happened")
-        return all(r[3] for r in self.results) and len(self.results) == 4
+        return all(r[3] for r in self.results) and len(self.results) == self.chapters
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(SRC, "build"))
     ap.add_argument("--work", default=None)
+    ap.add_argument("--installed", action="store_true",
+                    help="run the installed Debian packages at their default paths")
+    ap.add_argument("--chapters", type=int, default=CHAPTERS, choices=range(1, CHAPTERS + 1),
+                    help="stop after this chapter")
     args = ap.parse_args()
     work = os.path.abspath(args.work or os.path.join(args.build, "demo"))
     start = time.monotonic()
-    demo = Demo(args.build, work)
+    demo = Demo(args.build, work, installed=args.installed, chapters=args.chapters)
     try:
         demo.setup_repository()
         demo.setup_device()
