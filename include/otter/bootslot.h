@@ -37,6 +37,7 @@ extern "C" {
 typedef enum otter_boot_slot_type {
 	OTTER_BOOT_SLOT_GPT_SWITCH = 0, /* a GPT entry moved between the halves */
 	OTTER_BOOT_SLOT_MBR_SWITCH = 1, /* an MBR (DOS) primary entry moved between the halves */
+	OTTER_BOOT_SLOT_EMMC_BOOT = 2,  /* the eMMC boot partitions, switched in EXT_CSD */
 } otter_boot_slot_type;
 
 typedef struct otter_boot_slot otter_boot_slot;
@@ -50,9 +51,9 @@ OTTER_PUBLIC const otter_boot_slot *otter_system_find_boot_slot(const otter_syst
 OTTER_PUBLIC const char *otter_boot_slot_class(const otter_boot_slot *bs);
 OTTER_PUBLIC const char *otter_boot_slot_device(const otter_boot_slot *bs);
 OTTER_PUBLIC otter_boot_slot_type otter_boot_slot_get_type(const otter_boot_slot *bs);
-/* "gpt-switch", "mbr-switch" as in system.conf. */
+/* "gpt-switch", "mbr-switch", "emmc-boot" as in system.conf. */
 OTTER_PUBLIC const char *otter_boot_slot_type_name(otter_boot_slot_type t);
-/* Byte offset and size of half 0; half 1 follows it. */
+/* Byte offset and size of half 0; half 1 follows it (0 for emmc-boot). */
 OTTER_PUBLIC uint64_t otter_boot_slot_region_start(const otter_boot_slot *bs);
 OTTER_PUBLIC uint64_t otter_boot_slot_region_size(const otter_boot_slot *bs);
 

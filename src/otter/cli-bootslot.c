@@ -137,6 +137,8 @@ void cli_boot_slots_text(const otter_system *sys)
 		       otter_boot_slot_device(bs));
 		if (otter_boot_slot_get_info(bs, &info, &err) < 0)
 			printf("  active: unknown (%s)\n", err.msg);
+		else if (otter_boot_slot_get_type(bs) == OTTER_BOOT_SLOT_EMMC_BOOT)
+			printf("  active: boot%u (EXT_CSD PARTITION_CONFIG)\n", info.active);
 		else
 			printf("  active: half %u (at byte %" PRIu64 ")%s%s\n", info.active,
 			       info.active_offset, info.degraded ? "; degraded: " : "",

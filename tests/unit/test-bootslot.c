@@ -9,6 +9,7 @@
 #include <otter/bootslot.h>
 #include <otter/crypto.h>
 
+#include "lib/slot/bootslot-private.h"
 #include "lib/slot/ptable.h"
 #include "util/alloc.h"
 
@@ -533,7 +534,9 @@ static void test_bootslot_config(void **state)
 	assert_fails(parse_conf(f, "gpt-switch", 129, 4096, 4096, &err), OTTER_E_CONFIG, &err,
 	             "partition");
 	assert_fails(parse_conf(f, "lilo", 1, 4096, 4096, &err), OTTER_E_CONFIG, &err,
-	             "gpt-switch, mbr-switch");
+	             "gpt-switch, mbr-switch, emmc-boot");
+	assert_fails(parse_conf(f, "emmc-boot", 1, 4096, 4096, &err), OTTER_E_CONFIG, &err,
+	             "takes no partition");
 	snprintf(conf, sizeof(conf),
 	         "[system]\ncompatible=t\nbootloader=grub\n"
 	         "[slot.rootfs.0]\ndevice=/a\nbootname=A\n[slot.rootfs.1]\ndevice=/b\nbootname=B\n"
@@ -563,6 +566,202 @@ static void test_bootslot_config(void **state)
 	             OTTER_E_CONFIG, &err, "region-size");
 }
 
+/* ---- eMMC boot partitions, against a simulated card ---- */
+
+#define BOOT_PART_SIZE (128u * 1024u)
+
+struct sim_card {
+	uint8_t ext_csd[EMMC_EXT_CSD_SIZE];
+	char path[2][600];
+	bool force_ro[2];
+	unsigned switches;
+	bool fail_switch;   /* CMD6 returns an error */
+	bool ignore_switch; /* CMD6 "succeeds" but the card keeps the old value */
+};
+
+static int sim_read_ext_csd(void *userdata, uint8_t ext_csd[EMMC_EXT_CSD_SIZE], otter_error *err)
+{
+	struct sim_card *c = userdata;
+
+	(void)err;
+	memcpy(ext_csd, c->ext_csd, EMMC_EXT_CSD_SIZE);
+	return 0;
+}
+
+static int sim_switch_byte(void *userdata, uint8_t index, uint8_t value, otter_error *err)
+{
+	struct sim_card *c = userdata;
+
+	if (c->fail_switch)
+		return otter_error_set(err, OTTER_E_IO, "simulated CMD6 failure");
+	assert_int_equal(index, EMMC_EXT_CSD_PART_CONFIG); /* nothing else is ever written */
+	c->switches++;
+	if (!c->ignore_switch)
+		c->ext_csd[index] = value;
+	return 0;
+}
+
+static int sim_set_force_ro(void *userdata, unsigned part, bool ro, otter_error *err)
+{
+	struct sim_card *c = userdata;
+
+	(void)err;
+	assert_true(part < 2);
+	c->force_ro[part] = ro;
+	return 0;
+}
+
+static int sim_open_part(void *userdata, unsigned part, bool writable, int *fd_out,
+                         otter_error *err)
+{
+	struct sim_card *c = userdata;
+	int fd;
+
+	assert_true(part < 2);
+	if (writable && c->force_ro[part])
+		return otter_error_set_errno(err, EROFS, "open boot%u", part);
+	fd = open(c->path[part], (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return otter_error_set_errno(err, errno, "open boot%u", part);
+	*fd_out = fd;
+	return 0;
+}
+
+static emmc_ops sim_setup(struct fixture *f, struct sim_card *c, uint8_t part_config)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	emmc_ops ops = {sim_read_ext_csd, sim_switch_byte, sim_set_force_ro, sim_open_part, c};
+	char conf[1024];
+
+	memset(c, 0, sizeof(*c));
+	c->ext_csd[EMMC_EXT_CSD_PART_CONFIG] = part_config;
+	for (unsigned i = 0; i < 2; i++) {
+		uint8_t *fill = malloc(BOOT_PART_SIZE);
+
+		memset(fill, 0xB0 + (int)i, BOOT_PART_SIZE);
+		snprintf(c->path[i], sizeof(c->path[i]), "%s/mmcblk0boot%u", f->dir, i);
+		tfx_write_file(c->path[i], fill, BOOT_PART_SIZE);
+		free(fill);
+		c->force_ro[i] = true;
+	}
+	snprintf(conf, sizeof(conf),
+	         "[system]\ncompatible=t\nbootloader=grub\ndata-directory=%s/data\n"
+	         "[slot.rootfs.0]\ndevice=%s/a\nbootname=A\n[slot.rootfs.1]\ndevice=%s/b\n"
+	         "bootname=B\n[boot-slot.bootloader]\ntype=emmc-boot\ndevice=/dev/mmcblk0\n",
+	         f->dir, f->dir, f->dir);
+	f->sys = otter_system_free(f->sys);
+	assert_ok(otter_system_parse(&f->sys, "t", (const uint8_t *)conf, strlen(conf), &err));
+	return ops;
+}
+
+static int emmc_install(struct fixture *f, const emmc_ops *ops, const uint8_t *img, size_t len,
+                        const uint8_t *sha, otter_error *err)
+{
+	otter_boot_slot_writer *w = NULL;
+	uint8_t digest[32];
+	int r;
+
+	memset(err, 0, sizeof(*err));
+	if (!sha) {
+		assert_ok(otter_hash_buf(OTTER_HASH_SHA256, img, len, digest, err));
+		sha = digest;
+	}
+	r = boot_slot_writer_open_card(&w, f->sys, "bootloader", len, sha, ops, err);
+	if (r == 0)
+		r = otter_boot_slot_writer_write(w, img, len, err);
+	if (r == 0)
+		r = otter_boot_slot_writer_finish(w, err);
+	if (r == 0)
+		r = otter_boot_slot_writer_commit(w, err);
+	otter_boot_slot_writer_free(w);
+	return r;
+}
+
+static void test_bootslot_emmc_switch(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	struct sim_card c;
+	emmc_ops ops = sim_setup(f, &c, 0x48); /* BOOT_ACK, boot0 enabled */
+	uint8_t *one = image(3000, 7), *two = image(BOOT_PART_SIZE, 8), *d;
+	otter_boot_slot_info info;
+	size_t len;
+
+	assert_ok(boot_slot_get_info_card(otter_system_find_boot_slot(f->sys, "bootloader"), &ops,
+	                                  &info, &err));
+	assert_int_equal(info.active, 0);
+	assert_int_equal(otter_boot_slot_get_type(otter_system_boot_slot(f->sys, 0)),
+	                 OTTER_BOOT_SLOT_EMMC_BOOT);
+	assert_ok(emmc_install(f, &ops, one, 3000, NULL, &err));
+	assert_int_equal(c.ext_csd[EMMC_EXT_CSD_PART_CONFIG], 0x50); /* ACK kept, boot1 */
+	assert_true(c.force_ro[0] && c.force_ro[1]);                 /* read-only again */
+	d = tfx_read_all(c.path[1], &len);
+	assert_memory_equal(d, one, 3000);
+	free(d);
+	d = tfx_read_all(c.path[0], &len);
+	assert_int_equal(d[0], 0xB0); /* the active one was never written */
+	assert_int_equal(d[len - 1], 0xB0);
+	free(d);
+	/* Again: already active, no switch. */
+	assert_ok(emmc_install(f, &ops, one, 3000, NULL, &err));
+	assert_int_equal(c.switches, 1);
+	/* A full-size image goes to boot0. */
+	assert_ok(emmc_install(f, &ops, two, BOOT_PART_SIZE, NULL, &err));
+	assert_int_equal(c.ext_csd[EMMC_EXT_CSD_PART_CONFIG], 0x48);
+	assert_int_equal(c.switches, 2);
+	d = tfx_read_all(c.path[0], &len);
+	assert_memory_equal(d, two, BOOT_PART_SIZE);
+	free(d);
+	free(one);
+	free(two);
+}
+
+static void test_bootslot_emmc_refusals(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	struct sim_card c;
+	emmc_ops ops = sim_setup(f, &c, 0x38); /* boots from the user area */
+	uint8_t *img = image(2000, 9), sha[32] = {0}, *d;
+	size_t len;
+
+	assert_int_equal(emmc_install(f, &ops, img, 2000, NULL, &err), OTTER_E_STATE);
+	test_check_msg(err.msg, "user area");
+	c.ext_csd[EMMC_EXT_CSD_PART_CONFIG] = 0;
+	assert_int_equal(emmc_install(f, &ops, img, 2000, NULL, &err), OTTER_E_STATE);
+	test_check_msg(err.msg, "boot disabled");
+	c.ext_csd[EMMC_EXT_CSD_PART_CONFIG] = 0x08; /* boot0, no ACK */
+	assert_int_equal(emmc_install(f, &ops, img, BOOT_PART_SIZE + 1, NULL, &err),
+	                 OTTER_E_TOO_LARGE);
+	/* A bad image: boot1 may be written, but no switch and force_ro is back. */
+	assert_int_equal(emmc_install(f, &ops, img, 2000, sha, &err), OTTER_E_HASH);
+	assert_int_equal(c.switches, 0);
+	assert_true(c.force_ro[1]);
+	/* The card refuses the switch, or ignores it. */
+	c.fail_switch = true;
+	assert_int_equal(emmc_install(f, &ops, img, 2000, NULL, &err), OTTER_E_IO);
+	test_check_msg(err.msg, "simulated CMD6 failure");
+	assert_int_equal(c.ext_csd[EMMC_EXT_CSD_PART_CONFIG], 0x08);
+	c.fail_switch = false;
+	c.ignore_switch = true;
+	assert_int_equal(emmc_install(f, &ops, img, 2000, NULL, &err), OTTER_E_IO);
+	test_check_msg(err.msg, "still boots from boot0");
+	assert_true(c.force_ro[0] && c.force_ro[1]);
+	c.ignore_switch = false;
+	assert_ok(emmc_install(f, &ops, img, 2000, NULL, &err));
+	assert_int_equal(c.ext_csd[EMMC_EXT_CSD_PART_CONFIG], 0x10);
+	d = tfx_read_all(c.path[1], &len);
+	assert_memory_equal(d, img, 2000);
+	free(d);
+	/* boot0 and boot1 of different sizes. */
+	d = tfx_read_all(c.path[0], &len);
+	tfx_write_file(c.path[0], d, len - 512);
+	free(d);
+	assert_int_equal(emmc_install(f, &ops, img, 2000, NULL, &err), OTTER_E_STATE);
+	test_check_msg(err.msg, "differ in size");
+	free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +776,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_bootslot_refuses_mismatch, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bootslot_gpt_repairs_backup, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bootslot_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootslot_emmc_switch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bootslot_emmc_refusals, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@
 #include "system-private.h"
 #include "slot-private.h"
 #include "ptable.h"
-
+#include "bootslot-private.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,7 +44,7 @@
 #define READ_CHUNK        (256u * 1024u)
 #define GPT_MAX_PARTITION 128u
 
-static const char *const boot_slot_type_names[] = {"gpt-switch", "mbr-switch", NULL};
+static const char *const boot_slot_type_names[] = {"gpt-switch", "mbr-switch", "emmc-boot", NULL};
 
 /* ---- configuration: [boot-slot.<class>] ---- */
 
@@ -53,9 +53,9 @@ static const char *const boot_slot_type_names[] = {"gpt-switch", "mbr-switch", N
 const ini_key boot_slot_keys[BOOT_SLOT_N_KEYS] = {
         {"type", INI_ENUM, BS_FIELD(type), 0, 0, boot_slot_type_names, NULL, true},
         {"device", INI_PATH, BS_FIELD(device), 0, 4095, NULL, NULL, true},
-        {"partition", INI_U64, BS_FIELD(partition), 1, GPT_MAX_PARTITION, NULL, NULL, true},
-        {"region-start", INI_U64, BS_FIELD(region_start), 1, UINT64_MAX / 4, NULL, NULL, true},
-        {"region-size", INI_U64, BS_FIELD(region_size), 1, UINT64_MAX / 4, NULL, NULL, true},
+        {"partition", INI_U64, BS_FIELD(partition), 1, GPT_MAX_PARTITION, NULL, NULL, false},
+        {"region-start", INI_U64, BS_FIELD(region_start), 1, UINT64_MAX / 4, NULL, NULL, false},
+        {"region-size", INI_U64, BS_FIELD(region_size), 1, UINT64_MAX / 4, NULL, NULL, false},
 };
 
 int boot_slot_begin(void *userdata, const char *subname, void **target, otter_error *err)
@@ -95,6 +95,19 @@ int boot_slot_end(void *userdata, void *target, otter_error *err)
 	otter_boot_slot *bs = target;
 
 	(void)userdata;
+	if (bs->type == OTTER_BOOT_SLOT_EMMC_BOOT) {
+		/* The halves are the card's boot0 and boot1: no table, no region. */
+		if (bs->partition || bs->region_start || bs->region_size)
+			return otter_error_set(err, OTTER_E_CONFIG,
+			                       "type=emmc-boot takes no partition, region-start or "
+			                       "region-size (the halves are the card's boot0 and "
+			                       "boot1)");
+		return 0;
+	}
+	if (!bs->partition || !bs->region_start || !bs->region_size)
+		return otter_error_set(err, OTTER_E_CONFIG,
+		                       "type=%s needs partition, region-start and region-size",
+		                       boot_slot_type_names[bs->type]);
 	if (bs->region_start % PT_SECTOR_MIN != 0 || bs->region_size % PT_SECTOR_MIN != 0)
 		return otter_error_set(err, OTTER_E_CONFIG,
 		                       "region-start (%" PRIu64 ") and region-size (%" PRIu64
@@ -173,12 +186,12 @@ const char *otter_boot_slot_device(const otter_boot_slot *bs)
 
 otter_boot_slot_type otter_boot_slot_get_type(const otter_boot_slot *bs)
 {
-	return bs->type == 1 ? OTTER_BOOT_SLOT_MBR_SWITCH : OTTER_BOOT_SLOT_GPT_SWITCH;
+	return (otter_boot_slot_type)bs->type;
 }
 
 const char *otter_boot_slot_type_name(otter_boot_slot_type t)
 {
-	return (unsigned)t < 2 ? boot_slot_type_names[t] : "unknown";
+	return (unsigned)t < 3 ? boot_slot_type_names[t] : "unknown";
 }
 
 uint64_t otter_boot_slot_region_start(const otter_boot_slot *bs)
@@ -200,26 +213,29 @@ typedef struct medium {
 	unsigned sector_size;
 	gpt_table gpt;
 	mbr_table mbr;
+	emmc_ops emmc;     /* type=emmc-boot: the card */
+	bool emmc_linux;   /* emmc is emmc_ops_linux's, freed with the medium */
+	int part_fd[2];    /* type=emmc-boot: boot0, boot1 */
+	int writable_part; /* type=emmc-boot: the boot partition whose force_ro was lifted */
 	unsigned active;
 	bool degraded;
 	char detail[256];
 } medium;
 
-static int fd_read(void *userdata, uint64_t off, uint8_t *buf, size_t len, otter_error *err)
+static int pread_full(int fd, const char *what, uint64_t off, uint8_t *buf, size_t len,
+                      otter_error *err)
 {
-	const medium *m = userdata;
-
 	while (len > 0) {
-		ssize_t n = pread(m->fd, buf, len, (off_t)off);
+		ssize_t n = pread(fd, buf, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return otter_error_set_errno(err, errno, "read '%s' at %" PRIu64,
-			                             m->bs->device, off);
+			return otter_error_set_errno(err, errno, "read '%s' at %" PRIu64, what,
+			                             off);
 		if (n == 0)
 			return otter_error_set(err, OTTER_E_IO, "read '%s' at %" PRIu64 ": it ends",
-			                       m->bs->device, off);
+			                       what, off);
 		buf += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
@@ -227,12 +243,68 @@ static int fd_read(void *userdata, uint64_t off, uint8_t *buf, size_t len, otter
 	return 0;
 }
 
+static int fd_read(void *userdata, uint64_t off, uint8_t *buf, size_t len, otter_error *err)
+{
+	const medium *m = userdata;
+
+	return pread_full(m->fd, m->bs->device, off, buf, len, err);
+}
+
 static void medium_clear(medium *m)
 {
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1;
+	for (unsigned i = 0; i < 2; i++) {
+		if (m->part_fd[i] >= 0)
+			close(m->part_fd[i]);
+		m->part_fd[i] = -1;
+	}
+	/* The boot partition is read-only again whatever happened (Linux's default). */
+	if (m->writable_part >= 0 && m->emmc.set_force_ro)
+		(void)m->emmc.set_force_ro(m->emmc.userdata, (unsigned)m->writable_part, true,
+		                           NULL);
+	m->writable_part = -1;
+	if (m->emmc_linux)
+		emmc_linux_free(&m->emmc);
+	m->emmc_linux = false;
 	gpt_table_clear(&m->gpt);
+}
+
+/* type=emmc-boot: which boot partition the card boots, and the size of a half. */
+static int emmc_load(medium *m, otter_error *err)
+{
+	struct stat st;
+	int r;
+
+	r = emmc_active(&m->emmc, &m->active, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "'%s'", m->bs->device);
+	for (unsigned i = 0; i < 2; i++) {
+		uint64_t size = 0;
+
+		if (m->part_fd[i] < 0) {
+			r = m->emmc.open_part(m->emmc.userdata, i, false, &m->part_fd[i], err);
+			if (r < 0)
+				return r;
+		}
+		if (fstat(m->part_fd[i], &st) < 0)
+			return otter_error_set_errno(err, errno, "stat boot%u of '%s'", i,
+			                             m->bs->device);
+		if (S_ISBLK(st.st_mode)) {
+			if (ioctl(m->part_fd[i], BLKGETSIZE64, &size) < 0)
+				return otter_error_set_errno(err, errno, "size of boot%u", i);
+		} else {
+			size = (uint64_t)st.st_size;
+		}
+		if (i == 1 && size != m->size)
+			return otter_error_set(err, OTTER_E_STATE,
+			                       "boot0 and boot1 of '%s' differ in size (%" PRIu64
+			                       " and %" PRIu64 " bytes)",
+			                       m->bs->device, m->size, size);
+		m->size = size;
+	}
+	return 0;
 }
 
 /* Which half a table entry [first, last] (sectors) names, checking its size. */
@@ -379,12 +451,28 @@ static int medium_load(medium *m, otter_error *err)
 	return 0;
 }
 
-static int medium_open(medium *m, const otter_boot_slot *bs, bool writable, otter_error *err)
+static int medium_open(medium *m, const otter_boot_slot *bs, bool writable, const emmc_ops *card,
+                       otter_error *err)
 {
 	struct stat st;
+	int r;
 
 	memset(m, 0, sizeof(*m));
 	m->bs = bs;
+	m->fd = m->part_fd[0] = m->part_fd[1] = m->writable_part = -1;
+	if (bs->type == OTTER_BOOT_SLOT_EMMC_BOOT) {
+		(void)writable; /* the inactive boot partition is opened writable when written */
+		if (card) {
+			m->emmc = *card;
+		} else {
+			r = emmc_ops_linux(bs->device, &m->emmc, err);
+			if (r < 0)
+				return otter_error_prefix(err, r, "bootloader slot %s",
+				                          bs->class_name);
+			m->emmc_linux = true;
+		}
+		return emmc_load(m, err);
+	}
 	m->fd = open(bs->device, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
 	if (m->fd < 0)
 		return otter_error_set_errno(err, errno, "bootloader slot %s: open '%s'",
@@ -415,14 +503,15 @@ static int medium_open(medium *m, const otter_boot_slot *bs, bool writable, otte
 	return medium_load(m, err);
 }
 
-int otter_boot_slot_get_info(const otter_boot_slot *bs, otter_boot_slot_info *out, otter_error *err)
+int boot_slot_get_info_card(const otter_boot_slot *bs, const emmc_ops *card,
+                            otter_boot_slot_info *out, otter_error *err)
 {
-	medium m = {.fd = -1};
+	medium m = {.fd = -1, .part_fd = {-1, -1}, .writable_part = -1};
 	int r;
 
 	ARG_NONNULL(err, "bootloader slot", bs);
 	ARG_NONNULL(err, "bootloader slot", out);
-	r = medium_open(&m, bs, false, err);
+	r = medium_open(&m, bs, false, card, err);
 	if (r == 0) {
 		memset(out, 0, sizeof(*out));
 		out->active = m.active;
@@ -432,6 +521,11 @@ int otter_boot_slot_get_info(const otter_boot_slot *bs, otter_boot_slot_info *ou
 	}
 	medium_clear(&m);
 	return r;
+}
+
+int otter_boot_slot_get_info(const otter_boot_slot *bs, otter_boot_slot_info *out, otter_error *err)
+{
+	return boot_slot_get_info_card(bs, NULL, out, err);
 }
 
 /* ---- the writer ---- */
@@ -477,7 +571,8 @@ const otter_boot_slot *otter_boot_slot_writer_target(const otter_boot_slot_write
 }
 
 /* SHA-256 of len bytes at off. */
-static int hash_range(medium *m, uint64_t off, uint64_t len, uint8_t digest[32], otter_error *err)
+static int hash_range(int fd, const char *what, uint64_t off, uint64_t len, uint8_t digest[32],
+                      otter_error *err)
 {
 	_cleanup_free_ uint8_t *buf = otter_malloc(READ_CHUNK);
 	otter_hash *h = NULL;
@@ -489,7 +584,7 @@ static int hash_range(medium *m, uint64_t off, uint64_t len, uint8_t digest[32],
 	while (r == 0 && len > 0) {
 		size_t n = len < READ_CHUNK ? (size_t)len : READ_CHUNK;
 
-		r = fd_read(m, off, buf, n, err);
+		r = pread_full(fd, what, off, buf, n, err);
 		if (r == 0)
 			r = otter_hash_update(h, buf, n, err);
 		off += n;
@@ -501,14 +596,31 @@ static int hash_range(medium *m, uint64_t off, uint64_t len, uint8_t digest[32],
 	return r;
 }
 
-static uint64_t inactive_offset(const otter_boot_slot_writer *w)
+static bool is_emmc(const otter_boot_slot_writer *w)
 {
-	return w->m.bs->region_start + (1u - w->m.active) * w->m.bs->region_size;
+	return w->m.bs->type == OTTER_BOOT_SLOT_EMMC_BOOT;
 }
 
-int otter_boot_slot_writer_open(otter_boot_slot_writer **out, const otter_system *sys,
-                                const char *class_name, uint64_t expected_len,
-                                const uint8_t expected_sha256[32], otter_error *err)
+/* Where half h lies: a boot partition of the card, or a range of the table's disk. */
+static int half_fd(const otter_boot_slot_writer *w, unsigned h)
+{
+	return is_emmc(w) ? w->m.part_fd[h] : w->m.fd;
+}
+
+static uint64_t half_offset(const otter_boot_slot_writer *w, unsigned h)
+{
+	return is_emmc(w) ? 0 : w->m.bs->region_start + h * w->m.bs->region_size;
+}
+
+static uint64_t inactive_offset(const otter_boot_slot_writer *w)
+{
+	return half_offset(w, 1u - w->m.active);
+}
+
+int boot_slot_writer_open_card(otter_boot_slot_writer **out, const otter_system *sys,
+                               const char *class_name, uint64_t expected_len,
+                               const uint8_t expected_sha256[32], const emmc_ops *card,
+                               otter_error *err)
 {
 	_cleanup_(otter_boot_slot_writer_freep) otter_boot_slot_writer *w = NULL;
 	const otter_boot_slot *bs;
@@ -531,16 +643,10 @@ int otter_boot_slot_writer_open(otter_boot_slot_writer **out, const otter_system
 	}
 	if (expected_len == 0)
 		return otter_error_set(err, OTTER_E_INVALID, "install: the image length is 0");
-	if (expected_len > bs->region_size)
-		return otter_error_set(err, OTTER_E_TOO_LARGE,
-		                       "install: the image (%" PRIu64
-		                       " bytes) is larger than a half "
-		                       "of bootloader slot %s (%" PRIu64 " bytes)",
-		                       expected_len, bs->class_name, bs->region_size);
 	w = otter_calloc(1, sizeof(*w));
 	if (!w)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	w->m.fd = -1;
+	w->m.fd = w->m.part_fd[0] = w->m.part_fd[1] = w->m.writable_part = -1;
 	w->lock_fd = -1;
 	w->sys = sys;
 	w->expected_len = expected_len;
@@ -548,13 +654,19 @@ int otter_boot_slot_writer_open(otter_boot_slot_writer **out, const otter_system
 	r = ab_lock(sys, &w->lock_fd, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "install");
-	r = medium_open(&w->m, bs, true, err);
+	r = medium_open(&w->m, bs, true, card, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "install into bootloader slot %s",
 		                          bs->class_name);
+	if (expected_len > (is_emmc(w) ? w->m.size : bs->region_size))
+		return otter_error_set(
+		        err, OTTER_E_TOO_LARGE,
+		        "install: the image (%" PRIu64 " bytes) is larger than a half "
+		        "of bootloader slot %s (%" PRIu64 " bytes)",
+		        expected_len, bs->class_name, is_emmc(w) ? w->m.size : bs->region_size);
 	/* The same bootloader again (a retried release): nothing to write or switch. */
-	r = hash_range(&w->m, bs->region_start + w->m.active * bs->region_size, expected_len,
-	               digest, err);
+	r = hash_range(half_fd(w, w->m.active), bs->device, half_offset(w, w->m.active),
+	               expected_len, digest, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "install: reading the active half");
 	w->already_active = CRYPTO_memcmp(digest, expected_sha256, 32) == 0;
@@ -563,6 +675,14 @@ int otter_boot_slot_writer_open(otter_boot_slot_writer **out, const otter_system
 		return r;
 	*out = TAKE_PTR(w);
 	return 0;
+}
+
+int otter_boot_slot_writer_open(otter_boot_slot_writer **out, const otter_system *sys,
+                                const char *class_name, uint64_t expected_len,
+                                const uint8_t expected_sha256[32], otter_error *err)
+{
+	return boot_slot_writer_open_card(out, sys, class_name, expected_len, expected_sha256, NULL,
+	                                  err);
 }
 
 /* Writes one piece of partition table: a named crash point before it, a byte-granular cut
@@ -643,6 +763,20 @@ static int begin(otter_boot_slot_writer *w, otter_error *err)
 
 	if (w->m.bs->type == OTTER_BOOT_SLOT_GPT_SWITCH)
 		r = gpt_repair(w, err);
+	if (is_emmc(w)) {
+		unsigned in = 1u - w->m.active;
+
+		/* Linux keeps boot partitions read-only (force_ro=1): lifted for the inactive
+		 * one only, and set again when the writer is freed. */
+		r = w->m.emmc.set_force_ro(w->m.emmc.userdata, in, false, err);
+		if (r < 0)
+			return otter_error_prefix(err, r, "boot%u of '%s': clearing force_ro", in,
+			                          w->m.bs->device);
+		w->m.writable_part = (int)in;
+		close(w->m.part_fd[in]);
+		w->m.part_fd[in] = -1;
+		r = w->m.emmc.open_part(w->m.emmc.userdata, in, true, &w->m.part_fd[in], err);
+	}
 	if (r == 0)
 		w->begun = true;
 	return r;
@@ -668,7 +802,7 @@ static int write_locked(otter_boot_slot_writer *w, const uint8_t *p, size_t len,
 		return r;
 	allowed = crashpoint_limit("boot-image", pos, len);
 	for (size_t done = 0; done < allowed;) {
-		ssize_t k = pwrite(w->m.fd, p + done, allowed - done,
+		ssize_t k = pwrite(half_fd(w, 1u - w->m.active), p + done, allowed - done,
 		                   (off_t)(inactive_offset(w) + pos + done));
 
 		if (k < 0 && errno == EINTR)
@@ -727,11 +861,12 @@ static int finish_locked(otter_boot_slot_writer *w, otter_error *err)
 	if (w->already_active)
 		return 0;
 	crashpoint("boot-image-fsync");
-	if (fsync(w->m.fd) < 0)
+	if (fsync(half_fd(w, 1u - w->m.active)) < 0)
 		return otter_error_set_errno(err, errno, "fsync '%s'", w->m.bs->device);
-	(void)posix_fadvise(w->m.fd, (off_t)inactive_offset(w), (off_t)w->expected_len,
-	                    POSIX_FADV_DONTNEED);
-	r = hash_range(&w->m, inactive_offset(w), w->expected_len, back, err);
+	(void)posix_fadvise(half_fd(w, 1u - w->m.active), (off_t)inactive_offset(w),
+	                    (off_t)w->expected_len, POSIX_FADV_DONTNEED);
+	r = hash_range(half_fd(w, 1u - w->m.active), w->m.bs->device, inactive_offset(w),
+	               w->expected_len, back, err);
 	if (r < 0)
 		return r;
 	if (memcmp(back, digest, 32) != 0)
@@ -775,10 +910,19 @@ static int commit_locked(otter_boot_slot_writer *w, otter_error *err)
 {
 	const otter_boot_slot *bs = w->m.bs;
 	unsigned target = 1u - w->m.active;
-	uint64_t first = inactive_offset(w) / w->m.sector_size;
-	uint64_t last = first + bs->region_size / w->m.sector_size - 1;
+	uint64_t first, last;
 	int r;
 
+	if (is_emmc(w)) {
+		/* One EXT_CSD byte: the card switches atomically. */
+		crashpoint("boot-emmc-switch");
+		r = emmc_switch(&w->m.emmc, target, err);
+		if (r < 0)
+			return r;
+		return emmc_active(&w->m.emmc, &w->m.active, err);
+	}
+	first = inactive_offset(w) / w->m.sector_size;
+	last = first + bs->region_size / w->m.sector_size - 1;
 	if (bs->type == OTTER_BOOT_SLOT_MBR_SWITCH) {
 		uint8_t sec[PT_SECTOR_MIN];
 
