@@ -138,3 +138,21 @@ def test_failed_verification_leaves_the_bootloader_untouched(tmp_path, nginx, cl
     st = env.status()
     assert st["primary"] == "A" and st["agent"]["state"] == "failed"
     assert not env.reboot_requested()
+
+
+def test_cut_after_the_switch_before_the_activation(tmp_path, nginx):
+    env = make_env(tmp_path, nginx)
+    data = publish(env, "2.0")
+    _, err, rc = env.update(env={"OTTER_TEST_CRASHPOINT": "agent-boot-switched"})
+    assert rc == 99 and "crashpoint" in err
+    # The new bootloader is active, the old release still boots (not activated).
+    assert boot_slot(env)["active"] == 1
+    assert env.status()["primary"] == "A"
+    assert env.reboot() == "A"
+    # The next run installs the release again; the bootloader is already active.
+    before = disk_bytes(env)
+    env.update(check=True)
+    assert env.reboot_requested()
+    assert disk_bytes(env) == before
+    assert env.status()["primary"] == "B"
+    assert env.slot("B", length=len(data["rootfs"])) == data["rootfs"]

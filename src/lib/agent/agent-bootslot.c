@@ -59,6 +59,8 @@ int agent_install_boot_image(otter_agent *a, otter_tuf_updater *u, const char *s
 		r = otter_boot_slot_writer_commit(w, err);
 	}
 	if (r == 0)
+		crashpoint("agent-boot-switched");
+	if (r == 0)
 		agent_log(a, OTTER_LOG_NOTICE, "bootloader slot %s: %s %s", slot_class,
 			  otter_tuf_target_path(t),
 			  otter_boot_slot_writer_already_active(w) ? "is already active"
