@@ -731,7 +731,7 @@ static void test_bootslot_emmc_refusals(void **state)
 	assert_int_equal(emmc_install(f, &ops, img, 2000, NULL, &err), OTTER_E_STATE);
 	test_check_msg(err.msg, "boot disabled");
 	c.ext_csd[EMMC_EXT_CSD_PART_CONFIG] = 0x08; /* boot0, no ACK */
-	assert_int_equal(emmc_install(f, &ops, img, BOOT_PART_SIZE + 1, NULL, &err),
+	assert_int_equal(emmc_install(f, &ops, img, BOOT_PART_SIZE + 1, sha, &err),
 	                 OTTER_E_TOO_LARGE);
 	/* A bad image: boot1 may be written, but no switch and force_ro is back. */
 	assert_int_equal(emmc_install(f, &ops, img, 2000, sha, &err), OTTER_E_HASH);

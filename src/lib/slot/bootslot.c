@@ -14,6 +14,9 @@
  *    the new half, and the firmware's choice moves from old to new exactly once.
  *  - MBR: one 512-byte sector write (devices write a sector atomically: eMMC, SD and disks
  *    guarantee it; the switch relies on it, as any MBR tool does).
+ *  - eMMC (emmc.c): the halves are boot0 and boot1; only the one the card does not boot from
+ *    is made writable (force_ro) and written, and one EXT_CSD byte, which the card applies
+ *    atomically, switches.
  */
 #include "system-private.h"
 #include "slot-private.h"
