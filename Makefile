@@ -33,7 +33,8 @@ SECONDS ?= 60
 # A/B slots: libubootenv-dev and libzstd-dev (build); libubootenv-tool (fw_printenv/fw_setenv),
 # grub-common (grub-editenv, grub-script-check), grub-emu (runs grub.cfg in real GRUB), zstd,
 # e2fsprogs (mkfs.ext4, e2fsck, debugfs), mount (losetup), util-linux and bsdutils (script),
-# strace (syscall fault injection) and time (peak RSS in bench/).
+# strace (syscall fault injection) and time (peak RSS in bench/). Bootloader slots: fdisk
+# (sfdisk, fdisk) and gdisk (sgdisk) read every partition table a cut leaves (tests/faults).
 # otter-director: libsqlite3-dev and libpq-dev (its two storage engines), libmicrohttpd-dev (its
 # HTTP server), postgresql (the server the director's tests start themselves, initdb into a
 # temporary folder; tests/director/pg.py).
@@ -42,7 +43,7 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 	python3 python3-pytest python3-securesystemslib python3-cryptography \
 	nginx faketime procps curl ca-certificates \
 	libubootenv-dev libzstd-dev libubootenv-tool grub-common zstd e2fsprogs util-linux mount \
-	bsdutils strace time grub-emu \
+	bsdutils strace time grub-emu fdisk gdisk \
 	libsqlite3-dev libpq-dev libmicrohttpd-dev postgresql
 # Real-bootloader tier (tests/e2e, QEMU with TCG, no loop devices), installed by deps-e2e only
 # (make test, make e2e): qemu-system-x86 (the PC; from bookworm-backports with

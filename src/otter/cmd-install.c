@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <otter/bootslot.h>
 #include <otter/net.h>
 #include <otter/slot.h>
 
@@ -142,6 +143,8 @@ int cmd_install(int argc, char **argv)
 	}
 	if (cli_load_system(&sys))
 		return EXIT_FAIL;
+	if (otter_system_find_boot_slot(sys, class_name))
+		return cli_install_boot_slot(sys, class_name, image, len, digest);
 	cli_progress_init(&prog, class_name);
 	opts.progress = on_progress;
 	opts.progress_userdata = &prog;

@@ -36,7 +36,7 @@ static json_t *str_or_null(const char *s)
 	return s && *s ? json_string(s) : json_null();
 }
 
-static int print_json(const otter_ab_status *st, json_t *agent)
+static int print_json(const otter_system *sys, const otter_ab_status *st, json_t *agent)
 {
 	json_t *root = json_object(), *slots = json_array();
 	char *text;
@@ -73,6 +73,7 @@ static int print_json(const otter_ab_status *st, json_t *agent)
 		json_array_append_new(slots, o);
 	}
 	json_object_set_new(root, "slots", slots);
+	json_object_set_new(root, "boot-slots", cli_boot_slots_json(sys));
 	json_object_set_new(root, "warnings", st->env_warning[0]
 					       ? json_pack("[s]", st->env_warning)
 					       : json_array());
@@ -118,7 +119,7 @@ static void print_agent(json_t *agent)
 	}
 }
 
-static void print_text(const otter_ab_status *st, json_t *agent)
+static void print_text(const otter_system *sys, const otter_ab_status *st, json_t *agent)
 {
 	printf("booted:  %s\n", st->booted ? st->booted : "(unknown: no otter.slot= on the "
 							  "kernel command line)");
@@ -147,6 +148,7 @@ static void print_text(const otter_ab_status *st, json_t *agent)
 			       s->version[0] ? s->version : "(none)", s->sha256, s->size,
 			       s->installed_at);
 	}
+	cli_boot_slots_text(sys);
 	print_agent(agent);
 }
 
@@ -191,7 +193,7 @@ int cmd_status(int argc, char **argv)
 	if (!agent)
 		return cli_fail("status", &err);
 	if (json)
-		return print_json(&st, agent);
-	print_text(&st, agent);
+		return print_json(sys, &st, agent);
+	print_text(sys, &st, agent);
 	return EXIT_OK;
 }

@@ -40,6 +40,12 @@ void cli_progress_update(struct cli_progress *p, uint64_t done, uint64_t total);
 void cli_agent_log(void *userdata, int level, const char *msg);
 void cli_set_verbosity(int level);
 
+/* Bootloader slots (cli-bootslot.c): install = write, verify, switch; status. */
+int cli_install_boot_slot(const otter_system *sys, const char *class_name, const char *image,
+			  uint64_t len, const uint8_t digest[32]);
+struct json_t;
+struct json_t *cli_boot_slots_json(const otter_system *sys);
+void cli_boot_slots_text(const otter_system *sys);
 int cmd_status(int argc, char **argv);
 int cmd_install(int argc, char **argv);
 int cmd_mark_good(int argc, char **argv);

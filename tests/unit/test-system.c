@@ -317,7 +317,7 @@ static void test_config_shared_file(void **state)
 	assert_err(otter_system_parse_shared(&sys, "t", (const uint8_t *)text, strlen(text),
 					     foreign, &err),
 		   OTTER_E_CONFIG, &err, "unknown section 'updat' (expected system, bootloader, "
-					 "slot.*, update or extra.*)");
+					 "slot.*, boot-slot.*, update or extra.*)");
 	otter_error_clear(&err);
 	/* A family needs a member name: [extra.] is not one. */
 	text = MIN_SYSTEM AB_SLOTS "[extra.]\nk=v\n";

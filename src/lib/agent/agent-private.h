@@ -144,5 +144,9 @@ int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err);
 int agent_install_image(otter_agent *a, otter_tuf_updater *u, const char *slot_class,
 			char bootname[OTTER_BOOTNAME_MAX + 1], const otter_tuf_target *t,
 			const char *version, otter_error *err);
+/* A bootloader image (agent-bootslot.c): streamed into the inactive half of slot_class,
+ * verified, then switched to. Called after every A/B image of the release is verified. */
+int agent_install_boot_image(otter_agent *a, otter_tuf_updater *u, const char *slot_class,
+			     const otter_tuf_target *t, otter_error *err);
 
 #endif

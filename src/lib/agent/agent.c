@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <otter/json.h>
+#include <otter/bootslot.h>
 #include <otter/slot.h>
 
 #include "agent-private.h"
@@ -775,7 +776,8 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 		}
 	}
 	for (size_t i = 0; i < rel->n_images; i++) {
-		bool known = false;
+		/* Bootloader slots are optional in a release: most releases keep the bootloader. */
+		bool known = otter_system_find_boot_slot(a->sys, rel->images[i].slot_class) != NULL;
 		for (size_t j = 0; j < otter_system_n_slots(a->sys) && !known; j++)
 			known = strcmp(otter_slot_class(otter_system_slot(a->sys, j)),
 				       rel->images[i].slot_class) == 0;
@@ -799,15 +801,23 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	if (r < 0)
 		goto out;
 
-	for (size_t i = 0; i < rel->n_images; i++) {
+	/* Two passes: every A/B image first, bootloader images last, so that a bootloader is
+	 * switched only once everything else of the release is written and verified. */
+	for (size_t k = 0; k < 2 * rel->n_images; k++) {
+		size_t i = k % rel->n_images;
+		bool boot = otter_system_find_boot_slot(a->sys, rel->images[i].slot_class) != NULL;
 		otter_tuf_target *t = NULL;
 		char status[300];
 
+		if (boot != (k >= rel->n_images))
+			continue;
 		strfmt(status, sizeof(status), "downloading release %s: %s", rel->version,
 		       rel->images[i].slot_class);
 		agent_notify_status(a, status);
 		r = otter_tuf_find_target(u, rel->images[i].target, &t, err);
-		if (r == 0)
+		if (r == 0 && boot)
+			r = agent_install_boot_image(a, u, rel->images[i].slot_class, t, err);
+		else if (r == 0)
 			r = agent_install_image(a, u, rel->images[i].slot_class,
 						a->st.pending_bootname, t, rel->version, err);
 		otter_tuf_target_free(t);

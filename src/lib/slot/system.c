@@ -129,6 +129,7 @@ static const ini_section system_sections[] = {
 	{"bootloader", false, bootloader_keys, ELEMENTSOF(bootloader_keys), begin_fixed, NULL,
 	 NULL},
 	{"slot.", false, slot_keys, ELEMENTSOF(slot_keys), begin_slot, end_slot, NULL},
+	{"boot-slot.", false, boot_slot_keys, BOOT_SLOT_N_KEYS, boot_slot_begin, boot_slot_end, NULL},
 };
 
 otter_system *otter_system_free(otter_system *sys)
@@ -147,6 +148,9 @@ otter_system *otter_system_free(otter_system *sys)
 		free(sys->slots[i].bootname);
 	}
 	free(sys->slots);
+	for (size_t i = 0; i < sys->n_boot_slots; i++)
+		boot_slot_clear(&sys->boot_slots[i]);
+	free(sys->boot_slots);
 	free(sys);
 	return NULL;
 }
@@ -186,7 +190,7 @@ static int validate(otter_system *sys, const char *name, otter_error *err)
 						       "bootname)",
 						       name, sys->slots[i].class_name,
 						       sys->bootnames[j]);
-	return 0;
+	return boot_slot_validate(sys, name, err);
 }
 
 int otter_system_parse_shared(otter_system **out, const char *name, const uint8_t *data,
