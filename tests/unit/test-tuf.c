@@ -16,6 +16,7 @@
 #include <otter/tuf.h>
 
 #include "lib/limits.h"
+#include "lib/tuf/tuf-metadata.h"
 #include "tuf-repo-builder.h"
 #include "util/strutil.h"
 
@@ -1098,6 +1099,75 @@ static void test_tuf_foreach_target(void **state)
 	otter_tuf_updater_free(u);
 }
 
+/* Streams len bytes of data through a verifier for hashes, in uneven pieces. */
+static int verify_stream(const char *hashes_json, const uint8_t *data, size_t len,
+			 otter_error *err)
+{
+	json_t *hashes = json_loads(hashes_json, 0, NULL);
+	tuf_hash_verifier *v = NULL;
+	size_t off = 0, step = 1;
+	int r;
+
+	assert_non_null(hashes);
+	r = tuf_hash_verifier_new(&v, hashes, "fw.bin", err);
+	while (r == 0 && off < len) {
+		size_t n = len - off < step ? len - off : step;
+
+		r = tuf_hash_verifier_update(v, data + off, n, err);
+		off += n;
+		step = step * 3 + 11;
+	}
+	if (r == 0)
+		r = tuf_hash_verifier_finish(v, len, len, "fw.bin", err);
+	tuf_hash_verifier_free(v);
+	json_decref(hashes);
+	return r;
+}
+
+/*
+ * The listed hashes are computed in parallel (one on a thread): each one is still checked
+ * over every byte, whichever is wrong and in whichever order they are listed.
+ */
+static void test_tuf_hash_verifier_every_hash(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t len = 3 * 1024 * 1024 + 77;
+	uint8_t *data = malloc(len);
+	char s256[65], s512[129], bad256[65], bad512[129], j[512];
+
+	(void)state;
+	assert_non_null(data);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	assert_ok(otter_hash_buf_hex(OTTER_HASH_SHA256, data, len, s256, &err));
+	assert_ok(otter_hash_buf_hex(OTTER_HASH_SHA512, data, len, s512, &err));
+	memcpy(bad256, s256, sizeof(s256));
+	bad256[10] = bad256[10] == '0' ? '1' : '0';
+	memcpy(bad512, s512, sizeof(s512));
+	bad512[127] = bad512[127] == '0' ? '1' : '0';
+
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", s256, s512);
+	assert_ok(verify_stream(j, data, len, &err));
+	snprintf(j, sizeof(j), "{\"sha512\": \"%s\", \"sha256\": \"%s\"}", s512, s256);
+	assert_ok(verify_stream(j, data, len, &err));
+
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", s256, bad512);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "sha512 is");
+	otter_error_clear(&err);
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", bad256, s512);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "sha256 is");
+	otter_error_clear(&err);
+	snprintf(j, sizeof(j), "{\"sha512\": \"%s\", \"sha256\": \"%s\"}", s512, bad256);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "sha256 is");
+	otter_error_clear(&err);
+	/* One byte changed at the end, after the last full buffer of the thread. */
+	data[len - 1] ^= 1;
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", s256, s512);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "fw.bin");
+	otter_error_clear(&err);
+	free(data);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1145,6 +1215,7 @@ int main(void)
 		T(test_tuf_limit_json_depth),
 		T(test_tuf_hash_bins),
 		T(test_tuf_foreach_target),
+		cmocka_unit_test(test_tuf_hash_verifier_every_hash),
 	};
 	return cmocka_run_group_tests_name("tuf", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include "lib/limits.h"
 #include "util/alloc.h"
 #include "util/args.h"
+#include "util/bpipe.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
@@ -808,6 +809,15 @@ bool tuf_rolekeys_equal(const tuf_rolekeys *a, const tuf_rolekeys *b)
 
 /* ---- hashes ---- */
 
+/*
+ * With two or more hashes listed, a streaming verifier computes them in parallel: the first
+ * on the caller's thread, the others on a thread fed through a bounded pipe (a copy of the
+ * bytes, TUF_HASH_PIPE_BUFS x TUF_HASH_PIPE_BUF_SIZE at most). Every listed hash is still
+ * computed over every byte and compared at finish.
+ */
+#define TUF_HASH_PIPE_BUFS     4u
+#define TUF_HASH_PIPE_BUF_SIZE (512u * 1024u)
+
 struct tuf_hash_verifier {
 	size_t n;
 	struct {
@@ -816,11 +826,15 @@ struct tuf_hash_verifier {
 		const char *expected;
 		char name[16];
 	} items[OTTER_TUF_MAX_HASHES];
+	bool serial;  /* all hashes on the caller's thread (in-memory metadata) */
+	bpipe *pipe;  /* items[1..n-1], from the first update on */
+	uint64_t pos;
 };
 
 tuf_hash_verifier *tuf_hash_verifier_free(tuf_hash_verifier *v)
 {
 	if (v) {
+		bpipe_free(v->pipe); /* the thread stops before the hashes it updates go */
 		for (size_t i = 0; i < v->n; i++)
 			otter_hash_free(v->items[i].h);
 		free(v);
@@ -865,15 +879,44 @@ int tuf_hash_verifier_new(tuf_hash_verifier **out, const json_t *hashes, const c
 	return 0;
 }
 
-int tuf_hash_verifier_update(tuf_hash_verifier *v, const uint8_t *data, size_t len,
-			     otter_error *err)
+/* The pipe's thread: every hash but the first. */
+static int hash_others(void *userdata, const uint8_t *p, size_t n, uint64_t pos, bool flag,
+		       otter_error *err)
 {
-	for (size_t i = 0; i < v->n; i++) {
-		int r = otter_hash_update(v->items[i].h, data, len, err);
+	tuf_hash_verifier *v = userdata;
+
+	for (size_t i = 1; i < v->n; i++) {
+		int r = otter_hash_update(v->items[i].h, p, n, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+int tuf_hash_verifier_update(tuf_hash_verifier *v, const uint8_t *data, size_t len,
+			     otter_error *err)
+{
+	int r;
+
+	if (v->serial || v->n < 2) {
+		for (size_t i = 0; i < v->n; i++) {
+			r = otter_hash_update(v->items[i].h, data, len, err);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	if (!v->pipe) {
+		r = bpipe_new(&v->pipe, TUF_HASH_PIPE_BUFS, TUF_HASH_PIPE_BUF_SIZE, hash_others, v,
+			      "hash thread", err);
+		if (r < 0)
+			return r;
+	}
+	r = bpipe_push(v->pipe, data, len, v->pos, false, err);
+	if (r < 0)
+		return r;
+	v->pos += len;
+	return otter_hash_update(v->items[0].h, data, len, err);
 }
 
 int tuf_hash_verifier_finish(tuf_hash_verifier *v, uint64_t length_seen, uint64_t length,
@@ -883,6 +926,12 @@ int tuf_hash_verifier_finish(tuf_hash_verifier *v, uint64_t length_seen, uint64_
 		return otter_error_set(err, OTTER_E_HASH,
 				       "%s: length is %" PRIu64 " bytes, expected %" PRIu64, what,
 				       length_seen, length);
+	if (v->pipe) {
+		int r = bpipe_drain(v->pipe, err);
+
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < v->n; i++) {
 		uint8_t d[OTTER_HASH_MAX_SIZE];
 		char hex[2 * OTTER_HASH_MAX_SIZE + 1];
@@ -915,6 +964,7 @@ int tuf_check_length_hashes(const uint8_t *data, size_t len, bool has_length, ui
 	if (r < 0)
 		return r == OTTER_E_NOT_SUPPORTED ? otter_error_prefix(err, OTTER_E_HASH, "verify")
 						  : r;
+	v->serial = true; /* in memory and small: a thread would cost more than it saves */
 	r = tuf_hash_verifier_update(v, data, len, err);
 	if (r < 0)
 		return r;
