@@ -350,14 +350,21 @@ int jc_check(const uint8_t *buf, size_t len, size_t max, jc_span *root, otter_er
 
 /* ---- on checked documents ---- */
 
-/* After the string whose opening quote is at p. */
+/* After the string whose opening quote is at p: the first quote after it that an even number
+ * of backslashes precedes (the document is checked, so there is one). */
 static const uint8_t *skip_string(const uint8_t *p)
 {
-	for (p++;; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
+	const uint8_t *start = p + 1;
+
+	for (;;) {
+		const uint8_t *q = rawmemchr(start, '"');
+		size_t bs = 0;
+
+		while (q - bs > p + 1 && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return q + 1;
+		start = q + 1;
 	}
 }
 
@@ -751,7 +758,6 @@ static int canon_value(struct canon *c, jc_span v, otter_error *err)
 		return append_string_raw(c->b, v.p + 1, v.len - 2, err);
 	case JC_NUMBER: {
 		int64_t i;
-		char num[32];
 
 		if (!jc_integer(v, &i)) {
 			char s[40];
@@ -762,8 +768,10 @@ static int canon_value(struct canon *c, jc_span v, otter_error *err)
 			return otter_error_set(err, OTTER_E_FORMAT,
 					       "floating-point number %s cannot be canonicalized", s);
 		}
-		snprintf(num, sizeof(num), "%" PRId64, i); /* "-0" is 0 */
-		return buf_append_str(c->b, num, err);
+		/* A checked integer is written as it is (no leading zeros, no '+'), but "-0" is 0. */
+		if (i == 0)
+			return buf_append(c->b, "0", 1, err);
+		return buf_append(c->b, v.p, v.len, err);
 	}
 	case JC_TRUE:
 	case JC_FALSE:
