@@ -20,7 +20,7 @@
 #include <otter/error.h>
 
 #define SLOT_WQ_BUFS     4u
-#define SLOT_WQ_BUF_SIZE (1024u * 1024u)
+#define SLOT_WQ_BUF_SIZE (512u * 1024u)
 #define SLOT_WQ_SUM_SIZE 16u /* XXH3-128, canonical (big-endian) bytes */
 
 typedef struct slot_wqueue slot_wqueue;

@@ -1085,7 +1085,7 @@ bool tuf_rolekeys_equal(const tuf_rolekeys *a, const tuf_rolekeys *b)
  * computed over every byte and compared at finish.
  */
 #define TUF_HASH_PIPE_BUFS     4u
-#define TUF_HASH_PIPE_BUF_SIZE (512u * 1024u)
+#define TUF_HASH_PIPE_BUF_SIZE (256u * 1024u)
 
 struct tuf_hash_verifier {
 	size_t n;
