@@ -42,7 +42,7 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc clang libclang-rt-14-dev \
 	libssl-dev libcurl4-openssl-dev libjansson-dev libcmocka-dev \
 	python3 python3-pytest python3-securesystemslib python3-cryptography \
 	nginx faketime procps curl ca-certificates \
-	libubootenv-dev libzstd-dev libubootenv-tool grub-common zstd e2fsprogs util-linux mount \
+	libubootenv-dev libzstd-dev libxxhash-dev libubootenv-tool grub-common zstd e2fsprogs util-linux mount \
 	bsdutils strace time grub-emu fdisk gdisk \
 	libsqlite3-dev libpq-dev libmicrohttpd-dev postgresql
 # Real-bootloader tier (tests/e2e, QEMU with TCG, no loop devices), installed by deps-e2e only

@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Agent benchmark (never run by the tests): peak RSS and wall time of `otter daemon`
-through one update cycle with a 512 MiB image served by nginx on 127.0.0.1, and the
-stripped sizes of the programs.
+through one update cycle with a 512 MiB image served by nginx on 127.0.0.1, against the
+floor `curl URL | tee FILE | openssl dgst -sha256` + `sync FILE` (download, write and hash
+once, nothing verified), and the stripped sizes of the programs. With --old-build, that
+build's daemon runs in turn with this one (the same machine noise for both). Page caches
+are dropped before every run (as root). Figures: median (min-max).
 
-  bench/agent-bench.py [--build build] [--size-mib 512] [--runs 3]
+  bench/agent-bench.py [--build build] [--old-build DIR] [--size-mib 512] [--runs 5]
 
 Needs what `make deps` installs, plus GNU time (`apt-get install time`) and binutils'
 strip. Peak RSS comes from GNU time around the daemon (a child forked from this Python
@@ -118,6 +121,26 @@ def run_daemon(build, d, conf):
         return wall, int(f.read().split()[-1])
 
 
+def run_floor(work, url):
+    """curl | tee | openssl dgst, then fsync the file: the seconds it takes."""
+    out = os.path.join(work, "floor.img")
+    start = time.monotonic()
+    sh("sh", "-c", f"curl -sf '{url}' | tee '{out}' | openssl dgst -sha256 >/dev/null "
+       f"&& sync '{out}'")
+    wall = time.monotonic() - start
+    os.unlink(out)
+    return wall, 0
+
+
+def drop_caches():
+    subprocess.run(["sync"])
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
 def stripped_sizes(build):
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,35 +156,71 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(SRC, "build"))
     ap.add_argument("--size-mib", type=int, default=512)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--old-build")
+    ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     size = args.size_mib << 20
+    builds = {"otter daemon": build}
+    if args.old_build:
+        builds["otter daemon, old build"] = os.path.abspath(args.old_build)
     with tempfile.TemporaryDirectory(prefix="otter-agent-bench-", dir="/var/tmp") as work:
         nginx, repo = setup(work, build, size)
+        tdir = os.path.join(repo, "targets")
+        image = max((os.path.join(dp, f) for dp, _, fs in os.walk(tdir) for f in fs),
+                    key=os.path.getsize)
+        url = nginx.url("repo/targets/" + os.path.relpath(image, tdir))
+        runs = {"floor": []}
+        runs.update({k: [] for k in builds})
         try:
-            runs = []
             for _ in range(args.runs):
-                d, conf = make_device(work, nginx, repo, size)
-                runs.append(run_daemon(build, d, conf))
-                with open(os.path.join(d, "data", "agent.json")) as f:
-                    assert json.load(f)["state"] == "pending-reboot"
-                shutil.rmtree(d)
+                drop_caches()
+                runs["floor"].append(run_floor(work, url))
+                for label, b in builds.items():  # in turn: the same noise for both
+                    d, conf = make_device(work, nginx, repo, size)
+                    drop_caches()
+                    runs[label].append(run_daemon(b, d, conf))
+                    with open(os.path.join(d, "data", "agent.json")) as f:
+                        assert json.load(f)["state"] == "pending-reboot"
+                    shutil.rmtree(d)
         finally:
             nginx.stop()
-    wall = statistics.median(r[0] for r in runs)
-    rss = statistics.median(r[1] for r in runs)
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
-          f"date {time.strftime('%Y-%m-%d')}; median of {args.runs} runs")
+
+    def stat(vals, fmt):
+        return (f"{fmt.format(statistics.median(vals))} "
+                f"({fmt.format(min(vals))}–{fmt.format(max(vals))})")
+
+    floor = statistics.median(r[0] for r in runs["floor"])
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                   "?")
+    print(f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.platform()}; "
+          f"{time.strftime('%Y-%m-%d')}; median (min–max) of {args.runs} runs, in turn; "
+          f"{sh('curl', '--version').stdout.split()[1]} curl, "
+          f"{sh('openssl', 'version').stdout.split()[1]} OpenSSL, "
+          f"{sh('nginx', '-v').stderr.strip()}")
     print()
-    print("| measure | value |")
+    print(f"Image: {args.size_mib} MiB, raw, over HTTP from nginx on 127.0.0.1.")
+    print()
+    print("| what | wall time (s) | MiB/s | floor ÷ time | peak RSS |")
+    print("|---|---|---|---|---|")
+    rows = [("floor: `curl` piped into `tee FILE` and `openssl dgst -sha256`, then `sync FILE`",
+             "floor")]
+    rows += [(f"`{k}`: start to reboot request (refresh, download, SHA-256 + SHA-512, "
+              f"write, fsync, read-back, activation)", k) for k in builds]
+    for label, k in rows:
+        walls = [r[0] for r in runs[k]]
+        w = statistics.median(walls)
+        rss = (f"{statistics.median(r[1] for r in runs[k]) / 1024:.1f} MiB" if k != "floor"
+               else "")
+        print(f"| {label} | {stat(walls, '{:.2f}')} | {args.size_mib / w:.0f} "
+              f"| {floor / w:.2f} | {rss} |")
+    print()
+    print("| program | stripped size |")
     print("|---|---|")
-    print(f"| image | {args.size_mib} MiB, raw, over HTTP from nginx on 127.0.0.1 |")
-    print(f"| daemon start to reboot request (refresh, download, write, fsync, read-back, "
-          f"activation) | {wall:.1f} s ({args.size_mib / wall:.0f} MiB/s) |")
-    print(f"| peak RSS of `otter daemon` | {rss / 1024:.1f} MiB |")
     for prog, n in stripped_sizes(build).items():
-        print(f"| `{prog}` stripped | {n / 1024:.0f} KiB |")
+        print(f"| `{prog}` | {n / 1024:.0f} KiB |")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 #!/usr/bin/python3
-"""Refresh benchmark for otter-tuf (never run by the tests).
+"""TUF client benchmark: otter-tuf against its peers in the same run (never run by the tests).
 
-Generates two repositories with 50,000 targets each and serves them with nginx on
-127.0.0.1:
-  flat: every target in the top-level targets metadata;
-  bins: the targets spread over 256 hash-bin delegations (path_hash_prefixes "00".."ff").
-For each, measures a cold `init` + `refresh` + one `download` (wall time and peak RSS of
-each otter-tuf process, from wait4()), the median of several runs.
+Generates repositories and serves them with nginx on 127.0.0.1:
+  flat-N: N targets in the top-level targets metadata (N from --sizes);
+  bins:   the largest N spread over 256 hash-bin delegations (path_hash_prefixes "00".."ff").
+For each, every client does a cold init + refresh + one download: otter-tuf (this build, and
+with --old-build the build of another revision, run in turn with it so that both see the same
+machine noise), python-tuf (the conformance suite's reference client, same command line) and
+tuf-js (tests/integration/tufjs-client.js: one node process refreshes and downloads). Reports
+the median and min-max over the runs of the total wall time and of the peak RSS of the
+processes, and prints machine and versions.
 
-  bench/refresh-bench.py [--build build] [--targets 50000] [--runs 5]
+  bench/refresh-bench.py [--build build] [--old-build DIR] [--sizes 1000,10000,50000]
+                         [--runs 5] [--python-tuf CLIENT] [--tufjs NODE_MODULES]
 
-Needs nginx, python3-cryptography, python3-securesystemslib (make deps) and GNU time
-(`apt-get install time`).
+python-tuf: run /work/shared/tools/tuf-conformance/setup.sh first (its reference client, by
+default $TUFCONF_WORK/clients/python-tuf-reference). tuf-js: `npm install --prefix
+build/npm-tufjs tuf-js@5.0.1` (what tests/integration/test_repo_tufjs.py does). A peer that is
+missing is left out of the table. Needs nginx, python3-cryptography, python3-securesystemslib
+(make deps) and GNU time (`apt-get install time`).
 """
 
 import argparse
@@ -68,85 +75,151 @@ def build_bins(path, n):
     return repo, target
 
 
-def timed(cmd):
+def timed(cmd, env=None):
     """Wall time and peak RSS of cmd. GNU time (Debian package "time") reports the RSS: a
     child forked from this (large) Python process would inherit its high-water mark."""
     with tempfile.NamedTemporaryFile("r") as out:
         start = time.monotonic()
         p = subprocess.run(["/usr/bin/time", "-o", out.name, "-f", "%M", *cmd],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         wall = time.monotonic() - start
         if p.returncode != 0:
             raise RuntimeError(f"{cmd} failed: {p.stderr.decode()}")
         return wall, int(out.read().split()[-1])  # seconds, KiB
 
 
-def measure(exe, nginx, name, root_bytes, target, tmp):
+def fresh(tmp, root_bytes):
     md = os.path.join(tmp, "md")
     td = os.path.join(tmp, "td")
     shutil.rmtree(md, ignore_errors=True)
     shutil.rmtree(td, ignore_errors=True)
+    os.makedirs(md)
+    os.makedirs(td)
     rootfile = os.path.join(tmp, "root.json")
     with open(rootfile, "wb") as f:
         f.write(root_bytes)
+    return md, td, rootfile
+
+
+def measure_cli(cmd, nginx, name, root_bytes, target, tmp):
+    """A client with the conformance command line (otter-tuf, python-tuf): three processes."""
+    md, td, rootfile = fresh(tmp, root_bytes)
     murl = nginx.url(f"{name}/metadata/")
     turl = nginx.url(f"{name}/targets/")
-    w1, r1 = timed([exe, "-q", "--metadata-dir", md, "init", rootfile])
-    w2, r2 = timed([exe, "-q", "--metadata-dir", md, "--metadata-url", murl, "refresh"])
-    w3, r3 = timed([exe, "-q", "--metadata-dir", md, "--metadata-url", murl,
+    w1, r1 = timed([*cmd, "--metadata-dir", md, "init", rootfile])
+    w2, r2 = timed([*cmd, "--metadata-dir", md, "--metadata-url", murl, "refresh"])
+    w3, r3 = timed([*cmd, "--metadata-dir", md, "--metadata-url", murl,
                     "--target-base-url", turl, "--target-dir", td, "--target-name", target,
                     "download"])
-    return {"init": (w1, r1), "refresh": (w2, r2), "download": (w3, r3),
-            "total_wall": w1 + w2 + w3, "peak_rss": max(r1, r2, r3)}
+    return {"wall": w1 + w2 + w3, "rss": max(r1, r2, r3), "refresh": w2, "download": w3}
+
+
+def measure_tufjs(node_modules, nginx, name, root_bytes, target, tmp):
+    md, td, rootfile = fresh(tmp, root_bytes)
+    client = os.path.join(HERE, "..", "tests", "integration", "tufjs-client.js")
+    env = dict(os.environ, NODE_PATH=node_modules, NODE_NO_WARNINGS="1")
+    w, r = timed(["node", client, nginx.url(f"{name}/metadata/"),
+                  nginx.url(f"{name}/targets/"), md, td, rootfile, target], env=env)
+    return {"wall": w, "rss": r, "refresh": None, "download": None}
+
+
+def version_of(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except OSError:
+        return "?"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
-    ap.add_argument("--targets", type=int, default=50000)
+    ap.add_argument("--old-build", help="another otter build to pair with this one")
+    ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--python-tuf", default=os.path.join(
+        os.environ.get("TUFCONF_WORK", "/tmp/tuf-conformance-work"), "clients",
+        "python-tuf-reference"))
+    ap.add_argument("--tufjs", default=os.path.join(HERE, "..", "build", "npm-tufjs",
+                                                    "node_modules"))
     args = ap.parse_args()
-    exe = os.path.abspath(os.path.join(args.build, "otter-tuf"))
+    sizes = [int(x) for x in args.sizes.split(",")]
+
+    clients = {"otter-tuf": lambda *a: measure_cli(
+        [os.path.abspath(os.path.join(args.build, "otter-tuf")), "-q"], *a)}
+    if args.old_build:
+        clients["otter-tuf (old build)"] = lambda *a: measure_cli(
+            [os.path.abspath(os.path.join(args.old_build, "otter-tuf")), "-q"], *a)
+    versions = [f"otter-tuf: {os.path.abspath(args.build)} "
+                f"({version_of(['git', '-C', HERE, 'rev-parse', '--short', 'HEAD'])})"]
+    if args.old_build:
+        versions.append(f"otter-tuf (old build): {os.path.abspath(args.old_build)}")
+    if os.access(args.python_tuf, os.X_OK):
+        clients["python-tuf"] = lambda *a: measure_cli([args.python_tuf], *a)
+        vfile = os.path.join(os.path.dirname(os.path.dirname(args.python_tuf)), "versions.txt")
+        pyver = "?"
+        if os.path.exists(vfile):
+            with open(vfile) as f:
+                pyver = " ".join(next((ln.split()[1:3] for ln in f
+                                       if ln.startswith("python-tuf")), ["?"]))
+        versions.append(f"python-tuf {pyver} (tuf-conformance reference client)")
+    if os.path.isdir(os.path.join(args.tufjs, "tuf-js")):
+        clients["tuf-js"] = lambda *a: measure_tufjs(args.tufjs, *a)
+        with open(os.path.join(args.tufjs, "tuf-js", "package.json")) as f:
+            versions.append(f"tuf-js {json.load(f)['version']} on Node.js "
+                            f"{version_of(['node', '--version'])}")
 
     with tempfile.TemporaryDirectory(prefix="otter-bench-") as tmp:
         nginx = Nginx(tmp)
         try:
             results = {}
-            for name, builder in (("flat", build_flat), ("bins", build_bins)):
-                t0 = time.monotonic()
-                repo, target = builder(os.path.join(nginx.root, name), args.targets)
-                gen = time.monotonic() - t0
-                sizes = {"targets.json": len(repo.serialise("targets"))}
-                client_dir = os.path.join(tmp, "client-" + name)
-                os.makedirs(client_dir)
-                runs = [measure(exe, nginx, name, repo.published["1.root.json"], target,
-                                client_dir) for _ in range(args.runs)]
-                results[name] = (runs, sizes, gen)
+            repos = [(f"flat-{n}", build_flat, n) for n in sizes]
+            repos.append(("bins", build_bins, max(sizes)))
+            for name, builder, n in repos:
+                repo, target = builder(os.path.join(nginx.root, name), n)
+                size = len(repo.serialise("targets"))
+                runs = {c: [] for c in clients}
+                for _ in range(args.runs):
+                    for c, fn in clients.items():  # in turn: the same noise for all
+                        d = os.path.join(tmp, "client", name, c.replace(" ", "_"))
+                        os.makedirs(d, exist_ok=True)
+                        runs[c].append(fn(nginx, name, repo.published["1.root.json"], target,
+                                          d))
+                results[name] = (n, size, runs)
         finally:
             nginx.stop()
 
-    def med(runs, key, idx=None):
-        vals = [r[key][idx] if idx is not None else r[key] for r in runs]
-        return statistics.median(vals)
+    def stat(vals, scale, fmt):
+        vals = [v * scale for v in vals]
+        return (f"{fmt.format(statistics.median(vals))} "
+                f"({fmt.format(min(vals))}–{fmt.format(max(vals))})")
 
     lines = []
-    lines.append(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                 f"{platform.platform()}; date {time.strftime('%Y-%m-%d')}; "
-                 f"{args.targets} targets; median of {args.runs} runs.")
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    lines.append(f"Machine: {os.cpu_count()} CPUs ({cpu}), {platform.platform()}; "
+                 f"{time.strftime('%Y-%m-%d')}; median (min–max) of {args.runs} runs, "
+                 f"clients in turn within each run.")
+    lines.append("Versions: " + "; ".join(versions) + ".")
     lines.append("")
-    lines.append("| repository | targets.json | init | refresh | download | total wall "
-                 "| peak RSS |")
-    lines.append("|---|---|---|---|---|---|---|")
-    for name, (runs, sizes, gen) in results.items():
-        label = {"flat": f"{args.targets} targets in top-level targets",
-                 "bins": f"{args.targets} targets over 256 hash-bin delegations"}[name]
-        lines.append(
-            f"| {label} | {sizes['targets.json'] / 1e6:.2f} MB "
-            f"| {med(runs, 'init', 0) * 1000:.0f} ms "
-            f"| {med(runs, 'refresh', 0) * 1000:.0f} ms "
-            f"| {med(runs, 'download', 0) * 1000:.0f} ms "
-            f"| {med(runs, 'total_wall') * 1000:.0f} ms "
-            f"| {med(runs, 'peak_rss') / 1024:.1f} MiB |")
+    lines.append("| repository | targets.json | client | init + refresh + download | "
+                 "peak RSS | vs python-tuf |")
+    lines.append("|---|---|---|---|---|---|")
+    for name, (n, size, runs) in results.items():
+        label = (f"{n:,} targets, flat" if name.startswith("flat")
+                 else f"{n:,} targets, 256 hash bins")
+        ref = (statistics.median([r["wall"] for r in runs["python-tuf"]])
+               if "python-tuf" in runs else None)
+        for c, rs in runs.items():
+            walls = [r["wall"] for r in rs]
+            speed = (f"{ref / statistics.median(walls):.1f}× faster" if ref and
+                     c != "python-tuf" else "")
+            lines.append(f"| {label} | {size / 1048576:.2f} MiB | {c} "
+                         f"| {stat(walls, 1000, '{:.0f}')} ms "
+                         f"| {stat([r['rss'] for r in rs], 1 / 1024, '{:.1f}')} MiB | {speed} |")
     print("\n".join(lines))
 
 

@@ -16,7 +16,9 @@
 #include <otter/tuf.h>
 
 #include "lib/limits.h"
+#include "lib/tuf/tuf-metadata.h"
 #include "tuf-repo-builder.h"
+#include "util/cleanup.h"
 #include "util/strutil.h"
 
 static int setup(void **state)
@@ -1098,6 +1100,201 @@ static void test_tuf_foreach_target(void **state)
 	otter_tuf_updater_free(u);
 }
 
+/* The lean reading of targets metadata and the jansson one of the same bytes agree. */
+static void assert_lean_agrees(const uint8_t *data, size_t len, const char *name)
+{
+	otter_error e1 = OTTER_ERROR_INIT, e2 = OTTER_ERROR_INIT;
+	tuf_metadata *full = NULL, *lean = NULL;
+	uint8_t *copy = malloc(len ? len : 1);
+	tuf_target_entry *list = NULL;
+	size_t n = 0;
+	int r1, r2;
+
+	assert_non_null(copy);
+	memcpy(copy, data, len);
+	r1 = tuf_metadata_parse(&full, TUF_TARGETS, data, len, name, &e1);
+	r2 = tuf_metadata_parse_lean(&lean, &copy, len, name, &e2);
+	if ((r1 == 0) != (r2 == 0))
+		fail_msg("%s: jansson: %s; lean: %s", name, r1 ? e1.msg : "accepted",
+			 r2 ? e2.msg : "accepted");
+	if (r1 < 0) {
+		free(copy);
+		return;
+	}
+	assert_true(lean->lean);
+	assert_null(lean->targets);
+	assert_int_equal(full->version, lean->version);
+	assert_int_equal(full->expires, lean->expires);
+	assert_int_equal(full->canon_len, lean->canon_len);
+	assert_memory_equal(full->canon, lean->canon, full->canon_len);
+	assert_int_equal(full->n_sigs, lean->n_sigs);
+	assert_int_equal(full->has_delegations, lean->has_delegations);
+	assert_int_equal(full->n_delegations, lean->n_delegations);
+	assert_int_equal(full->succinct, lean->succinct);
+	assert_ok(tuf_metadata_target_list(lean, "", &list, &n, &e2));
+	assert_int_equal(n, json_object_size(full->targets));
+	for (size_t i = 0; i < n; i++) {
+		json_t *info = NULL;
+
+		assert_true(json_equal(list[i].info, json_object_get(full->targets, list[i].path)));
+		assert_ok(tuf_metadata_target(lean, list[i].path, &info, &e2));
+		assert_true(json_equal(info, list[i].info));
+		json_decref(info);
+	}
+	tuf_target_list_free(list, n);
+	{
+		json_t *none = NULL;
+
+		assert_ok(tuf_metadata_target(lean, "not/listed", &none, &e2));
+		assert_null(none);
+	}
+	tuf_metadata_free(full);
+	tuf_metadata_free(lean);
+}
+
+/* Every targets file of a generated repository (odd paths, custom data, delegations, hash
+ * bins) reads the same lean and through jansson, and so do damaged copies of them. */
+static void test_tuf_lean_targets_agree(void **state)
+{
+	static const char *const odd[] = {
+		"dir/\xc3\xa4.bin", "quote\"d", "tab\tname", "back\\slash", "ctl\x01x", "\xe2\x82\xac",
+		"a/b/c/d.tar.gz",
+	};
+	size_t checked = 0;
+	char path[64];
+
+	for (size_t i = 0; i < ELEMENTSOF(odd); i++)
+		trepo_add_target(REPO, "targets", odd[i], odd[i], strlen(odd[i]));
+	for (int i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "bulk/file-%03d.bin", i);
+		trepo_add_target(REPO, "targets", path, path, strlen(path));
+	}
+	json_object_set_new(json_object_get(json_object_get(trepo_signed(REPO, "targets"),
+							     "targets"),
+					    "quote\"d"),
+			    "custom", json_pack("{s:s, s:[i, b, n], s:{}}", "x\\y", "\xc3\xa9",
+						 "list", -7, 1, "empty"));
+	trepo_delegate(REPO, "targets", "team", (const char *const[]){"team/*", NULL}, false);
+	trepo_add_target(REPO, "team", "team/app.bin", "app", 3);
+	TREPO_RELEASE(REPO, "team", "targets");
+	for (size_t i = 0; i < REPO->n_files; i++) {
+		const trepo_file *f = &REPO->files[i];
+
+		if (strncmp(f->name, "metadata/", 9) != 0 || strstr(f->name, "root") ||
+		    strstr(f->name, "snapshot") || strstr(f->name, "timestamp"))
+			continue;
+		assert_lean_agrees(f->data, f->len, f->name);
+		checked++;
+		/* Damaged copies: each byte of the first 200 and of the last 100 changed. */
+		for (size_t k = 0; k < f->len; k++) {
+			uint8_t *m;
+
+			if (k >= 200 && k + 100 < f->len)
+				continue;
+			m = malloc(f->len);
+			assert_non_null(m);
+			memcpy(m, f->data, f->len);
+			m[k] = (uint8_t)(m[k] == '"' ? ',' : m[k] == ',' ? '"' : m[k] ^ 0x20);
+			assert_lean_agrees(m, f->len, f->name);
+			free(m);
+		}
+	}
+	assert_true(checked >= 4); /* targets v1, v2; team v1, v2 (or more) */
+}
+
+/* A targets file listing one path twice is refused, lean as with jansson: the two entries
+ * could otherwise be read differently by two readers (one signed, the other used). */
+static void test_tuf_attack_duplicate_target_path(void **state)
+{
+	static const char doc[] =
+		"{\"signatures\":[],\"signed\":{\"_type\":\"targets\",\"spec_version\":\"1.0\","
+		"\"version\":1,\"expires\":\"2031-01-01T00:00:00Z\",\"targets\":{"
+		"\"fw.bin\":{\"length\":3,\"hashes\":{\"sha256\":\"aa\"}},"
+		"\"fw.bin\":{\"length\":4,\"hashes\":{\"sha256\":\"bb\"}}}}}";
+	otter_error err = OTTER_ERROR_INIT;
+	tuf_metadata *md = NULL;
+	uint8_t *copy = (uint8_t *)strdup(doc);
+
+	(void)state;
+	assert_non_null(copy);
+	assert_err(tuf_metadata_parse_lean(&md, &copy, strlen(doc), "2.targets.json", &err),
+		   OTTER_E_INVALID, &err, "2.targets.json: invalid JSON: duplicate object key");
+	otter_error_clear(&err);
+	assert_err(tuf_metadata_parse(&md, TUF_TARGETS, (const uint8_t *)doc, strlen(doc),
+				      "2.targets.json", &err),
+		   OTTER_E_INVALID, &err, "duplicate");
+	free(copy);
+}
+
+/* Streams len bytes of data through a verifier for hashes, in uneven pieces. */
+static int verify_stream(const char *hashes_json, const uint8_t *data, size_t len,
+			 otter_error *err)
+{
+	json_t *hashes = json_loads(hashes_json, 0, NULL);
+	tuf_hash_verifier *v = NULL;
+	size_t off = 0, step = 1;
+	int r;
+
+	assert_non_null(hashes);
+	r = tuf_hash_verifier_new(&v, hashes, "fw.bin", err);
+	while (r == 0 && off < len) {
+		size_t n = len - off < step ? len - off : step;
+
+		r = tuf_hash_verifier_update(v, data + off, n, err);
+		off += n;
+		step = step * 3 + 11;
+	}
+	if (r == 0)
+		r = tuf_hash_verifier_finish(v, len, len, "fw.bin", err);
+	tuf_hash_verifier_free(v);
+	json_decref(hashes);
+	return r;
+}
+
+/*
+ * The listed hashes are computed in parallel (one on a thread): each one is still checked
+ * over every byte, whichever is wrong and in whichever order they are listed.
+ */
+static void test_tuf_hash_verifier_every_hash(void **state)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t len = 3 * 1024 * 1024 + 77;
+	uint8_t *data = malloc(len);
+	char s256[65], s512[129], bad256[65], bad512[129], j[512];
+
+	(void)state;
+	assert_non_null(data);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	assert_ok(otter_hash_buf_hex(OTTER_HASH_SHA256, data, len, s256, &err));
+	assert_ok(otter_hash_buf_hex(OTTER_HASH_SHA512, data, len, s512, &err));
+	memcpy(bad256, s256, sizeof(s256));
+	bad256[10] = bad256[10] == '0' ? '1' : '0';
+	memcpy(bad512, s512, sizeof(s512));
+	bad512[127] = bad512[127] == '0' ? '1' : '0';
+
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", s256, s512);
+	assert_ok(verify_stream(j, data, len, &err));
+	snprintf(j, sizeof(j), "{\"sha512\": \"%s\", \"sha256\": \"%s\"}", s512, s256);
+	assert_ok(verify_stream(j, data, len, &err));
+
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", s256, bad512);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "sha512 is");
+	otter_error_clear(&err);
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", bad256, s512);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "sha256 is");
+	otter_error_clear(&err);
+	snprintf(j, sizeof(j), "{\"sha512\": \"%s\", \"sha256\": \"%s\"}", s512, bad256);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "sha256 is");
+	otter_error_clear(&err);
+	/* One byte changed at the end, after the last full buffer of the thread. */
+	data[len - 1] ^= 1;
+	snprintf(j, sizeof(j), "{\"sha256\": \"%s\", \"sha512\": \"%s\"}", s256, s512);
+	assert_err(verify_stream(j, data, len, &err), OTTER_E_HASH, &err, "fw.bin");
+	otter_error_clear(&err);
+	free(data);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1145,6 +1342,9 @@ int main(void)
 		T(test_tuf_limit_json_depth),
 		T(test_tuf_hash_bins),
 		T(test_tuf_foreach_target),
+		cmocka_unit_test(test_tuf_hash_verifier_every_hash),
+		T(test_tuf_lean_targets_agree),
+		cmocka_unit_test(test_tuf_attack_duplicate_target_path),
 	};
 	return cmocka_run_group_tests_name("tuf", tests, NULL, NULL);
 }

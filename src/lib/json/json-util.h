@@ -22,6 +22,9 @@
 
 /* Appends the canonical form of v to b (which carries the size cap). */
 int json_canonical_append(const json_t *v, otter_buf *b, otter_error *err);
+/* Appends the bytes of a string with only '"' and '\\' escaped (canonical JSON, tuf.md §5),
+ * without the quotes. */
+int json_canonical_escape(otter_buf *b, const uint8_t *s, size_t len, otter_error *err);
 
 /*
  * Typed member access with errors that name the member: "what" is the object's description,

@@ -113,12 +113,11 @@ int otter_json_parse(json_t **out, const uint8_t *buf, size_t len, size_t max, o
 	return 0;
 }
 
-static int append_string(otter_buf *b, const char *s, size_t len, otter_error *err)
+int json_canonical_escape(otter_buf *b, const uint8_t *s, size_t len, otter_error *err)
 {
 	size_t start = 0;
-	int r;
+	int r = 0;
 
-	r = buf_append(b, "\"", 1, err);
 	for (size_t i = 0; r == 0 && i < len; i++) {
 		if (s[i] != '"' && s[i] != '\\')
 			continue;
@@ -129,6 +128,15 @@ static int append_string(otter_buf *b, const char *s, size_t len, otter_error *e
 	}
 	if (r == 0)
 		r = buf_append(b, s + start, len - start, err);
+	return r;
+}
+
+static int append_string(otter_buf *b, const char *s, size_t len, otter_error *err)
+{
+	int r = buf_append(b, "\"", 1, err);
+
+	if (r == 0)
+		r = json_canonical_escape(b, (const uint8_t *)s, len, err);
 	if (r == 0)
 		r = buf_append(b, "\"", 1, err);
 	return r;

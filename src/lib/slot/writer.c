@@ -7,10 +7,18 @@
  *    is neither a fallback for the bootloader nor a filesystem anything would mount;
  *  - the first 4 KiB of the image (partition table, superblock) are held in memory and written
  *    last, after the body is fsynced (header-last, like RAUC's raw handler);
- *  - length and SHA-256 of the input are checked, then the slot is read back and hashed again;
- *    only then does the bookkeeping say "installed", and only "installed" slots activate.
+ *  - length and SHA-256 of the input are checked, then the slot is read back and its XXH3-128
+ *    checksum compared with the checksum of the bytes that were written; only then does the
+ *    bookkeeping say "installed", and only "installed" slots activate.
+ *
+ * Throughput: the bytes go through a write-behind thread (wqueue.c), so the source's reads,
+ * the input's SHA-256 and zstd run on the caller's thread while the previous bytes are
+ * written. The read-back needs no second SHA-256: the input's cryptographic hash is already
+ * verified, and what the read-back must catch is storage that returns other bytes than it
+ * was given, which a 128-bit checksum of all of them does at the speed of the disk read.
  */
 #include "slot-private.h"
+#include "wqueue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +45,7 @@
 #define HEADER_SIZE 4096u
 #define PEEK_SIZE   18u /* ZSTD_FRAMEHEADERSIZE_MAX: enough to read the content size */
 #define READ_CHUNK  (1024u * 1024u)
+#define READ_AHEAD  (4u * READ_CHUNK) /* what the disk reads while a chunk is processed */
 #define EXT4_MAGIC_OFFSET 1080u /* s_magic 0xEF53 (little-endian) in the superblock at 1024 */
 
 static const uint8_t zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
@@ -61,7 +70,8 @@ struct otter_slot_writer {
 	size_t zout_size;
 	size_t zret;            /* last ZSTD_decompressStream result: 0 = frame complete */
 	otter_hash *in_hash;
-	otter_hash *out_hash;   /* zstd only: the decompressed bytes */
+	otter_hash *out_hash;   /* zstd only: the decompressed bytes (updated by wq's thread) */
+	slot_wqueue *wq;        /* from detect() on: writes, checksums and out_hash */
 	uint64_t in_count;
 	uint64_t out_count;
 	uint8_t header[HEADER_SIZE];
@@ -76,6 +86,7 @@ otter_slot_writer *otter_slot_writer_free(otter_slot_writer *w)
 {
 	if (!w)
 		return NULL;
+	slot_wqueue_free(w->wq); /* before the fd and out_hash it uses */
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->lock_fd >= 0)
@@ -330,30 +341,6 @@ static int begin(otter_slot_writer *w, otter_error *err)
 	return 0;
 }
 
-static int pwrite_all(otter_slot_writer *w, const uint8_t *p, size_t n, uint64_t pos,
-		      otter_error *err)
-{
-	size_t allowed = crashpoint_limit("slot-write", pos, n);
-	size_t total = allowed;
-
-	while (allowed > 0) {
-		ssize_t k = pwrite(w->fd, p, allowed, (off_t)pos);
-
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return otter_error_set_errno(err, errno, "slot %s: write at offset %" PRIu64,
-						     otter_slot_name(w->target), pos);
-		}
-		p += k;
-		pos += (uint64_t)k;
-		allowed -= (size_t)k;
-	}
-	if (total < n)
-		crashpoint_cut("slot-write");
-	return 0;
-}
-
 /* Receives image bytes (decompressed if need be) in order. */
 static int sink(otter_slot_writer *w, const uint8_t *p, size_t n, otter_error *err)
 {
@@ -363,17 +350,16 @@ static int sink(otter_slot_writer *w, const uint8_t *p, size_t n, otter_error *e
 		return otter_error_set(err, OTTER_E_TOO_LARGE,
 				       "the image is larger than slot %s (%" PRIu64 " bytes)",
 				       otter_slot_name(w->target), w->slot_size);
-	if (w->out_hash) {
-		r = otter_hash_update(w->out_hash, p, n, err);
-		if (r < 0)
-			return r;
-	}
 	if (w->out_count < HEADER_SIZE) {
 		size_t k = HEADER_SIZE - (size_t)w->out_count;
 
 		if (k > n)
 			k = n;
 		memcpy(w->header + w->out_count, p, k);
+		/* Checksummed and hashed in order now, written last by finish. */
+		r = slot_wqueue_push(w->wq, p, k, w->out_count, false, err);
+		if (r < 0)
+			return r;
 		w->out_count += k;
 		p += k;
 		n -= k;
@@ -385,7 +371,7 @@ static int sink(otter_slot_writer *w, const uint8_t *p, size_t n, otter_error *e
 		if (r < 0)
 			return r;
 	}
-	r = pwrite_all(w, p, n, w->out_count, err);
+	r = slot_wqueue_push(w->wq, p, n, w->out_count, true, err);
 	if (r < 0)
 		return r;
 	w->out_count += n;
@@ -461,6 +447,9 @@ static int detect(otter_slot_writer *w, otter_error *err)
 				       " bytes)",
 				       w->expected_len, otter_slot_name(w->target), w->slot_size);
 	}
+	r = slot_wqueue_new(&w->wq, w->fd, otter_slot_name(w->target), w->out_hash, err);
+	if (r < 0)
+		return r;
 	return process(w, w->peek, w->peek_len, err);
 }
 
@@ -527,29 +516,35 @@ static int sync_slot(otter_slot_writer *w, otter_error *err)
 	return 0;
 }
 
-/* Reads the slot back (past the page cache where the kernel allows) and hashes it. */
-static int read_back(otter_slot_writer *w, uint8_t digest[OTTER_SHA256_SIZE], otter_error *err)
+void (*slot_writer_test_before_read_back)(const char *device);
+
+/* Reads the slot back (past the page cache where the kernel allows) and checksums it. */
+static int read_back(otter_slot_writer *w, uint8_t sum[SLOT_WQ_SUM_SIZE], otter_error *err)
 {
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ uint8_t *buf = otter_malloc(READ_CHUNK);
-	otter_hash *h = NULL;
+	slot_checksum *c = NULL;
 	uint64_t pos = 0;
 	int r;
 
 	if (!buf)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	if (slot_writer_test_before_read_back)
+		slot_writer_test_before_read_back(otter_slot_device(w->target));
 	fd = open(otter_slot_device(w->target), O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return otter_error_set_errno(err, errno, "read back slot %s",
 					     otter_slot_name(w->target));
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	r = otter_hash_new(&h, OTTER_HASH_SHA256, err);
+	r = slot_checksum_new(&c, err);
 	while (r == 0 && pos < w->out_count) {
 		size_t want = w->out_count - pos < READ_CHUNK ? (size_t)(w->out_count - pos)
 							       : READ_CHUNK;
-		ssize_t n = pread(fd, buf, want, (off_t)pos);
+		ssize_t n;
 
+		(void)posix_fadvise(fd, (off_t)(pos + READ_AHEAD), READ_CHUNK, POSIX_FADV_WILLNEED);
+		n = pread(fd, buf, want, (off_t)pos);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -560,12 +555,12 @@ static int read_back(otter_slot_writer *w, uint8_t digest[OTTER_SHA256_SIZE], ot
 						    otter_slot_name(w->target));
 			break;
 		}
-		r = otter_hash_update(h, buf, (size_t)n, err);
+		slot_checksum_update(c, buf, (size_t)n);
 		pos += (uint64_t)n;
 	}
 	if (r == 0)
-		r = otter_hash_final(h, digest, err);
-	otter_hash_free(h);
+		slot_checksum_final(c, sum);
+	slot_checksum_free(c);
 	return r;
 }
 
@@ -573,7 +568,7 @@ static int finish_locked(otter_slot_writer *w, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	uint8_t in_digest[OTTER_SHA256_SIZE], out_digest[OTTER_SHA256_SIZE];
-	uint8_t back[OTTER_SHA256_SIZE];
+	uint8_t written[SLOT_WQ_SUM_SIZE], back[SLOT_WQ_SUM_SIZE];
 	char hex[2 * OTTER_SHA256_SIZE + 1], want[2 * OTTER_SHA256_SIZE + 1];
 	char whex[2 * OTTER_SHA256_SIZE + 1], now[32];
 	json_t *rec;
@@ -592,6 +587,11 @@ static int finish_locked(otter_slot_writer *w, otter_error *err)
 	if (w->comp == OTTER_COMPRESSION_ZSTD && w->zret != 0)
 		return otter_error_set(err, OTTER_E_FORMAT,
 				       "the zstd stream ends inside a frame (truncated image?)");
+	/* Everything queued is written (or failed), and out_hash is complete. */
+	r = slot_wqueue_drain(w->wq, err);
+	if (r < 0)
+		return r;
+	slot_wqueue_checksum(w->wq, written);
 	r = otter_hash_final(w->in_hash, in_digest, err);
 	if (r < 0)
 		return r;
@@ -633,7 +633,7 @@ static int finish_locked(otter_slot_writer *w, otter_error *err)
 	r = read_back(w, back, err);
 	if (r < 0)
 		return r;
-	if (memcmp(back, out_digest, sizeof(back)) != 0)
+	if (memcmp(back, written, sizeof(back)) != 0)
 		return otter_error_set(err, OTTER_E_HASH,
 				       "slot %s reads back differently from what was written "
 				       "(failing storage?)",
@@ -695,6 +695,9 @@ int otter_slot_writer_abort(otter_slot_writer *w, otter_error *err)
 	ARG_NONNULL(err, "install", w);
 	if (w->finished)
 		return otter_error_set(err, OTTER_E_STATE, "install: the writer is finished");
+	/* The thread finishes what is queued (bytes of the dropped copy, harmless: the slot
+	 * stays "installing") and stops before the hash it updates goes away. */
+	w->wq = slot_wqueue_free(w->wq);
 	w->in_hash = otter_hash_free(w->in_hash);
 	w->out_hash = otter_hash_free(w->out_hash);
 	ZSTD_freeDCtx(w->dctx);
@@ -749,12 +752,20 @@ int otter_slot_writer_activate(otter_slot_writer *w, otter_error *err)
 static int stream_fd(otter_slot_writer *w, int fd, const char *what, otter_error *err)
 {
 	_cleanup_free_ uint8_t *buf = otter_malloc(READ_CHUNK);
+	uint64_t pos = 0;
 
 	if (!buf)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (;;) {
-		ssize_t n = read(fd, buf, READ_CHUNK);
+		ssize_t n;
 		int r;
+
+		/* A file: have the disk read ahead while this chunk is hashed and queued. */
+		(void)posix_fadvise(fd, (off_t)(pos + READ_AHEAD), READ_CHUNK, POSIX_FADV_WILLNEED);
+		n = read(fd, buf, READ_CHUNK);
+		if (n > 0)
+			pos += (uint64_t)n;
 
 		if (n < 0 && errno == EINTR)
 			continue;

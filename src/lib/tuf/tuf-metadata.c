@@ -13,6 +13,7 @@
 #include "lib/limits.h"
 #include "util/alloc.h"
 #include "util/args.h"
+#include "util/bpipe.h"
 #include "util/cleanup.h"
 #include "util/strutil.h"
 
@@ -589,6 +590,69 @@ static int parse_delegations(tuf_metadata *md, const json_t *dele, const char *w
 	return 0;
 }
 
+/* parse_targetfile and parse_hashes on a lean map: the same checks, the same messages. */
+static int parse_targetfile_lean(jc_span key, jc_span obj, const char *what, otter_error *err)
+{
+	jc_span path_str = {key.p - 1, key.len + 2}, len_v, hashes, alg, v;
+	char path[OTTER_TUF_MAX_TARGET_PATH + 1], p[128], w[256];
+	size_t it = 0, n = 0;
+	int64_t length;
+
+	if (!jc_string_copy(path_str, path, sizeof(path))) {
+		size_t plen = jc_string_length(path_str);
+
+		str_sanitize((const char *)key.p, p, sizeof(p) < key.len + 1 ? sizeof(p) : key.len + 1);
+		strfmt(w, sizeof(w), "%s: target '%s'", what, p);
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: path of %zu bytes, more than %u",
+				       w, plen, OTTER_TUF_MAX_TARGET_PATH);
+	}
+	str_sanitize(path, p, sizeof(p));
+	strfmt(w, sizeof(w), "%s: target '%s'", what, p);
+	if (jc_typeof(obj) != JC_OBJECT)
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: not an object", w);
+	len_v = jc_object_get(obj, "length");
+	if (jc_typeof(len_v) == JC_NONE)
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: missing \"length\"", w);
+	if (!jc_integer(len_v, &length))
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"length\" must be an integer", w);
+	if (length < 0 || length > (int64_t)OTTER_TUF_TARGET_MAX_LENGTH)
+		return otter_error_set(err, OTTER_E_FORMAT,
+				       "%s: \"length\" is %" PRId64 ", outside [0, %" PRId64 "]", w,
+				       length, (int64_t)OTTER_TUF_TARGET_MAX_LENGTH);
+	hashes = jc_object_get(obj, "hashes");
+	if (jc_typeof(hashes) == JC_NONE)
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: missing \"hashes\"", w);
+	if (jc_typeof(hashes) != JC_OBJECT)
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"hashes\" must be an object", w);
+	while (jc_object_next(hashes, &it, &alg, &v)) {
+		if (++n > OTTER_TUF_MAX_HASHES)
+			return otter_error_set(err, OTTER_E_FORMAT, "%s: %zu hashes, more than %u", w,
+					       jc_object_size(hashes), OTTER_TUF_MAX_HASHES);
+		if (jc_typeof(v) != JC_STRING)
+			return otter_error_set(err, OTTER_E_FORMAT,
+					       "%s: hash values must be strings", w);
+		if (jc_string_length(v) > OTTER_TUF_MAX_HASH_HEX)
+			return otter_error_set(err, OTTER_E_FORMAT, "%s: hash value too long", w);
+	}
+	if (n == 0)
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: \"hashes\" is empty", w);
+	return 0;
+}
+
+static int parse_targets_lean(tuf_metadata *md, const char *what, otter_error *err)
+{
+	size_t it = 0;
+	jc_span k, v;
+
+	while (jc_object_next(md->targets_map, &it, &k, &v)) {
+		int r = parse_targetfile_lean(k, v, what, err);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int parse_targets(tuf_metadata *md, const char *what, otter_error *err)
 {
 	json_t *dele, *tf;
@@ -598,6 +662,12 @@ static int parse_targets(tuf_metadata *md, const char *what, otter_error *err)
 	r = json_get_member(md->signed_obj, "targets", JSON_OBJECT, true, what, &md->targets, err);
 	if (r < 0)
 		return r;
+	if (md->lean) {
+		md->targets = NULL; /* the placeholder: the map is md->targets_map */
+		r = parse_targets_lean(md, what, err);
+		if (r < 0)
+			return r;
+	}
 	json_object_foreach(md->targets, path, tf) {
 		r = parse_targetfile(path, tf, what, err);
 		if (r < 0)
@@ -626,6 +696,8 @@ static int ensure_canonical(const tuf_metadata *cmd, otter_error *err)
 
 	if (md->canon)
 		return 0;
+	if (md->lean)
+		return jc_canonical(md->signed_span, &md->canon, &md->canon_len, err);
 	return otter_json_canonical(md->signed_obj, &md->canon, &md->canon_len, err);
 }
 
@@ -643,14 +715,14 @@ int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t
 	return r;
 }
 
+static int parse_envelope(tuf_metadata *md, tuf_role_type expected, const char *what,
+			  otter_error *err);
+
 int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t **rawp,
 			     size_t len, const char *what, otter_error *err)
 {
 	const uint8_t *raw = rawp ? *rawp : NULL;
 	_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
-	json_t *sigs;
-	const char *type, *spec, *expires;
-	int64_t version;
 	int r;
 
 	ARG_NONNULL(err, "tuf", out);
@@ -666,6 +738,23 @@ int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t
 	r = otter_json_parse(&md->doc, raw, len, OTTER_TUF_METADATA_HARD_MAX, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "%s", what);
+	r = parse_envelope(md, expected, what, err);
+	if (r < 0)
+		return r;
+	md->raw = TAKE_PTR(*rawp);
+	md->raw_len = len;
+	*out = TAKE_PTR(md);
+	return 0;
+}
+
+/* Everything after the JSON is read: the envelope, the common fields, the role's own. */
+static int parse_envelope(tuf_metadata *md, tuf_role_type expected, const char *what,
+			  otter_error *err)
+{
+	json_t *sigs;
+	const char *type, *spec, *expires;
+	int64_t version;
+	int r;
 
 	if ((r = json_get_member(md->doc, "signed", JSON_OBJECT, true, what, &md->signed_obj,
 				 err)) < 0 ||
@@ -701,7 +790,7 @@ int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t
 	if (r < 0)
 		return r;
 	/* The signed message; it also proves the payload has no floats (tuf.md §8). */
-	r = otter_json_canonical(md->signed_obj, &md->canon, &md->canon_len, err);
+	r = ensure_canonical(md, err);
 	if (r < 0)
 		return otter_error_prefix(err, r, "%s", what);
 
@@ -722,11 +811,192 @@ int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t
 		r = otter_error_set(err, OTTER_E_INVALID, "%s: unknown role type %d", what,
 				    (int)expected);
 	}
+	return r;
+}
+
+/* A jansson string of the raw key content k (checked), for the lean envelope. */
+static int key_json(jc_span k, json_t **out, otter_error *err)
+{
+	return jc_to_json((jc_span){k.p - 1, k.len + 2}, out, err);
+}
+
+/* Adds value v under the raw key k to obj, refusing a duplicate like JSON_REJECT_DUPLICATES. */
+static int lean_set(json_t *obj, jc_span k, json_t *v, otter_error *err)
+{
+	json_t *ks = NULL;
+	int r = key_json(k, &ks, err);
+
+	if (r == 0 && json_object_get(obj, json_string_value(ks)))
+		r = otter_error_set(err, OTTER_E_INVALID, "invalid JSON: duplicate object key");
+	if (r == 0 && json_object_set_new(obj, json_string_value(ks), v) < 0)
+		r = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	else
+		v = NULL;
+	json_decref(v);
+	json_decref(ks);
+	return r;
+}
+
+/*
+ * The envelope without the targets map: every member read by jansson, except signed.targets
+ * (when it is an object), which becomes {} and is remembered as a span.
+ */
+static int lean_doc(tuf_metadata *md, jc_span root, otter_error *err)
+{
+	size_t it = 0;
+	jc_span k, v;
+	int r;
+
+	md->doc = json_object();
+	if (!md->doc)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	while (jc_object_next(root, &it, &k, &v)) {
+		json_t *val = NULL;
+
+		if (jc_typeof(v) == JC_OBJECT && k.len == 6 && memcmp(k.p, "signed", 6) == 0) {
+			size_t it2 = 0;
+			jc_span k2, v2;
+
+			md->signed_span = v;
+			val = json_object();
+			if (!val)
+				return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+			r = 0;
+			while (r == 0 && jc_object_next(v, &it2, &k2, &v2)) {
+				json_t *member = NULL;
+
+				if (jc_typeof(v2) == JC_OBJECT && k2.len == 7 &&
+				    memcmp(k2.p, "targets", 7) == 0) {
+					md->targets_map = v2;
+					member = json_object();
+					if (!member)
+						r = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+				} else {
+					r = jc_to_json(v2, &member, err);
+				}
+				if (r == 0)
+					r = lean_set(val, k2, member, err);
+			}
+			if (r < 0) {
+				json_decref(val);
+				return r;
+			}
+		} else {
+			r = jc_to_json(v, &val, err);
+			if (r < 0)
+				return r;
+		}
+		r = lean_set(md->doc, k, val, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int tuf_metadata_parse_lean(tuf_metadata **out, uint8_t **rawp, size_t len, const char *what,
+			    otter_error *err)
+{
+	_cleanup_(tuf_metadata_freep) tuf_metadata *md = NULL;
+	jc_span root;
+	int r;
+
+	ARG_NONNULL(err, "tuf", out);
+	ARG_NONNULL(err, "tuf", rawp);
+	ARG_NONNULL(err, "tuf", *rawp);
+	md = otter_calloc(1, sizeof(*md));
+	if (!md)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	md->type = TUF_TARGETS;
+	md->lean = true;
+	r = jc_check(*rawp, len, OTTER_TUF_METADATA_HARD_MAX, &root, err);
+	if (r == 0)
+		r = lean_doc(md, root, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "%s", what);
+	/* Without "signed" (or not an object) parse_envelope says so; no span is needed then. */
+	r = parse_envelope(md, TUF_TARGETS, what, err);
 	if (r < 0)
 		return r;
-	md->raw = TAKE_PTR(*rawp);
+	md->raw = TAKE_PTR(*rawp); /* the spans point into it */
 	md->raw_len = len;
 	*out = TAKE_PTR(md);
+	return 0;
+}
+
+int tuf_metadata_target(const tuf_metadata *md, const char *path, json_t **out,
+			otter_error *err)
+{
+	jc_span v;
+
+	*out = NULL;
+	if (!md->lean) {
+		*out = json_incref(json_object_get(md->targets, path));
+		return 0;
+	}
+	v = jc_object_get(md->targets_map, path);
+	if (jc_typeof(v) == JC_NONE)
+		return 0;
+	return jc_to_json(v, out, err);
+}
+
+void tuf_target_list_free(tuf_target_entry *list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++) {
+		free(list[i].path);
+		json_decref(list[i].info);
+	}
+	free(list);
+}
+
+int tuf_metadata_target_list(const tuf_metadata *md, const char *prefix,
+			     tuf_target_entry **out, size_t *n_out, otter_error *err)
+{
+	size_t n = 0, plen = strlen(prefix), it = 0;
+	tuf_target_entry *list;
+	jc_span k, v;
+	int r = 0;
+
+	list = otter_calloc((md->lean ? jc_object_size(md->targets_map)
+				      : json_object_size(md->targets)) + 1,
+			    sizeof(*list));
+	if (!list)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	if (!md->lean) {
+		const char *path;
+		json_t *info;
+
+		json_object_foreach(md->targets, path, info) {
+			if (strncmp(path, prefix, plen) != 0)
+				continue;
+			if (!(list[n].path = otter_strdup(path))) {
+				r = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+				break;
+			}
+			list[n++].info = json_incref(info);
+		}
+	}
+	while (md->lean && r == 0 && jc_object_next(md->targets_map, &it, &k, &v)) {
+		jc_span str = {k.p - 1, k.len + 2};
+		char *s = otter_malloc(k.len + 1); /* decoding never grows */
+
+		if (!s || !jc_string_copy(str, s, k.len + 1)) {
+			free(s);
+			r = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+			break;
+		}
+		if (strncmp(s, prefix, plen) != 0) {
+			free(s);
+			continue;
+		}
+		list[n].path = s;
+		r = jc_to_json(v, &list[n++].info, err);
+	}
+	if (r < 0) {
+		tuf_target_list_free(list, n);
+		return r;
+	}
+	*out = list;
+	*n_out = n;
 	return 0;
 }
 
@@ -808,6 +1078,15 @@ bool tuf_rolekeys_equal(const tuf_rolekeys *a, const tuf_rolekeys *b)
 
 /* ---- hashes ---- */
 
+/*
+ * With two or more hashes listed, a streaming verifier computes them in parallel: the first
+ * on the caller's thread, the others on a thread fed through a bounded pipe (a copy of the
+ * bytes, TUF_HASH_PIPE_BUFS x TUF_HASH_PIPE_BUF_SIZE at most). Every listed hash is still
+ * computed over every byte and compared at finish.
+ */
+#define TUF_HASH_PIPE_BUFS     4u
+#define TUF_HASH_PIPE_BUF_SIZE (256u * 1024u)
+
 struct tuf_hash_verifier {
 	size_t n;
 	struct {
@@ -816,11 +1095,15 @@ struct tuf_hash_verifier {
 		const char *expected;
 		char name[16];
 	} items[OTTER_TUF_MAX_HASHES];
+	bool serial;  /* all hashes on the caller's thread (in-memory metadata) */
+	bpipe *pipe;  /* items[1..n-1], from the first update on */
+	uint64_t pos;
 };
 
 tuf_hash_verifier *tuf_hash_verifier_free(tuf_hash_verifier *v)
 {
 	if (v) {
+		bpipe_free(v->pipe); /* the thread stops before the hashes it updates go */
 		for (size_t i = 0; i < v->n; i++)
 			otter_hash_free(v->items[i].h);
 		free(v);
@@ -865,15 +1148,44 @@ int tuf_hash_verifier_new(tuf_hash_verifier **out, const json_t *hashes, const c
 	return 0;
 }
 
-int tuf_hash_verifier_update(tuf_hash_verifier *v, const uint8_t *data, size_t len,
-			     otter_error *err)
+/* The pipe's thread: every hash but the first. */
+static int hash_others(void *userdata, const uint8_t *p, size_t n, uint64_t pos, bool flag,
+		       otter_error *err)
 {
-	for (size_t i = 0; i < v->n; i++) {
-		int r = otter_hash_update(v->items[i].h, data, len, err);
+	tuf_hash_verifier *v = userdata;
+
+	for (size_t i = 1; i < v->n; i++) {
+		int r = otter_hash_update(v->items[i].h, p, n, err);
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+int tuf_hash_verifier_update(tuf_hash_verifier *v, const uint8_t *data, size_t len,
+			     otter_error *err)
+{
+	int r;
+
+	if (v->serial || v->n < 2) {
+		for (size_t i = 0; i < v->n; i++) {
+			r = otter_hash_update(v->items[i].h, data, len, err);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	if (!v->pipe) {
+		r = bpipe_new(&v->pipe, TUF_HASH_PIPE_BUFS, TUF_HASH_PIPE_BUF_SIZE, hash_others, v,
+			      "hash thread", err);
+		if (r < 0)
+			return r;
+	}
+	r = bpipe_push(v->pipe, data, len, v->pos, false, err);
+	if (r < 0)
+		return r;
+	v->pos += len;
+	return otter_hash_update(v->items[0].h, data, len, err);
 }
 
 int tuf_hash_verifier_finish(tuf_hash_verifier *v, uint64_t length_seen, uint64_t length,
@@ -883,6 +1195,12 @@ int tuf_hash_verifier_finish(tuf_hash_verifier *v, uint64_t length_seen, uint64_
 		return otter_error_set(err, OTTER_E_HASH,
 				       "%s: length is %" PRIu64 " bytes, expected %" PRIu64, what,
 				       length_seen, length);
+	if (v->pipe) {
+		int r = bpipe_drain(v->pipe, err);
+
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < v->n; i++) {
 		uint8_t d[OTTER_HASH_MAX_SIZE];
 		char hex[2 * OTTER_HASH_MAX_SIZE + 1];
@@ -915,6 +1233,7 @@ int tuf_check_length_hashes(const uint8_t *data, size_t len, bool has_length, ui
 	if (r < 0)
 		return r == OTTER_E_NOT_SUPPORTED ? otter_error_prefix(err, OTTER_E_HASH, "verify")
 						  : r;
+	v->serial = true; /* in memory and small: a thread would cost more than it saves */
 	r = tuf_hash_verifier_update(v, data, len, err);
 	if (r < 0)
 		return r;

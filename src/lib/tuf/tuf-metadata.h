@@ -23,6 +23,8 @@
 #include <otter/tuf.h>
 #include <otter/error.h>
 
+#include "lib/json/jcompact.h"
+
 typedef enum tuf_role_type {
 	TUF_ROOT,
 	TUF_TIMESTAMP,
@@ -104,8 +106,16 @@ typedef struct tuf_metadata {
 	tuf_metafile snapshot_meta;
 	/* snapshot: METAPATH -> METAFILE, every entry validated */
 	json_t *meta;
-	/* targets: TARGETPATH -> TARGETFILE, every entry validated */
+	/* targets: TARGETPATH -> TARGETFILE, every entry validated; NULL when lean */
 	json_t *targets;
+	/*
+	 * Lean targets (tuf_metadata_parse_lean): the TARGETPATH -> TARGETFILE map stays in raw
+	 * (validated, read by scanning: tuf_metadata_target, tuf_metadata_target_paths), doc
+	 * holds everything else with an empty "targets", the canonical form comes from raw.
+	 */
+	bool lean;
+	jc_span signed_span;
+	jc_span targets_map;
 	bool has_delegations;
 	bool succinct;
 	tuf_delegation *delegations;
@@ -122,6 +132,26 @@ int tuf_metadata_parse(tuf_metadata **out, tuf_role_type expected, const uint8_t
 /* Same, taking ownership of *raw (a malloc()ed buffer) on success: no copy is made. */
 int tuf_metadata_parse_owned(tuf_metadata **out, tuf_role_type expected, uint8_t **raw,
 			     size_t len, const char *what, otter_error *err);
+/*
+ * Targets metadata for a client (TUF_TARGETS only; takes *raw on success like
+ * tuf_metadata_parse_owned): accepts and rejects exactly the same files, but builds no
+ * jansson tree for the targets map, which for a repository of 50,000 targets is most of the
+ * file. md->targets is NULL: read entries with tuf_metadata_target.
+ */
+int tuf_metadata_parse_lean(tuf_metadata **out, uint8_t **raw, size_t len, const char *what,
+			    otter_error *err);
+/* The TARGETFILE of path in targets metadata (*out: a new reference, NULL if not listed). */
+int tuf_metadata_target(const tuf_metadata *md, const char *path, json_t **out,
+			otter_error *err);
+/* The targets whose path starts with prefix, in file order (free with tuf_target_list_free). */
+typedef struct tuf_target_entry {
+	char *path;
+	json_t *info; /* TARGETFILE */
+} tuf_target_entry;
+int tuf_metadata_target_list(const tuf_metadata *md, const char *prefix,
+			     tuf_target_entry **out, size_t *n, otter_error *err);
+void tuf_target_list_free(tuf_target_entry *list, size_t n);
+
 /*
  * Frees the canonical form of "signed" (as large as the file) once the metadata is trusted;
  * a later signature check computes it again.

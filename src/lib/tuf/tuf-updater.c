@@ -640,7 +640,7 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 
 		if (tuf_check_length_hashes(raw, len, mf.has_length, mf.length, mf.hashes,
 					    localname, &lerr) == 0 &&
-		    tuf_metadata_parse_owned(&md, TUF_TARGETS, &raw, len, localname, &lerr) == 0 &&
+		    tuf_metadata_parse_lean(&md, &raw, len, localname, &lerr) == 0 &&
 		    tuf_verify_threshold(md, ring, keys, localname, &lerr) == 0 &&
 		    md->version == mf.version && check_expiry(u, md, localname, &lerr) == 0) {
 			ulog(u, OTTER_LOG_INFO, "local %s version %" PRIu64 " is current", localname,
@@ -673,7 +673,7 @@ static int load_targets_role(otter_tuf_updater *u, const char *role, const tuf_k
 	r = tuf_check_length_hashes(raw, len, mf.has_length, mf.length, mf.hashes, remote, err);
 	if (r < 0)
 		return r;
-	r = tuf_metadata_parse_owned(&md, TUF_TARGETS, &raw, len, remote, err);
+	r = tuf_metadata_parse_lean(&md, &raw, len, remote, err);
 	if (r < 0)
 		return r;
 	/* 5.6.3 */
@@ -983,9 +983,11 @@ int otter_tuf_find_target(otter_tuf_updater *u, const char *path, otter_tuf_targ
 			r = otter_error_set(err, OTTER_E_STATE, "targets metadata not loaded");
 			goto out;
 		}
-		info = json_object_get(md->targets, path);
-		if (info) {
-			r = target_new(out, path, v.role, info, err);
+		r = tuf_metadata_target(md, path, &info, err);
+		if (r < 0 || info) {
+			if (r == 0)
+				r = target_new(out, path, v.role, info, err);
+			json_decref(info);
 			free(v.role);
 			free(v.parent);
 			goto out;
@@ -1070,18 +1072,16 @@ out:
 	return r;
 }
 
-static int cmp_cstr(const void *a, const void *b)
+static int cmp_entry_path(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	return strcmp(((const tuf_target_entry *)a)->path, ((const tuf_target_entry *)b)->path);
 }
 
 int otter_tuf_foreach_target(otter_tuf_updater *u, const char *prefix, otter_tuf_target_fn cb,
 			     void *userdata, otter_error *err)
 {
-	_cleanup_free_ const char **paths = NULL;
-	size_t n = 0, plen;
-	const char *path;
-	json_t *info;
+	tuf_target_entry *list = NULL;
+	size_t n = 0;
 	int r;
 
 	ARG_NONNULL(err, "foreach target", u);
@@ -1090,27 +1090,20 @@ int otter_tuf_foreach_target(otter_tuf_updater *u, const char *prefix, otter_tuf
 	r = otter_tuf_refresh(u, err);
 	if (r < 0)
 		return r;
-	plen = strlen(prefix);
-	paths = otter_reallocarray(NULL, json_object_size(u->targets->targets) + 1,
-				   sizeof(*paths));
-	if (!paths)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	json_object_foreach(u->targets->targets, path, info)
-		if (strncmp(path, prefix, plen) == 0)
-			paths[n++] = path;
-	qsort(paths, n, sizeof(*paths), cmp_cstr);
-	for (size_t i = 0; i < n; i++) {
+	r = tuf_metadata_target_list(u->targets, prefix, &list, &n, err);
+	if (r < 0)
+		return r;
+	qsort(list, n, sizeof(*list), cmp_entry_path);
+	for (size_t i = 0; r == 0 && i < n; i++) {
 		otter_tuf_target *t = NULL;
 
-		r = target_new(&t, paths[i], "targets", json_object_get(u->targets->targets, paths[i]),
-			       err);
+		r = target_new(&t, list[i].path, "targets", list[i].info, err);
 		if (r == 0)
 			r = cb(userdata, t, err);
 		otter_tuf_target_free(t);
-		if (r < 0)
-			return r;
 	}
-	return 0;
+	tuf_target_list_free(list, n);
+	return r;
 }
 
 /* ---- targets ---- */
