@@ -63,9 +63,87 @@ static int end_update(void *userdata, void *target, otter_error *err)
 	return 0;
 }
 
-static const ini_section update_section = {
-	"update", false, update_keys, ELEMENTSOF(update_keys), begin_update, end_update, NULL,
+#define U(field) offsetof(uptane_config, field)
+
+/* [uptane]: the Director (docs/agent.md "Uptane"). */
+static const ini_key uptane_keys[] = {
+	{"director", INI_STRING, U(director), 0, 1000, NULL, NULL, false},
+	{"director-root", INI_PATH, U(director_root), 0, 0, NULL, NULL, false},
+	{"device-id", INI_STRING, U(device_id), 0, 64, NULL, NULL, false},
+	{"ecu-serial", INI_STRING, U(ecu_serial), 0, 64, NULL, NULL, false},
+	{"hardware-id", INI_STRING, U(hardware_id), 0, 64, NULL, NULL, false},
+	{"key", INI_PATH, U(key), 0, 0, NULL, NULL, false},
+	{"token-file", INI_PATH, U(token_file), 0, 0, NULL, NULL, false},
+	{"metadata-directory", INI_PATH, U(metadata_dir), 0, 0, NULL, NULL, false},
 };
+
+/* Identifiers of the protocol: 1 to 64 of [A-Za-z0-9._:-]. */
+static bool protocol_id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n >= 1 && n <= 64 &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+static int begin_uptane(void *userdata, const char *subname, void **target, otter_error *err)
+{
+	agent_config *cfg = userdata;
+
+	*target = &cfg->uptane;
+	return 0;
+}
+
+static int end_uptane(void *userdata, void *target, otter_error *err)
+{
+	uptane_config *u = target;
+	static const char *const names[] = {"device-id", "ecu-serial", "hardware-id"};
+	const char *values[] = {u->device_id, u->ecu_serial, u->hardware_id};
+
+	static const char *const required[] = {"director", "director-root", "device-id",
+					       "ecu-serial"};
+	const char *given[] = {u->director, u->director_root, u->device_id, u->ecu_serial};
+
+	/* The parser also ends sections a file leaves out: an [uptane] section without keys is
+	 * no Director at all; any key makes the required ones required. */
+	u->enabled = u->director || u->director_root || u->device_id || u->ecu_serial ||
+		     u->hardware_id || u->key || u->token_file || u->metadata_dir;
+	if (!u->enabled)
+		return 0;
+	for (size_t i = 0; i < ELEMENTSOF(required); i++)
+		if (!given[i])
+			return otter_error_set(err, OTTER_E_CONFIG, "[uptane] %s: missing (required "
+								    "with a Director)",
+					       required[i]);
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (values[i] && !protocol_id_ok(values[i]))
+			return otter_error_set(err, OTTER_E_CONFIG,
+					       "[uptane] %s: '%s' is not 1 to 64 characters of "
+					       "A-Z a-z 0-9 . _ : -",
+					       names[i], values[i]);
+	if (strncmp(u->director, "https://", 8) != 0 && strncmp(u->director, "http://", 7) != 0)
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "[uptane] director: '%s' is not an http(s):// URL", u->director);
+	return 0;
+}
+
+static const ini_section update_sections[] = {
+	{"update", false, update_keys, ELEMENTSOF(update_keys), begin_update, end_update, NULL},
+	{"uptane", false, uptane_keys, ELEMENTSOF(uptane_keys), begin_uptane, end_uptane, NULL},
+};
+
+void uptane_config_clear(uptane_config *c)
+{
+	free(c->director);
+	free(c->director_root);
+	free(c->device_id);
+	free(c->ecu_serial);
+	free(c->hardware_id);
+	free(c->key);
+	free(c->token_file);
+	free(c->metadata_dir);
+	memset(c, 0, sizeof(*c));
+}
 
 void agent_config_clear(agent_config *cfg)
 {
@@ -79,12 +157,13 @@ void agent_config_clear(agent_config *cfg)
 	free(cfg->health_check);
 	free(cfg->watchdog_device);
 	free(cfg->version_file);
+	uptane_config_clear(&cfg->uptane);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
 int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, otter_error *err)
 {
-	static const char *const agent_sections[] = {"update", NULL};
+	static const char *const agent_sections[] = {"update", "uptane", NULL};
 	static const ini_options opts = {.skip_unknown_sections = true};
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t len;
@@ -98,7 +177,18 @@ int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, o
 					  "system configuration");
 	r = otter_system_parse_shared(sys, path, data, len, agent_sections, err);
 	if (r == 0)
-		r = ini_parse_opts(&opts, path, data, len, &update_section, 1, cfg, err);
+		r = ini_parse_opts(&opts, path, data, len, update_sections, ELEMENTSOF(update_sections), cfg,
+				  err);
+	if (r == 0 && cfg->uptane.enabled && !cfg->uptane.hardware_id) {
+		if (!cfg->hardware_id)
+			r = otter_error_set(err, OTTER_E_CONFIG,
+					    "%s: [uptane] hardware-id: not set (nor [update] "
+					    "hardware-id): the Director matches it against its "
+					    "assignments",
+					    path);
+		else if (!(cfg->uptane.hardware_id = otter_strdup(cfg->hardware_id)))
+			r = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	}
 	if (r < 0) {
 		*sys = otter_system_free(*sys);
 		agent_config_clear(cfg);
