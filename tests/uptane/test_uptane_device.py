@@ -41,3 +41,237 @@ def test_registers_installs_assigned_release_and_reports(env):
     env.update(check=True)
     assert not env.reboot_requested()
     assert int(env.ecu_row()[0]) == 4
+
+
+# ---- helpers ----
+
+META = "/director/v1/metadata/"
+
+
+def image_entry(env, path):
+    """The image repository's signed entry for path (its newest targets metadata)."""
+    import glob
+    import json
+    import os
+    files = glob.glob(os.path.join(env.repo.metadata, "*.targets.json"))
+    newest = max(files, key=lambda f: int(os.path.basename(f).split(".")[0]))
+    with open(newest) as f:
+        return json.load(f)["signed"]["targets"][path]
+
+
+def forge_assignment(env, path, length, hashes, custom, corr="forged-1"):
+    """What a compromised Director (its online keys, or its database) can do: assign any
+    entry it likes to this device's ECU; the director signs it at the next poll."""
+    import json
+    import time
+    now = int(time.time())
+    env.sql("DELETE FROM assignments WHERE ecu_serial = '" + env.serial + "'")
+    env.sql("INSERT INTO assignments (ecu_serial, device_id, rollout_id, phase, correlation_id, "
+            "target_path, target_length, target_hashes, target_custom, status, created, "
+            f"updated) VALUES ('{env.serial}', '{env.device_id}', NULL, NULL, '{corr}', "
+            f"'{path}', {length}, '{json.dumps(hashes)}', '{json.dumps(custom)}', 'assigned', "
+            f"{now}, {now})")
+    env.sql(f"UPDATE devices SET assign_gen = assign_gen + 1 WHERE id = '{env.device_id}'")
+
+
+def refused(env, *words):
+    """A cycle that must fail, install nothing and touch no slot."""
+    _, err, rc = env.update()
+    assert rc != 0, "the update was not refused"
+    assert not env.reboot_requested()
+    st = env.status()
+    assert st["primary"] == "A" and st["agent"]["state"] == "failed"
+    for w in words:
+        assert w in st["agent"]["last-error"], st["agent"]["last-error"]
+    return st
+
+
+# ---- install results ----
+
+def test_failed_health_check_is_reported_with_its_correlation_id(env):
+    env.release("1.1")
+    env.update(check=True)                          # registers
+    corr = env.assign("1.1")["correlation_id"]
+    env.update(check=True)
+    assert env.reboot() == "B"
+    env.set_healthy(False)
+    env.update()
+    assert env.agent()["state"] == "rolled-back"
+    status, reason, c = env.assignment()
+    assert status == "failed" and reason.startswith("HEALTH_CHECK") and c == corr
+    assert env.uptane_status()["install-result"] == "HEALTH_CHECK"
+
+
+def test_status_shows_the_generated_device_key(env):
+    import os
+    import stat
+    env.update(check=True)
+    st = env.uptane_status()
+    key = os.path.join(env.dev.data, "uptane", "ecu-key.pem")
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert len(st["key-id"]) == 64 and len(st["public-key"]) == 64
+    assert env.ecu_row()[2] == st["key-id"]
+    out, _, _ = env.otter("status", check=True)
+    assert st["key-id"] in out
+
+
+# ---- a compromised Director ----
+
+def test_compromised_director_cannot_install_an_image_the_image_repository_does_not_sign(env):
+    import hashlib
+    env.update(check=True)
+    evil = b"attacker's firmware"
+    forge_assignment(env, "releases/test-device/6.6.json", len(evil),
+                     {"sha256": hashlib.sha256(evil).hexdigest()},
+                     {"otter": {"compatible": "test-device", "version": "6.6"}})
+    refused(env, "the image repository does not sign it")
+    env.update()   # reported: the assignment failed verification, the attack is named
+    status, reason, _ = env.assignment()
+    assert status == "failed" and reason.startswith("VERIFICATION"), reason
+    assert "not signed by the image repository" in env.uptane_status()["attacks-detected"]
+
+
+def test_compromised_director_cannot_install_an_image_for_other_hardware(env):
+    env.release("1.1", hardware=("other-hw",))
+    env.update(check=True)
+    e = image_entry(env, "releases/test-device/1.1.json")
+    forge_assignment(env, "releases/test-device/1.1.json", e["length"], e["hashes"], e["custom"])
+    refused(env, "for other devices")
+    assert env.assignment()[0] == "failed"
+
+
+def test_compromised_director_cannot_change_an_images_hashes(env):
+    env.release("1.1")
+    env.update(check=True)
+    e = image_entry(env, "releases/test-device/1.1.json")
+    forge_assignment(env, "releases/test-device/1.1.json", e["length"] + 1, e["hashes"],
+                     e["custom"])
+    refused(env, "differ from the image repository")
+    assert "disagree" in env.uptane_status()["attacks-detected"]
+
+
+def test_compromised_director_cannot_downgrade(env):
+    env.release("0.9")
+    env.update(check=True)
+    e = image_entry(env, "releases/test-device/0.9.json")
+    forge_assignment(env, "releases/test-device/0.9.json", e["length"], e["hashes"], e["custom"])
+    refused(env, "older than the installed 1.0")
+
+
+# ---- a compromised image repository ----
+
+def test_compromised_image_repository_alone_installs_nothing(env):
+    """The image repository's online keys sign new releases; the Director assigned none."""
+    env.release("1.1")
+    env.release("2.0")
+    env.update(check=True)
+    out, _, _ = env.update("--check", check=True)
+    assert "up to date" in out
+    assert not env.reboot_requested()
+    assert env.status()["primary"] == "A"
+    assert env.agent()["state"] != "failed"
+
+
+# ---- Director metadata attacks ----
+
+@pytest.fixture
+def proxied(tmp_path, nginx, ceremony):
+    """The device talks to the director through an attacker's proxy."""
+    from uptanefixture import DirectorProxy
+    e = UptaneEnv(tmp_path, nginx, ceremony)
+    e.proxy = DirectorProxy(e.director.url)
+    e.uptane_conf(director_url=e.proxy.url)
+    yield e
+    e.proxy.stop()
+    e.stop()
+
+
+def test_director_timestamp_rolled_back_is_refused(proxied):
+    env = proxied
+    env.release("1.1")
+    env.update(check=True)
+    old = env.proxy.seen[META + "timestamp.json"]
+    env.assign("1.1")
+    env.update("--check", check=True)     # the device now trusts the newer timestamp
+    env.proxy.override[META + "timestamp.json"] = old
+    refused(env, "director")
+    assert env.agent()["last-error"]
+    assert env.uptane_status()["attacks-detected"]
+
+
+def test_director_snapshot_replayed_under_a_new_version_is_refused(proxied):
+    env = proxied
+    env.release("1.1")
+    env.update(check=True)
+    old = {p: b for p, b in env.proxy.seen.items() if p.endswith(".snapshot.json")}
+    env.assign("1.1")
+    env.update("--check", check=True)
+    new = [p for p in env.proxy.seen if p.endswith(".snapshot.json") and p not in old]
+    assert new
+    # The next snapshot version, answered with the old snapshot's bytes.
+    nxt = int(new[0].rsplit("/", 1)[1].split(".")[0]) + 1
+    env.assign("1.1")  # a new assignment: a new timestamp names snapshot nxt
+    env.proxy.override[f"{META}{nxt}.snapshot.json"] = list(old.values())[0]
+    refused(env, "director")
+    assert env.status()["primary"] == "A"
+
+
+def test_another_devices_director_targets_are_refused(proxied):
+    import client
+    env = proxied
+    env.release("1.1")
+    other = client.Device(env.director.url, "dev-other")
+    assert other.register(env.director.token()).status == 201
+    other.get_json("timestamp.json")
+    other.get_json("1.snapshot.json")
+    theirs = other.get("1.targets.json").body
+    assert b'"dev-other"' in theirs
+    env.proxy.override[META + "1.targets.json"] = theirs
+    refused(env, "for device 'dev-other'")
+    assert "another device" in env.uptane_status()["attacks-detected"]
+
+
+def test_frozen_director_metadata_is_refused(proxied):
+    from conftest import needs_faketime  # noqa: F401
+    import shutil
+    if not shutil.which("faketime"):
+        pytest.skip("faketime not installed")
+    env = proxied
+    env.release("1.1")
+    env.update(check=True)
+    # The attacker keeps answering with what the device saw then; two days later the
+    # director's timestamp (1 day) has expired.
+    for p, b in list(env.proxy.seen.items()):
+        env.proxy.override[p] = b
+    env.proxy.override[META + "2.root.json"] = 404
+    _, err, rc = env.dev.otter("update", wrap=["faketime", "-f", "+2d"])
+    assert rc != 0 and "expired" in err, err
+    assert env.status()["primary"] == "A"
+
+
+# ---- an unreachable Director ----
+
+def test_unreachable_director_daemon_keeps_running_and_backs_off(env):
+    import signal
+    import subprocess
+    import time
+    env.uptane_conf(director_url="http://127.0.0.1:9")
+    p = subprocess.Popen([env.dev.otter_exe, "--config", env.dev.conf, "daemon"],
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if env.agent().get("consecutive-failures", 0) >= 2:
+                break
+            time.sleep(0.2)
+        assert env.agent()["consecutive-failures"] >= 2
+        assert p.poll() is None, "the daemon stopped"
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+    print(err)
+    assert p.returncode == 0
+    assert "is the director running and reachable?" in err
+    st = env.uptane_status()
+    assert "attacks-detected" not in st and st["registered"] is False
+    assert env.status()["primary"] == "A"

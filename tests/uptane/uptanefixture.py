@@ -77,3 +77,57 @@ token-file={self.token_file}
         """(report_counter, installed_path, keyid) as the director stored them."""
         return self.sql("SELECT report_counter, installed_path, keyid FROM ecus WHERE "
                         f"serial = '{self.serial}'")[0]
+
+
+class DirectorProxy:
+    """An attacker between the device and the director (127.0.0.1): forwards every request,
+    remembers each answer by path, and serves a chosen body instead for the paths in
+    self.override (replayed, frozen, rolled-back or another device's metadata)."""
+
+    def __init__(self, upstream):
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.request
+
+        self.upstream = upstream
+        self.seen = {}
+        self.override = {}
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                if self.path in proxy.override:
+                    data = proxy.override[self.path]
+                    status, data = (data, b"") if isinstance(data, int) else (200, data)
+                else:
+                    hdrs = {k: v for k, v in self.headers.items()
+                            if k.lower() in ("otter-signature", "content-type")}
+                    req = urllib.request.Request(proxy.upstream + self.path, data=body,
+                                                 method=self.command, headers=hdrs)
+                    try:
+                        with urllib.request.urlopen(req, timeout=30) as r:
+                            status, data = r.status, r.read()
+                    except urllib.error.HTTPError as e:
+                        status, data = e.code, e.read()
+                    if status == 200:
+                        proxy.seen[self.path] = data
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

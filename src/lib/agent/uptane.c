@@ -143,7 +143,7 @@ static json_t *image_json(const uptane_image *img)
 	return o;
 }
 
-static json_t *state_json(const uptane_state *st)
+json_t *uptane_state_to_json(const uptane_state *st)
 {
 	json_t *o = json_object();
 
@@ -191,7 +191,7 @@ int uptane_state_load(const char *data_dir, uptane_state *st, otter_error *err)
 
 int uptane_state_save(const char *data_dir, const uptane_state *st, otter_error *err)
 {
-	_cleanup_(json_decrefp) json_t *o = state_json(st);
+	_cleanup_(json_decrefp) json_t *o = uptane_state_to_json(st);
 	_cleanup_free_ char *path = path_join(data_dir, UPTANE_STATE_FILE);
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t len;
@@ -719,6 +719,7 @@ static int select_assigned(otter_agent *a, otter_tuf_updater *d, otter_tuf_updat
 	r = otter_tuf_find_target(img, c->path, &it, err);
 	if (r == OTTER_E_NOT_FOUND) {
 		note_attack(a, "director target %s is not signed by the image repository", safe);
+		otter_error_clear(err);
 		return otter_error_set(err, OTTER_E_NOT_FOUND,
 				       "director target %s: the image repository does not sign it: "
 				       "refusing it",

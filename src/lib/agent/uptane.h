@@ -60,6 +60,8 @@ typedef struct uptane_state {
 	char attacks[UPTANE_TEXT_MAX];          /* attacks detected in the last cycle */
 } uptane_state;
 
+struct json_t;
+struct json_t *uptane_state_to_json(const uptane_state *st);
 int uptane_state_parse(const uint8_t *data, size_t len, uptane_state *st, otter_error *err);
 int uptane_state_load(const char *data_dir, uptane_state *st, otter_error *err);
 int uptane_state_save(const char *data_dir, const uptane_state *st, otter_error *err);
