@@ -4,7 +4,6 @@ Director class and root ceremony), an image repository made with otter-repo and 
 nginx, and a simulated device (tests/integration's UpdateEnv) whose system.conf has an
 [uptane] section pointing at the director."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -50,25 +49,10 @@ def run(cmd, check=None, env=None, input=None, timeout=120, cwd=None):
     return p.stdout, p.stderr, p.returncode
 
 
-def _director_module():
-    spec = importlib.util.spec_from_file_location(
-        "director_conftest", os.path.join(HERE, "..", "director", "conftest.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-director_conftest = _director_module()
-
-
 @pytest.fixture(scope="session")
 def ceremony(tmp_path_factory):
-    base = tmp_path_factory.mktemp("ceremony")
-    keys = base / "keys"
-    run([binary("otter-repo"), "init", "--repo", base / "offline", "--keys-dir", keys, "-q"],
-        check=True)
-    return {"keys": keys, "offline": base / "offline",
-            "root": base / "offline" / "metadata" / "1.root.json"}
+    from uptanefixture import make_ceremony
+    return make_ceremony(tmp_path_factory.mktemp("ceremony"))
 
 
 @pytest.fixture

@@ -3,12 +3,39 @@
 of tests/integration's UpdateEnv (otter-repo behind nginx), and that UpdateEnv's simulated
 device with an [uptane] section."""
 
+import importlib.util
 import json
 import os
 import shutil
+import sys
 
-from agentfixture import UpdateEnv
-from conftest import director_conftest
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "director"))
+
+from agentfixture import UpdateEnv  # noqa: E402
+
+
+def _director_module():
+    """tests/director/conftest.py (its Director class), loaded under its own name: every
+    suite folder has a module called conftest."""
+    spec = importlib.util.spec_from_file_location(
+        "director_conftest", os.path.join(HERE, "..", "director", "conftest.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+director_conftest = _director_module()
+
+
+def make_ceremony(base):
+    """The director's offline root ceremony (otter-repo), as tests/director does it."""
+    keys = base / "keys"
+    director_conftest.run([director_conftest.binary("otter-repo"), "init", "--repo",
+                           base / "offline", "--keys-dir", keys, "-q"], check=True)
+    return {"keys": keys, "offline": base / "offline",
+            "root": base / "offline" / "metadata" / "1.root.json"}
 
 
 class UptaneEnv(UpdateEnv):
