@@ -747,8 +747,14 @@ static int select_assigned(otter_agent *a, otter_tuf_updater *d, otter_tuf_updat
 		goto out;
 	}
 	strfmt(st->version, sizeof(st->version), "%s", r_->version);
-	if (installed[0] && otter_version_compare(r_->version, installed) == 0)
-		goto out; /* installed already */
+	if (installed[0] && otter_version_compare(r_->version, installed) == 0) {
+		/* Installed already (by an earlier assignment, or at the factory). */
+		if (st->result == 0) {
+			st->result = 1;
+			st->installed = st->target;
+		}
+		goto out;
+	}
 	if (installed[0] && otter_version_compare(r_->version, installed) < 0) {
 		note_attack(a, "director assigns %s, older than the installed %s", r_->version,
 			    installed);
