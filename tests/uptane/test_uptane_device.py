@@ -275,3 +275,16 @@ def test_unreachable_director_daemon_keeps_running_and_backs_off(env):
     st = env.uptane_status()
     assert "attacks-detected" not in st and st["registered"] is False
     assert env.status()["primary"] == "A"
+
+
+def test_damaged_state_stops_the_director_client_not_the_agent(env):
+    """A damaged uptane.json could let the counter go back: the Director part fails, named,
+    until someone repairs it; after-boot work (confirmation) still runs."""
+    import os
+    env.update(check=True)
+    with open(os.path.join(env.dev.data, "uptane.json"), "w") as f:
+        f.write('{"report-counter": "x"')
+    _, err, rc = env.update()
+    assert rc != 0 and "cannot be recovered" in err, err
+    assert int(env.ecu_row()[0]) == 1      # nothing sent with a guessed counter
+    assert env.status()["booted"] == "A"

@@ -54,6 +54,9 @@ struct uptane {
 	uptane_http http;
 	/* This cycle: an attack detected (reported in the next manifest). */
 	char attack[UPTANE_TEXT_MAX];
+	/* uptane.json could not be read: the Director client stops (why), the agent's boot
+	 * checks go on. */
+	char broken[512];
 };
 
 /* ---- uptane.json ---- */
@@ -328,10 +331,16 @@ int uptane_new(otter_agent *a, uptane **out, otter_error *err)
 	r = load_or_generate_key(a, c->key, &u->key, err);
 	if (r == 0)
 		r = keyid_of(u->key, u->keyid, err);
-	if (r == 0)
-		r = uptane_state_load(otter_system_data_dir(a->sys), &u->st, err);
 	if (r < 0)
 		return r;
+	{
+		otter_error e = OTTER_ERROR_INIT;
+
+		if (uptane_state_load(otter_system_data_dir(a->sys), &u->st, &e) < 0) {
+			strfmt(u->broken, sizeof(u->broken), "%s", e.msg);
+			agent_log(a, OTTER_LOG_ERR, "%s", e.msg);
+		}
+	}
 	u->net = (otter_net_options)OTTER_NET_OPTIONS_INIT;
 	u->net.connect_timeout_s = (long)a->cfg.connect_timeout;
 	u->net.low_speed_time_s = (long)a->cfg.slow_timeout;
@@ -788,6 +797,8 @@ int uptane_select(otter_agent *a, otter_tuf_updater **image, const char *install
 	*image = NULL;
 	version[0] = path[0] = '\0';
 	u->attack[0] = '\0';
+	if (u->broken[0])
+		return otter_error_set(err, OTTER_E_FORMAT, "%s", u->broken);
 	r = ensure_registered(a, &e);
 	/* 1. The Director repository, in full: root chain, timestamp, snapshot, targets. */
 	if (r == 0)
@@ -945,8 +956,8 @@ void uptane_report(otter_agent *a, int r, const otter_error *e)
 	long status = 0;
 	int rr;
 
-	if (!st->registered)
-		return; /* registration failed: logged by the cycle */
+	if (!st->registered || u->broken[0])
+		return; /* registration failed, or no trusted counter: logged by the cycle */
 	if (r < 0 && is_attack(e->code) && !u->attack[0])
 		note_attack(a, "%s", e->msg);
 	record_outcome(a, r, e);
