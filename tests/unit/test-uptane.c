@@ -110,8 +110,7 @@ static void test_state_parse_is_strict(void **state)
 		"{\"report-counter\": \"5\"}",
 		"{\"report-counter\": 1, \"result\": 3}",
 		"{\"report-counter\": 1, \"code\": \"a\\u0001\"}",
-		"{\"report-counter\": 1, \"target\": {\"path\": \"x\", \"length\": 1, "
-		"\"sha256\": \"ABC\"}}",
+		"{\"report-counter\": 1, \"target\": {\"path\": \"x\", \"length\": 1, \"sha256\": \"A\"}}",
 		"{\"report-counter\": 1, \"target\": {\"path\": \"x\"}}",
 		"[1]",
 		"{\"report-counter\": 1",

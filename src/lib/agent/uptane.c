@@ -496,7 +496,7 @@ static void note_attack(otter_agent *a, const char *fmt, ...)
 
 static void tuf_log(void *userdata, int level, const char *msg)
 {
-	agent_log(userdata, level, "director: %s", msg);
+	agent_log(userdata, (otter_log_level)level, "director: %s", msg);
 }
 
 /* Root chain, timestamp, snapshot and targets of this device's Director repository. */
