@@ -288,3 +288,36 @@ def test_damaged_state_stops_the_director_client_not_the_agent(env):
     assert rc != 0 and "cannot be recovered" in err, err
     assert int(env.ecu_row()[0]) == 1      # nothing sent with a guessed counter
     assert env.status()["booted"] == "A"
+
+
+def test_director_target_for_an_unknown_ecu_is_refused_and_reported(env):
+    """A compromised Director names an ECU this device does not have (here: one added to the
+    device in the director's database, with an assignment)."""
+    import hashlib
+    env.release("1.1")
+    env.update(check=True)
+    e = image_entry(env, "releases/test-device/1.1.json")
+    env.sql("INSERT INTO ecus (serial, device_id, hardware_id, is_primary, key_type, "
+            f"public_key, keyid) VALUES ('stranger-ecu', '{env.device_id}', 'gw-v1', 0, "
+            f"'ed25519', 'x', '{hashlib.sha256(b'stranger').hexdigest()}')")
+    forge_assignment(env, "releases/test-device/1.1.json", e["length"], e["hashes"], e["custom"])
+    env.sql("UPDATE assignments SET ecu_serial = 'stranger-ecu'")
+    refused(env, "ECU 'stranger-ecu', which is not one of this device's ECUs")
+    assert "unknown ECU stranger-ecu" in env.uptane_status()["attacks-detected"]
+
+
+def test_registration_with_a_bad_token_fails_and_says_why(tmp_path, nginx, ceremony):
+    e = UptaneEnv(tmp_path, nginx, ceremony, token=False)
+    try:
+        with open(e.token_file, "w") as f:
+            f.write("otk1.nope.nope\n")
+        _, err, rc = e.update()
+        assert rc != 0 and "registering device dev-1" in err and "HTTP 403" in err, err
+        assert e.uptane_status()["registered"] is False
+        # A good token later: registered at the next cycle.
+        with open(e.token_file, "w") as f:
+            f.write(e.director.token() + "\n")
+        e.update(check=True)
+        assert e.uptane_status()["registered"] is True
+    finally:
+        e.stop()
