@@ -194,7 +194,8 @@ def test_director_timestamp_rolled_back_is_refused(proxied):
     env.assign("1.1")
     env.update("--check", check=True)     # the device now trusts the newer timestamp
     env.proxy.override[META + "timestamp.json"] = old
-    refused(env, "director")
+    refused(env, "director", "timestamp.json: version 1 is lower than trusted version",
+            "rollback")
     assert env.agent()["last-error"]
     assert env.uptane_status()["attacks-detected"]
 
@@ -212,7 +213,7 @@ def test_director_snapshot_replayed_under_a_new_version_is_refused(proxied):
     nxt = int(new[0].rsplit("/", 1)[1].split(".")[0]) + 1
     env.assign("1.1")  # a new assignment: a new timestamp names snapshot nxt
     env.proxy.override[f"{META}{nxt}.snapshot.json"] = list(old.values())[0]
-    refused(env, "director")
+    refused(env, "director", f"{nxt}.snapshot.json: sha256 is", "expected")
     assert env.status()["primary"] == "A"
 
 
