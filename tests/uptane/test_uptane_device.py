@@ -5,6 +5,7 @@ through the A/B path, manifests with install results; each attack a named test."
 
 import pytest
 
+from conftest import needs_faketime
 from uptanefixture import UptaneEnv
 
 
@@ -232,8 +233,8 @@ def test_another_devices_director_targets_are_refused(proxied):
     assert "another device" in env.uptane_status()["attacks-detected"]
 
 
+@needs_faketime
 def test_frozen_director_metadata_is_refused(proxied):
-    from conftest import needs_faketime  # noqa: F401
     import shutil
     if not shutil.which("faketime"):
         pytest.skip("faketime not installed")
