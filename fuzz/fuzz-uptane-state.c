@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text = json_dumps(o, 0);
 	if (!text || uptane_state_parse((const uint8_t *)text, strlen(text), &again, NULL) < 0 ||
 	    again.counter != st.counter || again.result != st.result ||
-	    again.registered != st.registered || strcmp(again.target.path, st.target.path) != 0 ||
+	    again.registered != st.registered ||
+	    again.n_secondaries != st.n_secondaries || strcmp(again.target.path, st.target.path) != 0 ||
 	    again.installed.length != st.installed.length)
 		abort();
 	free(text);

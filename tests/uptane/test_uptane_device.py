@@ -323,3 +323,99 @@ def test_registration_with_a_bad_token_fails_and_says_why(tmp_path, nginx, cerem
         assert e.uptane_status()["registered"] is True
     finally:
         e.stop()
+
+
+# ---- secondary ECUs ----
+
+def with_secondary(env, install=None):
+    """A gateway with a simulated MCU: its install handler stores what it gets on stdin."""
+    import os
+    env.mcu_file = os.path.join(env.base, "mcu.bin")
+    env.mcu_serial = env.device_id + "-mcu"
+    env.uptane_conf(extra=f"""
+[secondary.mcu]
+serial={env.mcu_serial}
+hardware-id=mcu-v1
+install={install or f"cat > {env.mcu_file}"}
+""")
+    return env
+
+
+def mcu_image(env, version):
+    import os
+    data = os.urandom(64 * 1024)
+    path = os.path.join(env.tmp, f"mcu-{version}.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    env.repo("add-target", path, "--path", f"fw/mcu-{version}.bin")
+    env.repo("publish", "--key", os.path.join(env.keys, "targets-1.pem"))
+    return data
+
+
+def mcu_assignment(env):
+    return env.sql("SELECT status, reason, correlation_id FROM assignments WHERE ecu_serial = "
+                   f"'{env.mcu_serial}'")[0]
+
+
+def test_secondary_is_registered_installed_through_its_handler_and_reported(env):
+    import os
+    with_secondary(env)
+    env.update(check=True)
+    rows = env.sql(f"SELECT serial, hardware_id, is_primary FROM ecus WHERE device_id = "
+                   f"'{env.device_id}' ORDER BY serial")
+    assert [(r[0], r[1]) for r in rows] == [(env.serial, "gw-v1"), (env.mcu_serial, "mcu-v1")]
+    data = mcu_image(env, "2.0")
+    _, err, rc = env.director.cli("assign", "--target", "fw/mcu-2.0.bin", "--device",
+                                  env.device_id, "--hardware-id", "mcu-v1")
+    assert rc == 0, err
+    env.update(check=True)
+    with open(env.mcu_file, "rb") as f:
+        assert f.read() == data
+    assert not env.reboot_requested()           # the primary's slots are not touched
+    assert mcu_assignment(env)[0] == "installed"
+    path = env.sql(f"SELECT installed_path FROM ecus WHERE serial = '{env.mcu_serial}'")[0][0]
+    assert path == "fw/mcu-2.0.bin"
+    sec = env.uptane_status()["secondaries"][0]
+    assert sec["installed"] == "fw/mcu-2.0.bin" and sec["install-result"] == "success"
+    # Installed once: the next cycle does not run the handler again.
+    os.unlink(env.mcu_file)
+    env.update(check=True)
+    assert not os.path.exists(env.mcu_file)
+
+
+def test_secondary_install_handler_failure_is_reported(env):
+    with_secondary(env, install="cat > /dev/null; exit 3")
+    env.update(check=True)
+    mcu_image(env, "2.0")
+    env.director.cli("assign", "--target", "fw/mcu-2.0.bin", "--device", env.device_id,
+                     "--hardware-id", "mcu-v1", check=True)
+    env.update(check=True)
+    status, reason, _ = mcu_assignment(env)
+    assert status == "failed" and reason.startswith("INSTALL") and "exit status 3" in reason
+
+
+def test_compromised_director_cannot_send_a_secondary_an_unsigned_image(env):
+    import hashlib
+    import json
+    import os
+    import time
+    with_secondary(env)
+    env.update(check=True)
+    env.release("1.1")
+    e = image_entry(env, "releases/test-device/1.1.json")
+    evil = b"attacker's MCU firmware"
+    now = int(time.time())
+    # One assignment (one correlation id) for both ECUs: the primary's part is genuine, the
+    # MCU's is not signed by the image repository. Nothing of it may be installed.
+    forge_assignment(env, "releases/test-device/1.1.json", e["length"], e["hashes"],
+                     e["custom"], corr="both")
+    env.sql("INSERT INTO assignments (ecu_serial, device_id, rollout_id, phase, correlation_id, "
+            "target_path, target_length, target_hashes, target_custom, status, created, "
+            f"updated) VALUES ('{env.mcu_serial}', '{env.device_id}', NULL, NULL, 'both', "
+            f"'fw/evil.bin', {len(evil)}, "
+            f"'{json.dumps({'sha256': hashlib.sha256(evil).hexdigest()})}', '{{}}', "
+            f"'assigned', {now}, {now})")
+    env.sql(f"UPDATE devices SET assign_gen = assign_gen + 1 WHERE id = '{env.device_id}'")
+    refused(env, "the image repository does not sign it")
+    assert not os.path.exists(env.mcu_file)
+    assert "not signed by the image repository" in env.uptane_status()["attacks-detected"]

@@ -127,13 +127,70 @@ static int end_uptane(void *userdata, void *target, otter_error *err)
 	return 0;
 }
 
+#define S(field) offsetof(uptane_secondary_config, field)
+
+/* [secondary.NAME]: a secondary ECU (docs/agent.md "Secondary ECUs"). */
+static const ini_key secondary_keys[] = {
+	{"serial", INI_STRING, S(serial), 0, 64, NULL, NULL, true},
+	{"hardware-id", INI_STRING, S(hardware_id), 0, 64, NULL, NULL, true},
+	{"install", INI_STRING, S(install), 0, 1000, NULL, NULL, true},
+	{"key", INI_PATH, S(key), 0, 0, NULL, NULL, false},
+};
+
+static int begin_secondary(void *userdata, const char *subname, void **target,
+			   otter_error *err)
+{
+	agent_config *cfg = userdata;
+	uptane_secondary_config *s;
+
+	if (!protocol_id_ok(subname) || strchr(subname, '/'))
+		return otter_error_set(err, OTTER_E_CONFIG, "[secondary.%s]: the name must be 1 to "
+							   "64 of A-Z a-z 0-9 . _ : -",
+				       subname);
+	for (size_t i = 0; i < cfg->uptane.n_secondaries; i++)
+		if (strcmp(cfg->uptane.secondaries[i].name, subname) == 0)
+			return otter_error_set(err, OTTER_E_CONFIG, "[secondary.%s]: twice",
+					       subname);
+	if (cfg->uptane.n_secondaries == UPTANE_MAX_SECONDARIES)
+		return otter_error_set(err, OTTER_E_CONFIG, "[secondary.%s]: more than %d "
+							   "secondaries",
+				       subname, UPTANE_MAX_SECONDARIES);
+	s = &cfg->uptane.secondaries[cfg->uptane.n_secondaries++];
+	s->name = otter_strdup(subname);
+	if (!s->name)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	*target = s;
+	return 0;
+}
+
+static int end_secondary(void *userdata, void *target, otter_error *err)
+{
+	uptane_secondary_config *s = target;
+
+	if (!protocol_id_ok(s->serial) || !protocol_id_ok(s->hardware_id))
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "[secondary.%s] serial, hardware-id: 1 to 64 characters of "
+				       "A-Z a-z 0-9 . _ : -",
+				       s->name);
+	return 0;
+}
+
 static const ini_section update_sections[] = {
 	{"update", false, update_keys, ELEMENTSOF(update_keys), begin_update, end_update, NULL},
 	{"uptane", false, uptane_keys, ELEMENTSOF(uptane_keys), begin_uptane, end_uptane, NULL},
+	{"secondary.", false, secondary_keys, ELEMENTSOF(secondary_keys), begin_secondary,
+	 end_secondary, NULL},
 };
 
 void uptane_config_clear(uptane_config *c)
 {
+	for (size_t i = 0; i < c->n_secondaries; i++) {
+		free(c->secondaries[i].name);
+		free(c->secondaries[i].serial);
+		free(c->secondaries[i].hardware_id);
+		free(c->secondaries[i].install);
+		free(c->secondaries[i].key);
+	}
 	free(c->director);
 	free(c->director_root);
 	free(c->device_id);
@@ -163,7 +220,7 @@ void agent_config_clear(agent_config *cfg)
 
 int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, otter_error *err)
 {
-	static const char *const agent_sections[] = {"update", "uptane", NULL};
+	static const char *const agent_sections[] = {"update", "uptane", "secondary.", NULL};
 	static const ini_options opts = {.skip_unknown_sections = true};
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t len;
@@ -179,6 +236,21 @@ int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, o
 	if (r == 0)
 		r = ini_parse_opts(&opts, path, data, len, update_sections, ELEMENTSOF(update_sections), cfg,
 				  err);
+	if (r == 0 && cfg->uptane.n_secondaries > 0 && !cfg->uptane.enabled)
+		r = otter_error_set(err, OTTER_E_CONFIG,
+				    "%s: [secondary.%s] without [uptane]: secondaries are updated "
+				    "through a Director",
+				    path, cfg->uptane.secondaries[0].name);
+	for (size_t i = 0; r == 0 && i < cfg->uptane.n_secondaries; i++)
+		for (size_t j = 0; r == 0 && j <= i; j++) {
+			const char *other = j < i ? cfg->uptane.secondaries[j].serial
+						  : cfg->uptane.ecu_serial;
+			if (other && strcmp(cfg->uptane.secondaries[i].serial, other) == 0)
+				r = otter_error_set(err, OTTER_E_CONFIG,
+						    "%s: [secondary.%s] serial %s: used by another "
+						    "ECU of this device",
+						    path, cfg->uptane.secondaries[i].name, other);
+		}
 	if (r == 0 && cfg->uptane.enabled && !cfg->uptane.hardware_id) {
 		if (!cfg->hardware_id)
 			r = otter_error_set(err, OTTER_E_CONFIG,

@@ -139,6 +139,9 @@ int agent_save(otter_agent *a, otter_error *err);
  * it was killed for the time limit or by a signal). */
 int agent_run_command(otter_agent *a, const char *what, const char *command, uint64_t timeout_s,
 		      int *status, otter_error *err);
+/* The same, with stdin_fd as the command's standard input (-1: inherited). */
+int agent_run_command_stdin(otter_agent *a, const char *what, const char *command,
+			    uint64_t timeout_s, int stdin_fd, int *status, otter_error *err);
 
 /* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
 int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err);

@@ -49,6 +49,9 @@ DEFINE_CLEANUP_FUNC(otter_tuf_target, otter_tuf_target_free)
 struct uptane {
 	otter_key *key;
 	char keyid[OTTER_KEYID_HEX_LEN + 1];
+	/* The secondaries' keys (config order); the primary signs their reports with them. */
+	otter_key *skey[UPTANE_MAX_SECONDARIES];
+	char skeyid[UPTANE_MAX_SECONDARIES][OTTER_KEYID_HEX_LEN + 1];
 	uptane_state st;
 	otter_net_options net;
 	uptane_http http;
@@ -103,6 +106,44 @@ static int image_from_json(const json_t *o, const char *key, uptane_image *img,
 	return 0;
 }
 
+static int secondaries_from_json(const json_t *o, uptane_state *st, otter_error *err)
+{
+	json_t *arr = NULL, *e;
+	size_t i;
+	int r = json_get_member(o, "secondaries", JSON_ARRAY, false, UPTANE_STATE_FILE, &arr, err);
+
+	if (r < 0 || !arr)
+		return r;
+	if (json_array_size(arr) > UPTANE_MAX_SECONDARIES)
+		return otter_error_set(err, OTTER_E_FORMAT, "%s: more than %d secondaries",
+				       UPTANE_STATE_FILE, UPTANE_MAX_SECONDARIES);
+	json_array_foreach(arr, i, e) {
+		uptane_ecu_state *s = &st->secondaries[i];
+		int64_t res = 0;
+
+		if (!json_is_object(e))
+			return otter_error_set(err, OTTER_E_FORMAT, "%s: secondaries[%zu]: not an "
+								   "object",
+					       UPTANE_STATE_FILE, i);
+		if ((r = copy_str(e, "serial", s->serial, sizeof(s->serial), err)) < 0 ||
+		    (r = copy_str(e, "correlation-id", s->correlation_id,
+				  sizeof(s->correlation_id), err)) < 0 ||
+		    (r = copy_str(e, "code", s->code, sizeof(s->code), err)) < 0 ||
+		    (r = copy_str(e, "description", s->description, sizeof(s->description),
+				  err)) < 0 ||
+		    (r = json_get_int(e, "result", false, UPTANE_STATE_FILE, 0, 2, &res, err)) < 0 ||
+		    (r = image_from_json(e, "installed", &s->installed, err)) < 0 ||
+		    (r = image_from_json(e, "target", &s->target, err)) < 0)
+			return r;
+		if (!s->serial[0])
+			return otter_error_set(err, OTTER_E_FORMAT, "%s: secondaries[%zu]: no serial",
+					       UPTANE_STATE_FILE, i);
+		s->result = (int)res;
+		st->n_secondaries = i + 1;
+	}
+	return 0;
+}
+
 int uptane_state_parse(const uint8_t *data, size_t len, uptane_state *st, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *o = NULL;
@@ -130,7 +171,7 @@ int uptane_state_parse(const uint8_t *data, size_t len, uptane_state *st, otter_
 	st->registered = registered;
 	st->counter = (uint64_t)counter;
 	st->result = (int)result;
-	return 0;
+	return secondaries_from_json(o, st, err);
 }
 
 static json_t *image_json(const uptane_image *img)
@@ -163,6 +204,21 @@ json_t *uptane_state_to_json(const uptane_state *st)
 	if (st->target.path[0])
 		json_object_set_new(o, "target", image_json(&st->target));
 	json_object_set_new(o, "installed", image_json(&st->installed));
+	if (st->n_secondaries) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < st->n_secondaries; i++) {
+			const uptane_ecu_state *e = &st->secondaries[i];
+			json_t *x = json_pack("{s:s, s:s, s:s, s:s, s:i, s:o}", "serial", e->serial,
+					      "correlation-id", e->correlation_id, "code", e->code,
+					      "description", e->description, "result", e->result,
+					      "installed", image_json(&e->installed));
+			if (x && e->target.path[0])
+				json_object_set_new(x, "target", image_json(&e->target));
+			json_array_append_new(arr, x);
+		}
+		json_object_set_new(o, "secondaries", arr);
+	}
 	return o;
 }
 
@@ -300,6 +356,8 @@ uptane *uptane_free(uptane *u)
 	if (!u)
 		return NULL;
 	otter_key_free(u->key);
+	for (size_t i = 0; i < UPTANE_MAX_SECONDARIES; i++)
+		otter_key_free(u->skey[i]);
 	free(u);
 	return NULL;
 }
@@ -331,6 +389,21 @@ int uptane_new(otter_agent *a, uptane **out, otter_error *err)
 	r = load_or_generate_key(a, c->key, &u->key, err);
 	if (r == 0)
 		r = keyid_of(u->key, u->keyid, err);
+	for (size_t i = 0; r == 0 && i < c->n_secondaries; i++) {
+		uptane_secondary_config *sc = &c->secondaries[i];
+
+		if (!sc->key) {
+			_cleanup_free_ char *name = str_concat(sc->name, "-key.pem");
+			_cleanup_free_ char *dir = default_path(a, "uptane");
+
+			sc->key = name && dir ? path_join(dir, name) : NULL;
+			if (!sc->key)
+				return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+		}
+		r = load_or_generate_key(a, sc->key, &u->skey[i], err);
+		if (r == 0)
+			r = keyid_of(u->skey[i], u->skeyid[i], err);
+	}
 	if (r < 0)
 		return r;
 	{
@@ -340,6 +413,22 @@ int uptane_new(otter_agent *a, uptane **out, otter_error *err)
 			strfmt(u->broken, sizeof(u->broken), "%s", e.msg);
 			agent_log(a, OTTER_LOG_ERR, "%s", e.msg);
 		}
+	}
+	/* The state of each configured secondary, in config order (unknown ones dropped). */
+	{
+		uptane_ecu_state known[UPTANE_MAX_SECONDARIES];
+
+		memcpy(known, u->st.secondaries, sizeof(known));
+		memset(u->st.secondaries, 0, sizeof(u->st.secondaries));
+		for (size_t i = 0; i < c->n_secondaries; i++) {
+			uptane_ecu_state *dst = &u->st.secondaries[i];
+
+			for (size_t j = 0; j < u->st.n_secondaries; j++)
+				if (strcmp(known[j].serial, c->secondaries[i].serial) == 0)
+					*dst = known[j];
+			strfmt(dst->serial, sizeof(dst->serial), "%s", c->secondaries[i].serial);
+		}
+		u->st.n_secondaries = c->n_secondaries;
 	}
 	u->net = (otter_net_options)OTTER_NET_OPTIONS_INIT;
 	u->net.connect_timeout_s = (long)a->cfg.connect_timeout;
@@ -451,6 +540,20 @@ static int ensure_registered(otter_agent *a, otter_error *err)
 			 (const char *)pem, "primary", 1);
 	if (!body)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < c->n_secondaries; i++) {
+		_cleanup_free_ uint8_t *spem = NULL;
+		size_t slen;
+
+		r = otter_key_public_pem(u->skey[i], &spem, &slen, err);
+		if (r < 0)
+			return r;
+		json_array_append_new(json_object_get(body, "ecus"),
+				      json_pack("{s:s, s:s, s:s, s:s, s:b}", "serial",
+						c->secondaries[i].serial, "hardware_id",
+						c->secondaries[i].hardware_id, "key_type",
+						otter_key_type_name(otter_key_get_type(u->skey[i])),
+						"public_key", (const char *)spem, "primary", 0));
+	}
 	if (token[0])
 		json_object_set_new(body, "token", json_string(token));
 	r = send_json(a, "POST", "register", body, &status, msg, sizeof(msg), err);
@@ -547,11 +650,30 @@ static int director_refresh(otter_agent *a, otter_tuf_updater **out, otter_error
 	return 0;
 }
 
+/* The Director's target of each of this device's ECUs: [0] the primary, [1 + i] secondary i. */
+#define N_ECUS (1 + UPTANE_MAX_SECONDARIES)
 struct collect {
 	otter_agent *a;
-	char path[UPTANE_PATH_MAX];           /* the target naming our ECU ("" none) */
-	char correlation_id[UPTANE_ID_MAX];
+	char path[N_ECUS][UPTANE_PATH_MAX];           /* "" none */
+	char correlation_id[N_ECUS][UPTANE_ID_MAX];
 };
+
+/* The index of an ECU of this device (see struct collect), or -1. */
+static int ecu_index(const otter_agent *a, const char *serial, const char **hw)
+{
+	const uptane_config *c = &a->cfg.uptane;
+
+	if (strcmp(serial, c->ecu_serial) == 0) {
+		*hw = c->hardware_id;
+		return 0;
+	}
+	for (size_t i = 0; i < c->n_secondaries; i++)
+		if (strcmp(serial, c->secondaries[i].serial) == 0) {
+			*hw = c->secondaries[i].hardware_id;
+			return (int)i + 1;
+		}
+	return -1;
+}
 
 static int collect_target(void *userdata, const otter_tuf_target *t, otter_error *err)
 {
@@ -560,21 +682,25 @@ static int collect_target(void *userdata, const otter_tuf_target *t, otter_error
 	const json_t *custom = otter_tuf_target_custom(t);
 	json_t *ecus = custom ? json_object_get(custom, "ecuIdentifiers") : NULL;
 	json_t *corr = custom ? json_object_get(custom, "correlationId") : NULL;
-	const char *serial;
+	const char *serial, *our_hw;
 	json_t *v;
 	char safe[80], path[120];
-	bool ours = false;
 
 	str_sanitize(otter_tuf_target_path(t), path, sizeof(path));
 	if (!json_is_object(ecus) || json_object_size(ecus) == 0)
 		return otter_error_set(err, OTTER_E_FORMAT,
 				       "director target %s names no ECU (custom.ecuIdentifiers)",
 				       path);
+	if (strlen(otter_tuf_target_path(t)) >= UPTANE_PATH_MAX)
+		return otter_error_set(err, OTTER_E_FORMAT, "director target path %s... is longer "
+							   "than %d bytes",
+				       path, UPTANE_PATH_MAX - 1);
 	json_object_foreach(ecus, serial, v) {
 		json_t *hw = json_is_object(v) ? json_object_get(v, "hardwareId") : NULL;
+		int k = ecu_index(a, serial, &our_hw);
 
 		str_sanitize(serial, safe, sizeof(safe));
-		if (strcmp(serial, a->cfg.uptane.ecu_serial) != 0) {
+		if (k < 0) {
 			note_attack(a, "director target %s for unknown ECU %s", path, safe);
 			return otter_error_set(err, OTTER_E_FORMAT,
 					       "director target %s is for ECU '%s', which is not one "
@@ -582,28 +708,22 @@ static int collect_target(void *userdata, const otter_tuf_target *t, otter_error
 					       "targets",
 					       path, safe, a->cfg.uptane.ecu_serial);
 		}
-		if (!json_is_string(hw) || strcmp(json_string_value(hw), a->cfg.uptane.hardware_id)) {
+		if (!json_is_string(hw) || strcmp(json_string_value(hw), our_hw) != 0) {
 			note_attack(a, "director target %s for other hardware", path);
 			return otter_error_set(err, OTTER_E_FORMAT,
 					       "director target %s is for hardware id other than "
 					       "ECU %s's (%s): refusing it",
-					       path, safe, a->cfg.uptane.hardware_id);
+					       path, safe, our_hw);
 		}
-		ours = true;
+		if (c->path[k][0])
+			return otter_error_set(err, OTTER_E_FORMAT,
+					       "director targets list ECU %s in two targets (%s and "
+					       "%s)",
+					       safe, c->path[k], path);
+		strfmt(c->path[k], UPTANE_PATH_MAX, "%s", otter_tuf_target_path(t));
+		if (json_is_string(corr) && strlen(json_string_value(corr)) < UPTANE_ID_MAX)
+			str_sanitize(json_string_value(corr), c->correlation_id[k], UPTANE_ID_MAX);
 	}
-	if (!ours)
-		return 0;
-	if (c->path[0])
-		return otter_error_set(err, OTTER_E_FORMAT,
-				       "director targets list ECU %s in two targets (%s and %s)",
-				       a->cfg.uptane.ecu_serial, c->path, path);
-	if (strlen(otter_tuf_target_path(t)) >= sizeof(c->path))
-		return otter_error_set(err, OTTER_E_FORMAT, "director target path %s... is longer "
-							   "than %zu bytes",
-				       path, sizeof(c->path) - 1);
-	strfmt(c->path, sizeof(c->path), "%s", otter_tuf_target_path(t));
-	if (json_is_string(corr) && strlen(json_string_value(corr)) < UPTANE_ID_MAX)
-		str_sanitize(json_string_value(corr), c->correlation_id, UPTANE_ID_MAX);
 	return 0;
 }
 
@@ -711,21 +831,21 @@ static int select_assigned(otter_agent *a, otter_tuf_updater *d, otter_tuf_updat
 	const char *hw = a->cfg.hardware_id ? a->cfg.hardware_id : a->cfg.uptane.hardware_id;
 	int r;
 
-	str_sanitize(c->path, safe, sizeof(safe));
-	r = otter_tuf_find_target(d, c->path, &dt, err);
+	str_sanitize(c->path[0], safe, sizeof(safe));
+	r = otter_tuf_find_target(d, c->path[0], &dt, err);
 	if (r < 0)
 		return r;
-	if (strcmp(st->target.path, c->path) != 0 ||
-	    strcmp(st->correlation_id, c->correlation_id) != 0) {
+	if (strcmp(st->target.path, c->path[0]) != 0 ||
+	    strcmp(st->correlation_id, c->correlation_id[0]) != 0) {
 		/* A new assignment: its result is not known yet. */
 		image_from_target(dt, &st->target);
-		strfmt(st->correlation_id, sizeof(st->correlation_id), "%s", c->correlation_id);
+		strfmt(st->correlation_id, sizeof(st->correlation_id), "%s", c->correlation_id[0]);
 		st->version[0] = st->code[0] = st->description[0] = '\0';
 		st->result = 0;
 		agent_log(a, OTTER_LOG_NOTICE, "the director assigns %s (correlation id %s)", safe,
-			  c->correlation_id[0] ? c->correlation_id : "none");
+			  c->correlation_id[0][0] ? c->correlation_id[0] : "none");
 	}
-	r = otter_tuf_find_target(img, c->path, &it, err);
+	r = otter_tuf_find_target(img, c->path[0], &it, err);
 	if (r == OTTER_E_NOT_FOUND) {
 		note_attack(a, "director target %s is not signed by the image repository", safe);
 		otter_error_clear(err);
@@ -744,7 +864,7 @@ static int select_assigned(otter_agent *a, otter_tuf_updater *d, otter_tuf_updat
 		return otter_error_set(err, OTTER_E_FORMAT,
 				       "%s: not a release (no custom.otter in the image repository)",
 				       safe);
-	r = otter_release_from_json(&r_, doc, c->path, err);
+	r = otter_release_from_json(&r_, doc, c->path[0], err);
 	if (r < 0)
 		return r;
 	if (!otter_release_matches(r_, otter_system_compatible(a->sys), hw)) {
@@ -776,11 +896,112 @@ static int select_assigned(otter_agent *a, otter_tuf_updater *d, otter_tuf_updat
 	if (agent_state_failed(&a->st, r_->version))
 		goto out; /* failed before, reported; never retried */
 	strfmt(version, version_size, "%s", r_->version);
-	strfmt(path, path_size, "%s", c->path);
+	strfmt(path, path_size, "%s", c->path[0]);
 	*rel = TAKE_PTR(r_);
 out:
 	otter_release_free(r_);
 	return r;
+}
+
+/* Secondary k (config index): the Director's target, checked against the image repository.
+ * *out gets the image repository's target, NULL when nothing is to be installed. */
+static int verify_secondary(otter_agent *a, otter_tuf_updater *d, otter_tuf_updater *img,
+			    const struct collect *c, size_t k, otter_tuf_target **out,
+			    otter_error *err)
+{
+	uptane_ecu_state *es = &a->uptane->st.secondaries[k];
+	_cleanup_(otter_tuf_target_freep) otter_tuf_target *dt = NULL;
+	_cleanup_(otter_tuf_target_freep) otter_tuf_target *it = NULL;
+	const char *path = c->path[k + 1], *corr = c->correlation_id[k + 1];
+	char safe[120];
+	int r;
+
+	*out = NULL;
+	str_sanitize(path, safe, sizeof(safe));
+	r = otter_tuf_find_target(d, path, &dt, err);
+	if (r < 0)
+		return r;
+	if (strcmp(es->target.path, path) != 0 || strcmp(es->correlation_id, corr) != 0) {
+		image_from_target(dt, &es->target);
+		strfmt(es->correlation_id, sizeof(es->correlation_id), "%s", corr);
+		es->result = 0;
+		es->code[0] = es->description[0] = '\0';
+		agent_log(a, OTTER_LOG_NOTICE, "the director assigns %s to secondary %s (correlation "
+					  "id %s)",
+			  safe, es->serial, corr[0] ? corr : "none");
+	}
+	r = otter_tuf_find_target(img, path, &it, err);
+	if (r == OTTER_E_NOT_FOUND) {
+		note_attack(a, "director target %s is not signed by the image repository", safe);
+		otter_error_clear(err);
+		r = otter_error_set(err, OTTER_E_NOT_FOUND,
+				    "director target %s for secondary %s: the image repository does "
+				    "not sign it: refusing it",
+				    safe, es->serial);
+	}
+	if (r == 0)
+		r = check_agreement(a, dt, it, err);
+	if (r < 0) {
+		es->result = 2;
+		strfmt(es->code, sizeof(es->code), "VERIFICATION");
+		str_sanitize(err ? err->msg : "", es->description, sizeof(es->description));
+		return r;
+	}
+	if (strcmp(es->installed.path, path) == 0 && es->installed.length == es->target.length &&
+	    strcmp(es->installed.sha256, es->target.sha256) == 0) {
+		if (es->result == 0)
+			es->result = 1;
+		return 0; /* installed already */
+	}
+	if (es->result == 2)
+		return 0; /* failed before: reported, not retried */
+	*out = TAKE_PTR(it);
+	return 0;
+}
+
+/* Installs t on secondary k: the verified image on the install handler's stdin. */
+static int install_secondary(otter_agent *a, otter_tuf_updater *img, size_t k,
+			     const otter_tuf_target *t, otter_error *err)
+{
+	const uptane_secondary_config *sc = &a->cfg.uptane.secondaries[k];
+	uptane_ecu_state *es = &a->uptane->st.secondaries[k];
+	_cleanup_free_ char *dir = path_join(otter_system_data_dir(a->sys), "uptane/downloads");
+	_cleanup_free_ char *local = NULL;
+	int fd, status = 0, r;
+
+	if (!dir)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	r = fileio_mkdir_p(dir, 0700, err);
+	/* Length and every hash checked before the file is there. */
+	if (r == 0)
+		r = otter_tuf_download_target(img, t, dir, &local, err);
+	if (r < 0)
+		return otter_error_prefix(err, r, "secondary %s", sc->serial);
+	fd = open(local, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = otter_error_set_errno(err, errno, "secondary %s: opening %s", sc->serial, local);
+		unlink(local);
+		return r;
+	}
+	r = agent_run_command_stdin(a, "secondary install", sc->install,
+				    a->cfg.confirm_deadline, fd, &status, err);
+	close(fd);
+	unlink(local);
+	if (r < 0)
+		return r;
+	if (status != 0) {
+		es->result = 2;
+		strfmt(es->code, sizeof(es->code), "INSTALL");
+		strfmt(es->description, sizeof(es->description),
+		       "install handler of secondary %s failed (exit status %d)", sc->serial, status);
+		agent_log(a, OTTER_LOG_ERR, "%s", es->description);
+		return 0;
+	}
+	es->installed = es->target;
+	es->result = 1;
+	es->code[0] = es->description[0] = '\0';
+	agent_log(a, OTTER_LOG_NOTICE, "secondary %s: %s installed", sc->serial, es->target.path);
+	return 0;
 }
 
 int uptane_select(otter_agent *a, otter_tuf_updater **image, const char *installed,
@@ -788,7 +1009,9 @@ int uptane_select(otter_agent *a, otter_tuf_updater **image, const char *install
 		  otter_release **rel, otter_error *err)
 {
 	uptane *u = a->uptane;
+	size_t n_sec = a->cfg.uptane.n_secondaries;
 	otter_tuf_updater *d = NULL;
+	otter_tuf_target *sec[UPTANE_MAX_SECONDARIES] = {NULL};
 	struct collect c = {.a = a};
 	otter_error e = OTTER_ERROR_INIT;
 	int r;
@@ -810,23 +1033,56 @@ int uptane_select(otter_agent *a, otter_tuf_updater **image, const char *install
 	/* 2. The image repository (TUF, the agent's mirrors). */
 	if (r == 0)
 		r = agent_updater(a, image, &e);
-	/* 3. Agreement, then the release. */
-	if (r == 0 && c.path[0])
+	/* 3. Agreement for every ECU's target before anything is installed: all or none. */
+	for (size_t k = 0; r == 0 && k < n_sec; k++)
+		if (c.path[k + 1][0])
+			r = verify_secondary(a, d, *image, &c, k, &sec[k], &e);
+	if (r == 0 && c.path[0][0])
 		r = select_assigned(a, d, *image, &c, installed, version, version_size, path,
 				    path_size, rel, &e);
-	if (r < 0 && c.path[0] && r != OTTER_E_NETWORK && r != OTTER_E_TIMEOUT &&
+	if (r < 0 && c.path[0][0] && r != OTTER_E_NETWORK && r != OTTER_E_TIMEOUT &&
 	    r != OTTER_E_NOMEM && r != OTTER_E_IO)
 		assignment_failed(a, "VERIFICATION", e.msg);
+	/* 4. The secondaries, through their install handlers; the primary's A/B install
+	 * follows in the agent. */
+	for (size_t k = 0; r == 0 && k < n_sec; k++)
+		if (sec[k])
+			r = install_secondary(a, *image, k, sec[k], &e);
+	for (size_t k = 0; k < n_sec; k++)
+		otter_tuf_target_free(sec[k]);
+	/* One assignment is installed on all its ECUs or on none: a secondary that failed
+	 * stops the primary's part. */
+	for (size_t k = 0; r == 0 && *rel && k < n_sec; k++) {
+		const uptane_ecu_state *es = &u->st.secondaries[k];
+
+		if (es->result == 2 && strcmp(es->correlation_id, u->st.correlation_id) == 0) {
+			char why[UPTANE_TEXT_MAX];
+
+			strfmt(why, sizeof(why), "secondary %s failed (%s): the primary's part of "
+						 "the assignment is not installed",
+			       es->serial, es->code);
+			assignment_failed(a, es->code, why);
+			agent_log(a, OTTER_LOG_ERR, "%s", why);
+			*rel = otter_release_free(*rel);
+			version[0] = path[0] = '\0';
+		}
+	}
 	if (r < 0 && is_attack(r) && !u->attack[0])
 		note_attack(a, "%s", e.msg);
 	otter_tuf_updater_free(d);
 	if (r < 0) {
+		otter_error se = OTTER_ERROR_INIT;
+
 		*image = otter_tuf_updater_free(*image);
+		*rel = otter_release_free(*rel);
+		version[0] = path[0] = '\0';
+		if (save(a, &se) < 0)
+			agent_log(a, OTTER_LOG_ERR, "%s", se.msg);
 		if (err)
 			*err = e;
 		return r;
 	}
-	if (!c.path[0])
+	if (!c.path[0][0])
 		agent_log(a, OTTER_LOG_INFO, "the director assigns nothing to ECU %s",
 			  a->cfg.uptane.ecu_serial);
 	return save(a, err);
@@ -851,8 +1107,9 @@ static json_t *fileinfo_json(const uptane_image *img)
 			 (json_int_t)img->length, "hashes", hashes);
 }
 
-/* {"signatures": [{keyid, sig}], "signed": signed} with the ECU key; steals signed. */
-static int envelope(otter_agent *a, json_t *signed_, json_t **out, otter_error *err)
+/* {"signatures": [{keyid, sig}], "signed": signed} with key; steals signed. */
+static int envelope(otter_agent *a, json_t *signed_, const otter_key *key, const char *keyid,
+		    json_t **out, otter_error *err)
 {
 	_cleanup_free_ uint8_t *canon = NULL, *sig = NULL;
 	_cleanup_free_ char *hex = NULL;
@@ -860,7 +1117,7 @@ static int envelope(otter_agent *a, json_t *signed_, json_t **out, otter_error *
 	int r = otter_json_canonical(signed_, &canon, &len, err);
 
 	if (r == 0)
-		r = otter_key_sign(a->uptane->key, canon, len, &sig, &siglen, err);
+		r = otter_key_sign(key, canon, len, &sig, &siglen, err);
 	if (r < 0) {
 		json_decref(signed_);
 		return r;
@@ -871,9 +1128,75 @@ static int envelope(otter_agent *a, json_t *signed_, json_t **out, otter_error *
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	}
 	hex_encode(sig, siglen, hex);
-	*out = json_pack("{s:[{s:s, s:s}], s:o}", "signatures", "keyid", a->uptane->keyid, "sig",
+	*out = json_pack("{s:[{s:s, s:s}], s:o}", "signatures", "keyid", keyid, "sig",
 			 hex, "signed", signed_);
 	return *out ? 0 : otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+}
+
+/* One ECU's signed version report. */
+static int ecu_report(otter_agent *a, const char *serial, const uptane_image *installed,
+		      const otter_key *key, const char *keyid, json_t **out, otter_error *err)
+{
+	json_t *signed_ = json_pack("{s:s, s:o, s:s, s:I}", "ecu_serial", serial,
+				    "installed_image", fileinfo_json(installed), "attacks_detected",
+				    a->uptane->st.attacks, "report_counter",
+				    (json_int_t)a->uptane->st.counter);
+
+	if (!signed_)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	return envelope(a, signed_, key, keyid, out, err);
+}
+
+static json_t *result_json(int result, const char *code, const char *description)
+{
+	return result == 1 ? json_pack("{s:b, s:s, s:s}", "success", 1, "code", "OK",
+				       "description", "installed")
+			   : json_pack("{s:b, s:s, s:s}", "success", 0, "code", code,
+				       "description", description);
+}
+
+/* The installation report: the primary's assignment, else a secondary's; with several
+ * ECUs, one item per ECU of that correlation id whose result is known. */
+static json_t *installation_report(otter_agent *a)
+{
+	const uptane_state *st = &a->uptane->st;
+	const char *corr = st->result && st->correlation_id[0] ? st->correlation_id : NULL;
+	json_t *items, *report;
+	bool ok = true;
+
+	for (size_t k = 0; !corr && k < st->n_secondaries; k++)
+		if (st->secondaries[k].result && st->secondaries[k].correlation_id[0])
+			corr = st->secondaries[k].correlation_id;
+	if (!corr)
+		return NULL;
+	items = json_array();
+	if (st->result && strcmp(st->correlation_id, corr) == 0) {
+		json_array_append_new(items, json_pack("{s:s, s:o}", "ecu", a->cfg.uptane.ecu_serial,
+						       "result", result_json(st->result, st->code,
+									     st->description)));
+		ok = st->result == 1;
+	}
+	for (size_t k = 0; k < st->n_secondaries; k++) {
+		const uptane_ecu_state *es = &st->secondaries[k];
+
+		if (!es->result || strcmp(es->correlation_id, corr) != 0)
+			continue;
+		json_array_append_new(items, json_pack("{s:s, s:o}", "ecu", es->serial, "result",
+						       result_json(es->result, es->code,
+								   es->description)));
+		ok = ok && es->result == 1;
+	}
+	report = json_pack("{s:s, s:o}", "correlation_id", corr, "result",
+			   ok ? result_json(1, "", "")
+			      : result_json(2, "FAILED", "an ECU failed: see items"));
+	if (st->n_secondaries == 0 && st->result)
+		/* One ECU: its own result, no items. */
+		json_object_set_new(report, "result",
+				    result_json(st->result, st->code, st->description));
+	else
+		json_object_set_new(report, "items", items), items = NULL;
+	json_decref(items);
+	return report;
 }
 
 static int build_manifest(otter_agent *a, const uptane_image *installed, json_t **out,
@@ -881,33 +1204,32 @@ static int build_manifest(otter_agent *a, const uptane_image *installed, json_t 
 {
 	uptane *u = a->uptane;
 	uptane_config *c = &a->cfg.uptane;
-	json_t *report = NULL, *ecu_signed, *manifest_signed;
+	json_t *report = NULL, *reports, *manifest_signed, *inst;
 	int r;
 
-	ecu_signed = json_pack("{s:s, s:o, s:s, s:I}", "ecu_serial", c->ecu_serial,
-			       "installed_image", fileinfo_json(installed), "attacks_detected",
-			       u->st.attacks, "report_counter", (json_int_t)u->st.counter);
-	if (!ecu_signed)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	r = envelope(a, ecu_signed, &report, err);
+	r = ecu_report(a, c->ecu_serial, installed, u->key, u->keyid, &report, err);
 	if (r < 0)
 		return r;
-	manifest_signed = json_pack("{s:s, s:s, s:{s:o}}", "device_id", c->device_id,
+	reports = json_object();
+	json_object_set_new(reports, c->ecu_serial, report);
+	for (size_t k = 0; k < c->n_secondaries; k++) {
+		r = ecu_report(a, c->secondaries[k].serial, &u->st.secondaries[k].installed,
+			       u->skey[k], u->skeyid[k], &report, err);
+		if (r < 0) {
+			json_decref(reports);
+			return r;
+		}
+		json_object_set_new(reports, c->secondaries[k].serial, report);
+	}
+	manifest_signed = json_pack("{s:s, s:s, s:o}", "device_id", c->device_id,
 				    "primary_ecu_serial", c->ecu_serial, "ecu_version_manifests",
-				    c->ecu_serial, report);
+				    reports);
 	if (!manifest_signed)
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	if (u->st.result && u->st.correlation_id[0]) {
-		json_t *res = u->st.result == 1
-				      ? json_pack("{s:b, s:s, s:s}", "success", 1, "code", "OK",
-						  "description", "installed and confirmed")
-				      : json_pack("{s:b, s:s, s:s}", "success", 0, "code",
-						  u->st.code, "description", u->st.description);
-		json_object_set_new(manifest_signed, "installation_report",
-				    json_pack("{s:s, s:o}", "correlation_id",
-					      u->st.correlation_id, "result", res));
-	}
-	return envelope(a, manifest_signed, out, err);
+	inst = installation_report(a);
+	if (inst)
+		json_object_set_new(manifest_signed, "installation_report", inst);
+	return envelope(a, manifest_signed, u->key, u->keyid, out, err);
 }
 
 static bool pending_state(otter_agent_state s)
@@ -1027,6 +1349,21 @@ json_t *uptane_status_json(const uptane_config *cfg, const char *data_dir)
 					    json_string(st.result == 1 ? "success" : st.code));
 		if (st.attacks[0])
 			json_object_set_new(o, "attacks-detected", json_string(st.attacks));
+		if (st.n_secondaries) {
+			json_t *arr = json_array();
+
+			for (size_t i = 0; i < st.n_secondaries; i++) {
+				const uptane_ecu_state *es = &st.secondaries[i];
+				json_t *x = json_pack("{s:s, s:s}", "serial", es->serial,
+						      "installed", es->installed.path);
+				if (x && es->result)
+					json_object_set_new(x, "install-result",
+							    json_string(es->result == 1 ? "success"
+										: es->code));
+				json_array_append_new(arr, x);
+			}
+			json_object_set_new(o, "secondaries", arr);
+		}
 	}
 	return o;
 }

@@ -23,6 +23,17 @@
 #define UPTANE_PATH_MAX   512
 #define UPTANE_TEXT_MAX   512
 
+#define UPTANE_MAX_SECONDARIES 8
+
+/* [secondary.NAME]: an ECU the primary updates through an install handler. */
+typedef struct uptane_secondary_config {
+	char *name;
+	char *serial;
+	char *hardware_id;
+	char *install;         /* command (/bin/sh -c) that gets the verified image on stdin */
+	char *key;             /* its ECU key; default <data-directory>/uptane/<name>-key.pem */
+} uptane_secondary_config;
+
 /* [uptane] in system.conf. */
 typedef struct uptane_config {
 	bool enabled;          /* the section is present */
@@ -34,6 +45,8 @@ typedef struct uptane_config {
 	char *key;             /* the ECU's private key (PEM); default <data-directory>/uptane/ecu-key.pem */
 	char *token_file;      /* the provisioning token (first registration only) */
 	char *metadata_dir;    /* trusted Director metadata; default <data-directory>/director */
+	uptane_secondary_config secondaries[UPTANE_MAX_SECONDARIES];
+	size_t n_secondaries;
 } uptane_config;
 
 void uptane_config_clear(uptane_config *c);
@@ -45,6 +58,17 @@ typedef struct uptane_image {
 	char sha256[65];
 	char sha512[129];
 } uptane_image;
+
+/* What the primary knows of a secondary. */
+typedef struct uptane_ecu_state {
+	char serial[UPTANE_ID_MAX];
+	uptane_image installed;              /* "" path: its factory image */
+	uptane_image target;                 /* its current assignment */
+	char correlation_id[UPTANE_ID_MAX];
+	int result;                          /* 0 not known yet, 1 success, 2 failure */
+	char code[UPTANE_ID_MAX];
+	char description[UPTANE_TEXT_MAX];
+} uptane_ecu_state;
 
 /* <data-directory>/uptane.json, replaced atomically. */
 typedef struct uptane_state {
@@ -58,6 +82,8 @@ typedef struct uptane_state {
 	char description[UPTANE_TEXT_MAX];
 	uptane_image installed;                 /* the image confirmed last */
 	char attacks[UPTANE_TEXT_MAX];          /* attacks detected in the last cycle */
+	uptane_ecu_state secondaries[UPTANE_MAX_SECONDARIES];
+	size_t n_secondaries;
 } uptane_state;
 
 struct json_t;
