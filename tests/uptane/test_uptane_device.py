@@ -419,3 +419,35 @@ def test_compromised_director_cannot_send_a_secondary_an_unsigned_image(env):
     refused(env, "the image repository does not sign it")
     assert not os.path.exists(env.mcu_file)
     assert "not signed by the image repository" in env.uptane_status()["attacks-detected"]
+
+
+def test_one_assignment_for_primary_and_secondary_is_installed_and_reported_per_ecu(env):
+    import json
+    import time
+    with_secondary(env)
+    env.update(check=True)
+    env.release("1.1")
+    data = mcu_image(env, "2.0")
+    e = image_entry(env, "releases/test-device/1.1.json")
+    m = image_entry(env, "fw/mcu-2.0.bin")
+    forge_assignment(env, "releases/test-device/1.1.json", e["length"], e["hashes"],
+                     e["custom"], corr="both")
+    now = int(time.time())
+    env.sql("INSERT INTO assignments (ecu_serial, device_id, rollout_id, phase, correlation_id, "
+            "target_path, target_length, target_hashes, target_custom, status, created, "
+            f"updated) VALUES ('{env.mcu_serial}', '{env.device_id}', NULL, NULL, 'both', "
+            f"'fw/mcu-2.0.bin', {m['length']}, '{json.dumps(m['hashes'])}', '{{}}', "
+            f"'assigned', {now}, {now})")
+    env.sql(f"UPDATE devices SET assign_gen = assign_gen + 1 WHERE id = '{env.device_id}'")
+    env.update(check=True)
+    with open(env.mcu_file, "rb") as f:
+        assert f.read() == data
+    assert env.reboot_requested() and env.reboot() == "B"
+    env.update(check=True)
+    assert env.agent()["state"] == "confirmed"
+    assert env.assignment()[0] == "installed" and mcu_assignment(env)[0] == "installed"
+    body = json.loads(env.sql(f"SELECT body FROM manifests WHERE device_id = "
+                              f"'{env.device_id}' ORDER BY seq DESC LIMIT 1")[0][0])
+    report = body["signed"]["installation_report"]
+    assert report["correlation_id"] == "both" and report["result"]["success"] is True
+    assert sorted(i["ecu"] for i in report["items"]) == sorted([env.serial, env.mcu_serial])
