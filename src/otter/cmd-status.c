@@ -117,6 +117,26 @@ static void print_agent(json_t *agent)
 			printf(" %s", json_string_value(v));
 		printf("\n");
 	}
+	if (json_is_object(json_object_get(agent, "uptane"))) {
+		json_t *u = json_object_get(agent, "uptane");
+
+		printf("uptane:  device %s, ECU %s (hardware %s), director %s\n", jstr(u, "device-id"),
+		       jstr(u, "ecu-serial"), jstr(u, "hardware-id"), jstr(u, "director"));
+		if (json_object_get(u, "key-id"))
+			printf("  ECU key id: %s\n  public key: %s\n", jstr(u, "key-id"),
+			       jstr(u, "public-key"));
+		else
+			printf("  ECU key: %s\n", jstr(u, "key-error"));
+		printf("  registered: %s, report counter %" JSON_INTEGER_FORMAT "\n",
+		       json_is_true(json_object_get(u, "registered")) ? "yes" : "no",
+		       json_integer_value(json_object_get(u, "report-counter")));
+		if (json_object_get(u, "assigned"))
+			printf("  assigned: %s (correlation id %s)%s%s\n", jstr(u, "assigned"),
+			       jstr(u, "correlation-id"), json_object_get(u, "install-result") ? ": " : "",
+			       jstr(u, "install-result"));
+		if (json_object_get(u, "attacks-detected"))
+			printf("  attacks detected: %s\n", jstr(u, "attacks-detected"));
+	}
 }
 
 static void print_text(const otter_system *sys, const otter_ab_status *st, json_t *agent)

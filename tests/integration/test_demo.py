@@ -17,6 +17,8 @@ def test_demo_story(tmp_path):
     for line in ("installed, rebooted, confirmed healthy",
                  "rolled back by itself, 1.2 never retried",
                  "refused: hash does not match the signed one",
-                 "refused: timestamp.json expired"):
+                 "refused: timestamp.json expired",
+                 "phase by phase, each confirmed; the fleet runs 1.1, 1.1, 1.1",
+                 "1 health-check failure: rollout paused; the fleet runs 1.1, 1.1, 1.1"):
         assert line in p.stdout
     assert "✘" not in p.stdout

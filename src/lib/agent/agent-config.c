@@ -63,9 +63,144 @@ static int end_update(void *userdata, void *target, otter_error *err)
 	return 0;
 }
 
-static const ini_section update_section = {
-	"update", false, update_keys, ELEMENTSOF(update_keys), begin_update, end_update, NULL,
+#define U(field) offsetof(uptane_config, field)
+
+/* [uptane]: the Director (docs/agent.md "Uptane"). */
+static const ini_key uptane_keys[] = {
+	{"director", INI_STRING, U(director), 0, 1000, NULL, NULL, false},
+	{"director-root", INI_PATH, U(director_root), 0, 0, NULL, NULL, false},
+	{"device-id", INI_STRING, U(device_id), 0, 64, NULL, NULL, false},
+	{"ecu-serial", INI_STRING, U(ecu_serial), 0, 64, NULL, NULL, false},
+	{"hardware-id", INI_STRING, U(hardware_id), 0, 64, NULL, NULL, false},
+	{"key", INI_PATH, U(key), 0, 0, NULL, NULL, false},
+	{"token-file", INI_PATH, U(token_file), 0, 0, NULL, NULL, false},
+	{"metadata-directory", INI_PATH, U(metadata_dir), 0, 0, NULL, NULL, false},
 };
+
+/* Identifiers of the protocol: 1 to 64 of [A-Za-z0-9._:-]. */
+static bool protocol_id_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n >= 1 && n <= 64 &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+static int begin_uptane(void *userdata, const char *subname, void **target, otter_error *err)
+{
+	agent_config *cfg = userdata;
+
+	*target = &cfg->uptane;
+	return 0;
+}
+
+static int end_uptane(void *userdata, void *target, otter_error *err)
+{
+	uptane_config *u = target;
+	static const char *const names[] = {"device-id", "ecu-serial", "hardware-id"};
+	const char *values[] = {u->device_id, u->ecu_serial, u->hardware_id};
+
+	static const char *const required[] = {"director", "director-root", "device-id",
+					       "ecu-serial"};
+	const char *given[] = {u->director, u->director_root, u->device_id, u->ecu_serial};
+
+	/* The parser also ends sections a file leaves out: an [uptane] section without keys is
+	 * no Director at all; any key makes the required ones required. */
+	u->enabled = u->director || u->director_root || u->device_id || u->ecu_serial ||
+		     u->hardware_id || u->key || u->token_file || u->metadata_dir;
+	if (!u->enabled)
+		return 0;
+	for (size_t i = 0; i < ELEMENTSOF(required); i++)
+		if (!given[i])
+			return otter_error_set(err, OTTER_E_CONFIG, "[uptane] %s: missing (required "
+								    "with a Director)",
+					       required[i]);
+	for (size_t i = 0; i < ELEMENTSOF(names); i++)
+		if (values[i] && !protocol_id_ok(values[i]))
+			return otter_error_set(err, OTTER_E_CONFIG,
+					       "[uptane] %s: '%s' is not 1 to 64 characters of "
+					       "A-Z a-z 0-9 . _ : -",
+					       names[i], values[i]);
+	if (strncmp(u->director, "https://", 8) != 0 && strncmp(u->director, "http://", 7) != 0)
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "[uptane] director: '%s' is not an http(s):// URL", u->director);
+	return 0;
+}
+
+#define S(field) offsetof(uptane_secondary_config, field)
+
+/* [secondary.NAME]: a secondary ECU (docs/agent.md "Secondary ECUs"). */
+static const ini_key secondary_keys[] = {
+	{"serial", INI_STRING, S(serial), 0, 64, NULL, NULL, true},
+	{"hardware-id", INI_STRING, S(hardware_id), 0, 64, NULL, NULL, true},
+	{"install", INI_STRING, S(install), 0, 1000, NULL, NULL, true},
+	{"key", INI_PATH, S(key), 0, 0, NULL, NULL, false},
+};
+
+static int begin_secondary(void *userdata, const char *subname, void **target,
+			   otter_error *err)
+{
+	agent_config *cfg = userdata;
+	uptane_secondary_config *s;
+
+	if (!protocol_id_ok(subname) || strchr(subname, '/'))
+		return otter_error_set(err, OTTER_E_CONFIG, "[secondary.%s]: the name must be 1 to "
+							   "64 of A-Z a-z 0-9 . _ : -",
+				       subname);
+	for (size_t i = 0; i < cfg->uptane.n_secondaries; i++)
+		if (strcmp(cfg->uptane.secondaries[i].name, subname) == 0)
+			return otter_error_set(err, OTTER_E_CONFIG, "[secondary.%s]: twice",
+					       subname);
+	if (cfg->uptane.n_secondaries == UPTANE_MAX_SECONDARIES)
+		return otter_error_set(err, OTTER_E_CONFIG, "[secondary.%s]: more than %d "
+							   "secondaries",
+				       subname, UPTANE_MAX_SECONDARIES);
+	s = &cfg->uptane.secondaries[cfg->uptane.n_secondaries++];
+	s->name = otter_strdup(subname);
+	if (!s->name)
+		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	*target = s;
+	return 0;
+}
+
+static int end_secondary(void *userdata, void *target, otter_error *err)
+{
+	uptane_secondary_config *s = target;
+
+	if (!protocol_id_ok(s->serial) || !protocol_id_ok(s->hardware_id))
+		return otter_error_set(err, OTTER_E_CONFIG,
+				       "[secondary.%s] serial, hardware-id: 1 to 64 characters of "
+				       "A-Z a-z 0-9 . _ : -",
+				       s->name);
+	return 0;
+}
+
+static const ini_section update_sections[] = {
+	{"update", false, update_keys, ELEMENTSOF(update_keys), begin_update, end_update, NULL},
+	{"uptane", false, uptane_keys, ELEMENTSOF(uptane_keys), begin_uptane, end_uptane, NULL},
+	{"secondary.", false, secondary_keys, ELEMENTSOF(secondary_keys), begin_secondary,
+	 end_secondary, NULL},
+};
+
+void uptane_config_clear(uptane_config *c)
+{
+	for (size_t i = 0; i < c->n_secondaries; i++) {
+		free(c->secondaries[i].name);
+		free(c->secondaries[i].serial);
+		free(c->secondaries[i].hardware_id);
+		free(c->secondaries[i].install);
+		free(c->secondaries[i].key);
+	}
+	free(c->director);
+	free(c->director_root);
+	free(c->device_id);
+	free(c->ecu_serial);
+	free(c->hardware_id);
+	free(c->key);
+	free(c->token_file);
+	free(c->metadata_dir);
+	memset(c, 0, sizeof(*c));
+}
 
 void agent_config_clear(agent_config *cfg)
 {
@@ -79,12 +214,13 @@ void agent_config_clear(agent_config *cfg)
 	free(cfg->health_check);
 	free(cfg->watchdog_device);
 	free(cfg->version_file);
+	uptane_config_clear(&cfg->uptane);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
 int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, otter_error *err)
 {
-	static const char *const agent_sections[] = {"update", NULL};
+	static const char *const agent_sections[] = {"update", "uptane", "secondary.", NULL};
 	static const ini_options opts = {.skip_unknown_sections = true};
 	_cleanup_free_ uint8_t *data = NULL;
 	size_t len;
@@ -98,7 +234,33 @@ int agent_config_load(otter_system **sys, agent_config *cfg, const char *path, o
 					  "system configuration");
 	r = otter_system_parse_shared(sys, path, data, len, agent_sections, err);
 	if (r == 0)
-		r = ini_parse_opts(&opts, path, data, len, &update_section, 1, cfg, err);
+		r = ini_parse_opts(&opts, path, data, len, update_sections, ELEMENTSOF(update_sections), cfg,
+				  err);
+	if (r == 0 && cfg->uptane.n_secondaries > 0 && !cfg->uptane.enabled)
+		r = otter_error_set(err, OTTER_E_CONFIG,
+				    "%s: [secondary.%s] without [uptane]: secondaries are updated "
+				    "through a Director",
+				    path, cfg->uptane.secondaries[0].name);
+	for (size_t i = 0; r == 0 && i < cfg->uptane.n_secondaries; i++)
+		for (size_t j = 0; r == 0 && j <= i; j++) {
+			const char *other = j < i ? cfg->uptane.secondaries[j].serial
+						  : cfg->uptane.ecu_serial;
+			if (other && strcmp(cfg->uptane.secondaries[i].serial, other) == 0)
+				r = otter_error_set(err, OTTER_E_CONFIG,
+						    "%s: [secondary.%s] serial %s: used by another "
+						    "ECU of this device",
+						    path, cfg->uptane.secondaries[i].name, other);
+		}
+	if (r == 0 && cfg->uptane.enabled && !cfg->uptane.hardware_id) {
+		if (!cfg->hardware_id)
+			r = otter_error_set(err, OTTER_E_CONFIG,
+					    "%s: [uptane] hardware-id: not set (nor [update] "
+					    "hardware-id): the Director matches it against its "
+					    "assignments",
+					    path);
+		else if (!(cfg->uptane.hardware_id = otter_strdup(cfg->hardware_id)))
+			r = otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	}
 	if (r < 0) {
 		*sys = otter_system_free(*sys);
 		agent_config_clear(cfg);

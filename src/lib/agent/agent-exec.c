@@ -173,7 +173,14 @@ void agent_watchdog_tick(otter_agent *a)
 int agent_run_command(otter_agent *a, const char *what, const char *command, uint64_t timeout_s,
 		      int *status, otter_error *err)
 {
+	return agent_run_command_stdin(a, what, command, timeout_s, -1, status, err);
+}
+
+int agent_run_command_stdin(otter_agent *a, const char *what, const char *command,
+			    uint64_t timeout_s, int stdin_fd, int *status, otter_error *err)
+{
 	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)command, NULL};
+	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	int64_t deadline = timeout_s ? agent_now_ms(a) + (int64_t)timeout_s * 1000 : 0;
 	pid_t pid;
@@ -183,7 +190,11 @@ int agent_run_command(otter_agent *a, const char *what, const char *command, uin
 	/* Its own process group, so a time limit can stop everything it started. */
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
 	posix_spawnattr_setpgroup(&attr, 0);
-	r = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);
+	posix_spawn_file_actions_init(&fa);
+	if (stdin_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, stdin_fd, STDIN_FILENO);
+	r = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	if (r != 0)
 		return otter_error_set_errno(err, r, "%s: cannot start '%s'", what, command);

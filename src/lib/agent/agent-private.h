@@ -10,6 +10,8 @@
 #include <otter/release.h>
 #include <otter/tuf.h>
 
+#include "uptane.h"
+
 #define AGENT_MAX_MIRRORS  8
 #define AGENT_MAX_FAILED   64
 #define AGENT_STATE_FILE   "agent.json"
@@ -38,6 +40,7 @@ typedef struct agent_config {
 	uint64_t download_attempts;
 	uint64_t connect_timeout, slow_timeout, min_speed;
 	uint64_t watchdog_interval;
+	uptane_config uptane;   /* [uptane]: the Director (uptane.h) */
 } agent_config;
 
 /* Loads system.conf with the [update] section. */
@@ -92,6 +95,7 @@ struct otter_agent {
 	otter_agent_progress_fn progress;
 	void *userdata;
 	otter_agent_hooks hooks; /* every member set */
+	uptane *uptane;          /* [uptane] configured: the Director decides (uptane.c) */
 	/* watchdogs */
 	int wd_fd;
 	uint64_t sd_watchdog_usec;
@@ -135,6 +139,9 @@ int agent_save(otter_agent *a, otter_error *err);
  * it was killed for the time limit or by a signal). */
 int agent_run_command(otter_agent *a, const char *what, const char *command, uint64_t timeout_s,
 		      int *status, otter_error *err);
+/* The same, with stdin_fd as the command's standard input (-1: inherited). */
+int agent_run_command_stdin(otter_agent *a, const char *what, const char *command,
+			    uint64_t timeout_s, int stdin_fd, int *status, otter_error *err);
 
 /* Fetching: a TUF updater on the first mirror that refreshes, and image streaming. */
 int agent_updater(otter_agent *a, otter_tuf_updater **out, otter_error *err);

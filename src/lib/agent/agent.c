@@ -59,6 +59,7 @@ otter_agent *otter_agent_free(otter_agent *a)
 	}
 	for (size_t i = 0; i < a->n_mirrors; i++)
 		free(a->mirrors[i]);
+	uptane_free(a->uptane);
 	agent_config_clear(&a->cfg);
 	otter_system_free(a->sys);
 	free(a->config_path);
@@ -157,6 +158,12 @@ int otter_agent_new(otter_agent **out, const otter_agent_options *opts, otter_er
 	r = agent_state_load(otter_system_data_dir(a->sys), &a->st, &damaged, err);
 	if (r < 0)
 		return r;
+	/* [uptane]: the Director decides what is installed (uptane.c). */
+	if (a->cfg.uptane.enabled) {
+		r = uptane_new(a, &a->uptane, err);
+		if (r < 0)
+			return r;
+	}
 	if (damaged)
 		agent_log(a, OTTER_LOG_WARNING, "%s", a->st.last_error);
 	if (sdnotify_watchdog_usec(&a->sd_watchdog_usec))
@@ -682,9 +689,21 @@ static int pick_release(void *userdata, const otter_tuf_target *t, otter_error *
 	return 0;
 }
 
-static int find_release(otter_agent *a, otter_tuf_updater *u, struct pick *p, otter_error *err)
+/*
+ * The release to install: without a Director the newest suitable one the repository lists;
+ * with one ([uptane]), what the Director assigns and the image repository signs, after full
+ * verification of both (uptane.c). *u gets the image repository's updater.
+ */
+static int find_release(otter_agent *a, otter_tuf_updater **u, struct pick *p, otter_error *err)
 {
-	return otter_tuf_foreach_target(u, a->cfg.release_prefix, pick_release, p, err);
+	int r;
+
+	if (a->uptane)
+		return uptane_select(a, u, p->installed, p->version, sizeof(p->version), p->path,
+				     sizeof(p->path), &p->rel, err);
+	r = agent_updater(a, u, err);
+	return r < 0 ? r : otter_tuf_foreach_target(*u, a->cfg.release_prefix, pick_release, p,
+						    err);
 }
 
 int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error *err)
@@ -705,10 +724,8 @@ int otter_agent_check_update(otter_agent *a, otter_agent_check *out, otter_error
 	if (r == 0) {
 		installed_version(a, &ab, installed, sizeof(installed));
 		p.installed = installed;
-		r = agent_updater(a, &u, err);
+		r = find_release(a, &u, &p, err);
 	}
-	if (r == 0)
-		r = find_release(a, u, &p, err);
 	otter_tuf_updater_free(u);
 	otter_release_free(p.rel);
 	agent_cycle_unlock(a, taken);
@@ -738,10 +755,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	p.installed = installed_v;
 
 	agent_notify_status(a, "checking for updates");
-	r = agent_updater(a, &u, err);
-	if (r < 0)
-		goto out;
-	r = find_release(a, u, &p, err);
+	r = find_release(a, &u, &p, err);
 	if (r < 0)
 		goto out;
 	a->st.last_check = agent_now(a);
@@ -949,6 +963,8 @@ int otter_agent_update(otter_agent *a, bool *installed, otter_error *err)
 	if (r < 0)
 		return r;
 	r = update_locked(a, installed, err);
+	if (a->uptane)
+		uptane_report(a, r, err ? err : &(otter_error)OTTER_ERROR_INIT); /* every cycle */
 	agent_cycle_unlock(a, taken);
 	return r;
 }
@@ -1076,12 +1092,18 @@ json_t *otter_agent_status_json(const char *config_path, otter_error *err)
 	if (r < 0)
 		return NULL;
 	r = agent_state_load(otter_system_data_dir(sys), &st, &damaged, err);
-	agent_config_clear(&cfg);
-	otter_system_free(sys);
-	if (r < 0)
+	if (r < 0) {
+		agent_config_clear(&cfg);
+		otter_system_free(sys);
 		return NULL;
+	}
 	o = agent_state_to_json(&st);
 	if (!o)
 		otter_error_set(err, OTTER_E_NOMEM, "out of memory");
+	else if (cfg.uptane.enabled)
+		json_object_set_new(o, "uptane", uptane_status_json(&cfg.uptane,
+								     otter_system_data_dir(sys)));
+	agent_config_clear(&cfg);
+	otter_system_free(sys);
 	return o;
 }
