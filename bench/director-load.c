@@ -20,10 +20,11 @@
  * have (--seconds is then only a time limit): the first poll after a change, when the server
  * generates the device's metadata; seconds is the elapsed time.
  *
- * Prints one JSON object: requests (answered within the window), errors, reconnects,
- * seconds, requests_per_second, p50/p90/p99/max latency in ms (write of the request to the
- * end of the answer; signing excluded), status counts, and the byte size of the last 200
- * body. Loopback only: refuses any host but 127.0.0.1. Exits 1 when every request failed.
+ * Prints one JSON object: requests (answered within the window), errors, reconnects, late
+ * (answers after the window, not counted), seconds, requests_per_second, p50/p90/p99/max
+ * latency in ms (write of the request to the end of the answer; signing excluded), status
+ * counts, and the byte size of the last 200 body. Loopback only: refuses any host but
+ * 127.0.0.1. Exits 1 when every request failed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -533,12 +534,14 @@ int main(int argc, char **argv)
 		n = MAX_SAMPLES;
 	qsort(samples, n, sizeof(*samples), cmp_u32);
 #define PCT(p) (n ? samples[(size_t)((double)(n - 1) * (p))] / 1000.0 : 0.0)
-	printf("{\"requests\": %zu, \"errors\": %lu, \"reconnects\": %lu, \"seconds\": %.3f, "
+	printf("{\"requests\": %zu, \"errors\": %lu, \"reconnects\": %lu, \"late\": %lu, "
+	       "\"seconds\": %.3f, "
 	       "\"requests_per_second\": %.1f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, "
 	       "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"status_2xx\": %lu, \"status_3xx\": %lu, "
 	       "\"status_4xx\": %lu, \"status_5xx\": %lu, \"body_bytes\": %lu, "
 	       "\"connections\": %u, \"devices\": %zu}\n",
-	       n, atomic_load(&n_errors), atomic_load(&n_reconnects), secs, (double)n / secs,
+	       n, atomic_load(&n_errors), atomic_load(&n_reconnects), atomic_load(&n_late), secs,
+	       (double)n / secs,
 	       PCT(0.50), PCT(0.90), PCT(0.99), n ? samples[n - 1] / 1000.0 : 0.0,
 	       atomic_load(&n_status[2]), atomic_load(&n_status[3]), atomic_load(&n_status[4]),
 	       atomic_load(&n_status[5]), atomic_load(&body_size), opt_conns, n_devices);

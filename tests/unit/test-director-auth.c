@@ -284,7 +284,7 @@ static void test_key_cache_bounded(void **state)
 {
 	otter_error e = OTTER_ERROR_INIT;
 	dir_key_cache *c = NULL;
-	_cleanup_free_ char *pems[5] = { 0 };
+	char *pems[5] = { 0 };
 	char ids[5][OTTER_KEYID_HEX_LEN + 1];
 	uint64_t hits, misses;
 	(void)state;
@@ -322,6 +322,8 @@ static void test_key_cache_bounded(void **state)
 	assert_int_equal(misses, 15 + 2);
 	assert_int_equal(hits, 4);
 	dir_key_cache_free(c);
+	for (size_t i = 0; i < 5; i++)
+		free(pems[i]);
 }
 
 static void test_ct_equal(void **state)

@@ -81,10 +81,11 @@ int dir_ecu_key_load(const char *key_type, const char *pem, otter_key **out,
  * A bounded cache of parsed ECU keys, for one thread (not thread-safe): parsing a PEM key
  * costs far more than verifying a request's signature with it (OpenSSL's decoders). A fixed
  * number of slots, two-way set associative by the key id (a SHA-256, so spread evenly); a
- * full set replaces its least recently used entry. An entry is used only when the key id, the key type and the
- * whole PEM text are the ones the caller read from the database for this request, so it is
- * a memo of dir_ecu_key_load and can never answer with a key the database no longer holds
- * for that id: a removed or re-registered ECU needs no invalidation.
+ * full set replaces its least recently used entry. An entry is used only when the key id,
+ * the key type and the whole PEM text are the ones the caller read from the database for
+ * this request, so it is a memo of dir_ecu_key_load and can never answer with a key the
+ * database no longer holds for that id: a removed or re-registered ECU needs no
+ * invalidation.
  */
 #define DIR_KEY_CACHE_SLOTS 4096u
 typedef struct dir_key_cache dir_key_cache;
