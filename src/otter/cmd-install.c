@@ -143,8 +143,17 @@ int cmd_install(int argc, char **argv)
 	}
 	if (cli_load_system(&sys))
 		return EXIT_FAIL;
-	if (otter_system_find_boot_slot(sys, class_name))
+	if (otter_system_find_boot_slot(sys, class_name)) {
+		/* Raw images only, and the install is the switch: nothing to activate later. */
+		if (opts.compression == OTTER_COMPRESSION_ZSTD || !activate) {
+			fprintf(stderr, "otter install: class %s is a bootloader slot: it takes raw "
+					"images and is switched by the install (no --compression zstd, "
+					"no --no-activate)\n",
+				class_name);
+			return EXIT_USAGE;
+		}
 		return cli_install_boot_slot(sys, class_name, image, len, digest);
+	}
 	cli_progress_init(&prog, class_name);
 	opts.progress = on_progress;
 	opts.progress_userdata = &prog;

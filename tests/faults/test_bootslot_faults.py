@@ -175,6 +175,11 @@ def test_gpt_switch_installs_and_is_idempotent(tmp_path):
     out, err, rc = disk.install()
     assert rc == 0 and "already the active half" in out, (out, err)
     assert disk.check("again")
+    for extra in (["--no-activate"], ["--compression", "zstd"]):
+        _, err, rc = run([binary("otter"), "--config", disk.conf, "install", disk.image,
+                          "--class", "bootloader", "--sha256", "0" * 64, "--length", "1"] +
+                         extra)
+        assert rc == 2 and "bootloader slot" in err, err
 
 
 @needs_tools

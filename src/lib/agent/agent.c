@@ -24,8 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <otter/json.h>
 #include <otter/bootslot.h>
+#include <otter/json.h>
 #include <otter/slot.h>
 
 #include "agent-private.h"
@@ -791,10 +791,11 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	}
 	for (size_t i = 0; i < rel->n_images; i++) {
 		/* Bootloader slots are optional in a release: most releases keep the bootloader. */
-		bool known = otter_system_find_boot_slot(a->sys, rel->images[i].slot_class) != NULL;
+		const char *cls = rel->images[i].slot_class;
+		bool known = otter_system_find_boot_slot(a->sys, cls) != NULL;
+
 		for (size_t j = 0; j < otter_system_n_slots(a->sys) && !known; j++)
-			known = strcmp(otter_slot_class(otter_system_slot(a->sys, j)),
-				       rel->images[i].slot_class) == 0;
+			known = strcmp(otter_slot_class(otter_system_slot(a->sys, j)), cls) == 0;
 		if (!known) {
 			strfmt(a->refused, sizeof(a->refused), "%s", rel->version);
 			r = otter_error_set(err, OTTER_E_FORMAT,
@@ -819,7 +820,7 @@ static int do_cycle(otter_agent *a, bool *installed, otter_error *err)
 	 * switched only once everything else of the release is written and verified. */
 	for (size_t k = 0; k < 2 * rel->n_images; k++) {
 		size_t i = k % rel->n_images;
-		bool boot = otter_system_find_boot_slot(a->sys, rel->images[i].slot_class) != NULL;
+		bool boot = otter_system_find_boot_slot(a->sys, rel->images[i].slot_class);
 		otter_tuf_target *t = NULL;
 		char status[300];
 

@@ -129,7 +129,8 @@ static const ini_section system_sections[] = {
 	{"bootloader", false, bootloader_keys, ELEMENTSOF(bootloader_keys), begin_fixed, NULL,
 	 NULL},
 	{"slot.", false, slot_keys, ELEMENTSOF(slot_keys), begin_slot, end_slot, NULL},
-	{"boot-slot.", false, boot_slot_keys, BOOT_SLOT_N_KEYS, boot_slot_begin, boot_slot_end, NULL},
+	{"boot-slot.", false, boot_slot_keys, BOOT_SLOT_N_KEYS, boot_slot_begin, boot_slot_end,
+	 NULL},
 };
 
 otter_system *otter_system_free(otter_system *sys)
