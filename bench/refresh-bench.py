@@ -75,13 +75,17 @@ def build_bins(path, n):
     return repo, target
 
 
+TIMEOUT = 120  # seconds per process (--timeout)
+
+
 def timed(cmd, env=None):
     """Wall time and peak RSS of cmd. GNU time (Debian package "time") reports the RSS: a
     child forked from this (large) Python process would inherit its high-water mark."""
     with tempfile.NamedTemporaryFile("r") as out:
         start = time.monotonic()
         p = subprocess.run(["/usr/bin/time", "-o", out.name, "-f", "%M", *cmd],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                           timeout=TIMEOUT)
         wall = time.monotonic() - start
         if p.returncode != 0:
             raise RuntimeError(f"{cmd} failed: {p.stderr.decode()}")
@@ -131,6 +135,7 @@ def version_of(cmd):
 
 
 def main():
+    global TIMEOUT
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     ap.add_argument("--old-build", help="another otter build to pair with this one")
@@ -139,10 +144,14 @@ def main():
     ap.add_argument("--python-tuf", default=os.path.join(
         os.environ.get("TUFCONF_WORK", "/tmp/tuf-conformance-work"), "clients",
         "python-tuf-reference"))
+    ap.add_argument("--timeout", type=int, default=120,
+                    help="seconds a client process may take; a client that takes longer is "
+                         "reported as such and not run on larger repositories")
     ap.add_argument("--tufjs", default=os.path.join(HERE, "..", "build", "npm-tufjs",
                                                     "node_modules"))
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
+    TIMEOUT = args.timeout
 
     clients = {"otter-tuf": lambda *a: measure_cli(
         [os.path.abspath(os.path.join(args.build, "otter-tuf")), "-q"], *a)}
@@ -172,6 +181,7 @@ def main():
         nginx = Nginx(tmp)
         try:
             results = {}
+            too_slow = {}  # client -> the size at which it took longer than TIMEOUT
             repos = [(f"flat-{n}", build_flat, n) for n in sizes]
             repos.append(("bins", build_bins, max(sizes)))
             for name, builder, n in repos:
@@ -180,10 +190,15 @@ def main():
                 runs = {c: [] for c in clients}
                 for _ in range(args.runs):
                     for c, fn in clients.items():  # in turn: the same noise for all
+                        if c in too_slow and name.startswith("flat"):
+                            continue  # a larger flat repository than one it was too slow for
                         d = os.path.join(tmp, "client", name, c.replace(" ", "_"))
                         os.makedirs(d, exist_ok=True)
-                        runs[c].append(fn(nginx, name, repo.published["1.root.json"], target,
-                                          d))
+                        try:
+                            runs[c].append(fn(nginx, name, repo.published["1.root.json"],
+                                              target, d))
+                        except subprocess.TimeoutExpired:
+                            too_slow.setdefault(c, n)
                 results[name] = (n, size, runs)
         finally:
             nginx.stop()
@@ -214,6 +229,11 @@ def main():
         ref = (statistics.median([r["wall"] for r in runs["python-tuf"]])
                if "python-tuf" in runs else None)
         for c, rs in runs.items():
+            if not rs:
+                lines.append(f"| {label} | {size / 1048576:.2f} MiB | {c} "
+                             f"| more than {TIMEOUT} s (from {too_slow[c]:,} targets on: "
+                             f"not run) | | |")
+                continue
             walls = [r["wall"] for r in rs]
             speed = (f"{ref / statistics.median(walls):.1f}× faster" if ref and
                      c != "python-tuf" else "")

@@ -258,11 +258,15 @@ static void test_slot_install_sizes(void **state)
 /* Flips one byte of the slot between the install's fsync and its read-back. */
 static uint64_t corrupt_at;
 
-static void flip_slot_byte(const char *device)
+static void flip_slot_byte(const char *device, bool header)
 {
-	int fd = open(device, O_RDWR | O_CLOEXEC);
+	int fd;
 	uint8_t b;
 
+	/* The body is read back before the header is written (which would undo a flip). */
+	if (header != (corrupt_at < 4096))
+		return;
+	fd = open(device, O_RDWR | O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, &b, 1, (off_t)corrupt_at), 1);
 	b ^= 0x40;
@@ -323,25 +327,33 @@ static void test_slot_read_back_detects_corruption(void **state)
 	free(img);
 }
 
-/* The write-behind ring over many buffers and odd piece sizes: every byte lands where it was
- * pushed, header-only bytes are checksummed but not written, the checksum is that of all. */
-static void test_slot_wqueue(void **state)
-{
-	struct fixture *f = *state;
-	otter_error err = OTTER_ERROR_INIT;
-	size_t len = 5 * SLOT_WQ_BUF_SIZE + 12345, off = 0, step = 1;
-	uint8_t *img = make_image(len, 33), *back = malloc(len);
-	uint8_t sum[SLOT_WQ_SUM_SIZE], want[SLOT_WQ_SUM_SIZE];
-	slot_wqueue *q = NULL;
-	slot_checksum *c = NULL;
-	char path[600];
-	int fd;
+/* Flips one byte of the slot file in a range about to be read back (streaming read-back). */
+static uint64_t wq_corrupt_at;
+static unsigned wq_hook_calls;
 
-	assert_non_null(back);
-	snprintf(path, sizeof(path), "%s/wq", f->dir);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+static void wq_flip(int fd, uint64_t from, uint64_t to)
+{
+	uint8_t b;
+
+	wq_hook_calls++;
+	if (wq_corrupt_at < from || wq_corrupt_at >= to)
+		return;
+	assert_int_equal(pread(fd, &b, 1, (off_t)wq_corrupt_at), 1);
+	b ^= 0x01;
+	assert_int_equal(pwrite(fd, &b, 1, (off_t)wq_corrupt_at), 1);
+}
+
+/* Pushes img through a queue into path, in odd pieces, the first 4 KiB as the header. */
+static bool wq_run(const char *path, const uint8_t *img, size_t len)
+{
+	otter_error err = OTTER_ERROR_INIT;
+	size_t off = 0, step = 1;
+	slot_wqueue *q = NULL;
+	bool same = false;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
 	assert_true(fd >= 0);
-	assert_ok(slot_wqueue_new(&q, fd, "test", NULL, &err));
+	assert_ok(slot_wqueue_new(&q, fd, "test", NULL, 4096, &err));
 	while (off < len) {
 		size_t n = len - off < step ? len - off : step;
 
@@ -354,25 +366,62 @@ static void test_slot_wqueue(void **state)
 			step = 1;
 	}
 	assert_ok(slot_wqueue_drain(q, &err));
-	slot_wqueue_checksum(q, sum);
-	q = slot_wqueue_free(q);
-	assert_ok(slot_checksum_new(&c, &err));
-	slot_checksum_update(c, img, len);
-	slot_checksum_final(c, want);
-	c = slot_checksum_free(c);
-	assert_memory_equal(sum, want, sizeof(sum));
+	assert_ok(slot_wqueue_verify(q, len, &same, &err));
+	slot_wqueue_free(q);
+	close(fd);
+	return same;
+}
+
+/*
+ * The write-behind ring over many buffers and odd piece sizes: every byte lands where it was
+ * pushed, header bytes are not written; the body is read back while it is written (a small
+ * lag here), and a byte that changes on the device between write and read-back, anywhere,
+ * is caught.
+ */
+static void test_slot_wqueue(void **state)
+{
+	struct fixture *f = *state;
+	otter_error err = OTTER_ERROR_INIT;
+	size_t len = 5 * SLOT_WQ_BUF_SIZE + 12345;
+	uint8_t *img = make_image(len, 33), *back = malloc(len);
+	uint64_t where[] = {4096, 70000, 2 * SLOT_WQ_BUF_SIZE + 5, len - 1};
+	slot_wqueue *q = NULL;
+	char path[600];
+	int fd;
+
+	assert_non_null(back);
+	snprintf(path, sizeof(path), "%s/wq", f->dir);
+	slot_wqueue_test_lag = 64 * 1024;
+	assert_true(wq_run(path, img, len));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, back, len, 0), (ssize_t)len);
+	close(fd);
 	for (size_t i = 0; i < 4096; i++)
 		assert_int_equal(back[i], 0); /* not written */
 	assert_memory_equal(back + 4096, img + 4096, len - 4096);
-	close(fd);
+
+	slot_wqueue_test_before_read_back = wq_flip;
+	for (size_t i = 0; i < ELEMENTSOF(where); i++) {
+		wq_corrupt_at = where[i];
+		wq_hook_calls = 0;
+		assert_false(wq_run(path, img, len));
+		assert_true(wq_hook_calls > 5); /* read back in many steps, while writing */
+	}
+	/* The same with the default lag: everything is read back at the end, still caught. */
+	slot_wqueue_test_lag = 0;
+	wq_corrupt_at = 300000;
+	assert_false(wq_run(path, img, len));
+	slot_wqueue_test_before_read_back = NULL;
+	assert_true(wq_run(path, img, len));
 
 	/* A failing write reaches the producer, named, and stops the thread's writes. */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_ok(slot_wqueue_new(&q, fd, "test", NULL, &err));
+	assert_ok(slot_wqueue_new(&q, fd, "test", NULL, 0, &err));
 	{
 		int r = 0;
+		size_t off;
 
 		for (off = 0; off < len && r == 0; off += 65536)
 			r = slot_wqueue_push(q, img + off, len - off < 65536 ? len - off : 65536, off,

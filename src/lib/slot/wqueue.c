@@ -19,15 +19,20 @@
 #include "util/bpipe.h"
 #include "util/fileio.h"
 
-#define SLOT_WQ_WRITEBACK_LAG (8u * 1024u * 1024u)
+void (*slot_wqueue_test_before_read_back)(int fd, uint64_t from, uint64_t to);
+uint64_t slot_wqueue_test_lag;
 
 struct slot_wqueue {
 	bpipe *pipe;
 	int fd;
 	char name[64];
 	otter_hash *hash;
-	XXH3_state_t *sum;
-	uint64_t synced; /* written back and dropped from the page cache below this (thread) */
+	XXH3_state_t *sum;  /* the body as written */
+	XXH3_state_t *back; /* the body as read back, [body_start, synced) */
+	uint8_t *rbuf;
+	uint64_t body_start;
+	uint64_t synced; /* written back, read back and dropped from the page cache below this */
+	uint64_t lag;
 };
 
 static int pwrite_all(slot_wqueue *q, const uint8_t *p, size_t n, uint64_t pos, otter_error *err)
@@ -58,39 +63,79 @@ static int pwrite_all(slot_wqueue *q, const uint8_t *p, size_t n, uint64_t pos, 
 	return 0;
 }
 
-/*
- * Starts the writeback of what was just written, and waits for (then drops from the page
- * cache) what was written SLOT_WQ_WRITEBACK_LAG bytes before. Without this the kernel keeps
- * a whole image dirty in memory on a machine with much RAM and writes it all at the fsync,
- * after the reading and hashing are over; with it the disk writes while the source is read
- * and hashed, and the page cache holds a bounded window of the image. Only a hint: fsync
- * still makes the slot durable, and a failing sync_file_range (a file system or device that
- * has none) changes nothing but the overlap.
- */
-static void start_writeback(slot_wqueue *q, uint64_t pos, size_t len)
+/* Reads [from, to) of the body back (the device's bytes: the range was written back and
+ * dropped from the page cache) into the read-back checksum, then drops it again. */
+static int read_back_range(slot_wqueue *q, uint64_t from, uint64_t to, otter_error *err)
 {
-	(void)sync_file_range(q->fd, (off64_t)pos, (off64_t)len, SYNC_FILE_RANGE_WRITE);
-	if (pos + len >= q->synced + 2 * SLOT_WQ_WRITEBACK_LAG) {
-		uint64_t end = pos + len - SLOT_WQ_WRITEBACK_LAG;
+	uint64_t start = from;
 
-		(void)sync_file_range(q->fd, (off64_t)q->synced, (off64_t)(end - q->synced),
-				      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-					      SYNC_FILE_RANGE_WAIT_AFTER);
-		(void)posix_fadvise(q->fd, (off_t)q->synced, (off_t)(end - q->synced),
-				    POSIX_FADV_DONTNEED);
-		q->synced = end;
+	if (slot_wqueue_test_before_read_back)
+		slot_wqueue_test_before_read_back(q->fd, from, to);
+	while (from < to) {
+		size_t want = to - from < SLOT_WQ_BUF_SIZE ? (size_t)(to - from) : SLOT_WQ_BUF_SIZE;
+		ssize_t n = pread(q->fd, q->rbuf, want, (off_t)from);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? otter_error_set_errno(err, errno,
+							     "read back slot %s at offset %" PRIu64,
+							     q->name, from)
+				     : otter_error_set(err, OTTER_E_IO,
+						       "read back slot %s: it ends at %" PRIu64,
+						       q->name, from);
+		if (XXH3_128bits_update(q->back, q->rbuf, (size_t)n) != XXH_OK)
+			return otter_error_set(err, OTTER_E_FAILED, "slot %s: checksum failed",
+					       q->name);
+		from += (uint64_t)n;
 	}
+	(void)posix_fadvise(q->fd, (off_t)start, (off_t)(to - start), POSIX_FADV_DONTNEED);
+	return 0;
 }
 
-/* The thread's work on one buffer; write=false: the header, only checksummed and hashed. */
+/* Writes back [synced, end), waits for it, drops it from the page cache, reads it back. */
+static int settle(slot_wqueue *q, uint64_t end, otter_error *err)
+{
+	int r;
+
+	if (end <= q->synced)
+		return 0;
+	if (sync_file_range(q->fd, (off64_t)q->synced, (off64_t)(end - q->synced),
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				    SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
+	    fdatasync(q->fd) < 0)
+		return otter_error_set_errno(err, errno, "slot %s: writing back", q->name);
+	/* Clean now: the pages go, and the read-back comes from the device. */
+	(void)posix_fadvise(q->fd, (off_t)q->synced, (off_t)(end - q->synced),
+			    POSIX_FADV_DONTNEED);
+	r = read_back_range(q, q->synced, end, err);
+	if (r < 0)
+		return r;
+	q->synced = end;
+	return 0;
+}
+
+/*
+ * Starts the writeback of what was just written, and settles what was written lag bytes
+ * before. Without this the kernel keeps a whole image dirty in memory on a machine with much
+ * RAM and writes it all at the fsync, after the reading and hashing are over; with it the
+ * disk writes, and the body is read back, while the source is read and hashed.
+ */
+static int writeback(slot_wqueue *q, uint64_t pos, size_t len, otter_error *err)
+{
+	(void)sync_file_range(q->fd, (off64_t)pos, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+	if (pos + len >= q->synced + 2 * q->lag)
+		return settle(q, pos + len - q->lag, err);
+	return 0;
+}
+
+/* The thread's work on one buffer; write=false: the header, only hashed. */
 static int consume(void *userdata, const uint8_t *p, size_t n, uint64_t pos, bool write,
 		   otter_error *err)
 {
 	slot_wqueue *q = userdata;
 	int r;
 
-	if (XXH3_128bits_update(q->sum, p, n) != XXH_OK)
-		return otter_error_set(err, OTTER_E_FAILED, "slot %s: checksum failed", q->name);
 	if (q->hash) {
 		r = otter_hash_update(q->hash, p, n, err);
 		if (r < 0)
@@ -98,11 +143,12 @@ static int consume(void *userdata, const uint8_t *p, size_t n, uint64_t pos, boo
 	}
 	if (!write)
 		return 0;
+	if (XXH3_128bits_update(q->sum, p, n) != XXH_OK)
+		return otter_error_set(err, OTTER_E_FAILED, "slot %s: checksum failed", q->name);
 	r = pwrite_all(q, p, n, pos, err);
 	if (r < 0)
 		return r;
-	start_writeback(q, pos, n);
-	return 0;
+	return writeback(q, pos, n, err);
 }
 
 slot_wqueue *slot_wqueue_free(slot_wqueue *q)
@@ -111,12 +157,14 @@ slot_wqueue *slot_wqueue_free(slot_wqueue *q)
 		return NULL;
 	bpipe_free(q->pipe);
 	XXH3_freeState(q->sum);
+	XXH3_freeState(q->back);
+	free(q->rbuf);
 	free(q);
 	return NULL;
 }
 
 int slot_wqueue_new(slot_wqueue **out, int fd, const char *slot_name, otter_hash *hash,
-		    otter_error *err)
+		    uint64_t body_start, otter_error *err)
 {
 	slot_wqueue *q = otter_calloc(1, sizeof(*q));
 	int r;
@@ -126,8 +174,13 @@ int slot_wqueue_new(slot_wqueue **out, int fd, const char *slot_name, otter_hash
 	q->fd = fd;
 	q->hash = hash;
 	snprintf(q->name, sizeof(q->name), "%s", slot_name);
+	q->body_start = q->synced = body_start;
+	q->lag = slot_wqueue_test_lag ? slot_wqueue_test_lag : SLOT_WQ_WRITEBACK_LAG;
 	q->sum = XXH3_createState();
-	if (!q->sum || XXH3_128bits_reset(q->sum) != XXH_OK) {
+	q->back = XXH3_createState();
+	q->rbuf = otter_malloc(SLOT_WQ_BUF_SIZE);
+	if (!q->sum || !q->back || !q->rbuf || XXH3_128bits_reset(q->sum) != XXH_OK ||
+	    XXH3_128bits_reset(q->back) != XXH_OK) {
 		slot_wqueue_free(q);
 		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	}
@@ -151,50 +204,17 @@ int slot_wqueue_drain(slot_wqueue *q, otter_error *err)
 	return bpipe_drain(q->pipe, err);
 }
 
-static void canonical_sum(XXH128_hash_t h, uint8_t out[SLOT_WQ_SUM_SIZE])
+int slot_wqueue_verify(slot_wqueue *q, uint64_t end, bool *same, otter_error *err)
 {
-	XXH128_canonical_t c;
+	XXH128_hash_t a, b;
+	int r;
 
-	XXH128_canonicalFromHash(&c, h);
-	memcpy(out, c.digest, SLOT_WQ_SUM_SIZE);
-}
-
-void slot_wqueue_checksum(slot_wqueue *q, uint8_t out[SLOT_WQ_SUM_SIZE])
-{
-	canonical_sum(XXH3_128bits_digest(q->sum), out);
-}
-
-struct slot_checksum {
-	XXH3_state_t *st;
-};
-
-int slot_checksum_new(slot_checksum **out, otter_error *err)
-{
-	slot_checksum *c = otter_calloc(1, sizeof(*c));
-
-	if (!c || !(c->st = XXH3_createState()) || XXH3_128bits_reset(c->st) != XXH_OK) {
-		slot_checksum_free(c);
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
-	}
-	*out = c;
+	/* The thread is idle after a drain: its state is ours (the pipe's mutex ordered it). */
+	r = settle(q, end, err);
+	if (r < 0)
+		return r;
+	a = XXH3_128bits_digest(q->sum);
+	b = XXH3_128bits_digest(q->back);
+	*same = XXH128_isEqual(a, b) && q->synced >= end;
 	return 0;
-}
-
-void slot_checksum_update(slot_checksum *c, const uint8_t *p, size_t n)
-{
-	(void)XXH3_128bits_update(c->st, p, n); /* fails only on a NULL state */
-}
-
-void slot_checksum_final(slot_checksum *c, uint8_t out[SLOT_WQ_SUM_SIZE])
-{
-	canonical_sum(XXH3_128bits_digest(c->st), out);
-}
-
-slot_checksum *slot_checksum_free(slot_checksum *c)
-{
-	if (!c)
-		return NULL;
-	XXH3_freeState(c->st);
-	free(c);
-	return NULL;
 }

@@ -7,15 +7,17 @@
  *    is neither a fallback for the bootloader nor a filesystem anything would mount;
  *  - the first 4 KiB of the image (partition table, superblock) are held in memory and written
  *    last, after the body is fsynced (header-last, like RAUC's raw handler);
- *  - length and SHA-256 of the input are checked, then the slot is read back and its XXH3-128
- *    checksum compared with the checksum of the bytes that were written; only then does the
- *    bookkeeping say "installed", and only "installed" slots activate.
+ *  - length and SHA-256 of the input are checked; the body is read back from the device
+ *    (XXH3-128 of what was written against XXH3-128 of what the device returns) and, after
+ *    the last fsync, the header too; only then does the bookkeeping say "installed", and
+ *    only "installed" slots activate.
  *
  * Throughput: the bytes go through a write-behind thread (wqueue.c), so the source's reads,
  * the input's SHA-256 and zstd run on the caller's thread while the previous bytes are
- * written. The read-back needs no second SHA-256: the input's cryptographic hash is already
- * verified, and what the read-back must catch is storage that returns other bytes than it
- * was given, which a 128-bit checksum of all of them does at the speed of the disk read.
+ * written, written back and read back. The read-back needs no second SHA-256: the input's
+ * cryptographic hash is already verified, and what the read-back must catch is storage that
+ * returns other bytes than it was given, which a 128-bit checksum of all of them does at the
+ * speed of the disk read.
  */
 #include "slot-private.h"
 #include "wqueue.h"
@@ -447,7 +449,8 @@ static int detect(otter_slot_writer *w, otter_error *err)
 				       " bytes)",
 				       w->expected_len, otter_slot_name(w->target), w->slot_size);
 	}
-	r = slot_wqueue_new(&w->wq, w->fd, otter_slot_name(w->target), w->out_hash, err);
+	r = slot_wqueue_new(&w->wq, w->fd, otter_slot_name(w->target), w->out_hash, HEADER_SIZE,
+			    err);
 	if (r < 0)
 		return r;
 	return process(w, w->peek, w->peek_len, err);
@@ -516,59 +519,45 @@ static int sync_slot(otter_slot_writer *w, otter_error *err)
 	return 0;
 }
 
-void (*slot_writer_test_before_read_back)(const char *device);
+void (*slot_writer_test_before_read_back)(const char *device, bool header);
 
-/* Reads the slot back (past the page cache where the kernel allows) and checksums it. */
-static int read_back(otter_slot_writer *w, uint8_t sum[SLOT_WQ_SUM_SIZE], otter_error *err)
+/* Reads the header back from the device (it was written last and synced) and compares. */
+static int read_back_header(otter_slot_writer *w, size_t hlen, bool *same, otter_error *err)
 {
 	_cleanup_close_ int fd = -1;
-	_cleanup_free_ uint8_t *buf = otter_malloc(READ_CHUNK);
-	slot_checksum *c = NULL;
-	uint64_t pos = 0;
-	int r;
+	uint8_t back[HEADER_SIZE];
+	size_t got = 0;
 
-	if (!buf)
-		return otter_error_set(err, OTTER_E_NOMEM, "out of memory");
 	if (slot_writer_test_before_read_back)
-		slot_writer_test_before_read_back(otter_slot_device(w->target));
+		slot_writer_test_before_read_back(otter_slot_device(w->target), true);
 	fd = open(otter_slot_device(w->target), O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return otter_error_set_errno(err, errno, "read back slot %s",
 					     otter_slot_name(w->target));
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	r = slot_checksum_new(&c, err);
-	while (r == 0 && pos < w->out_count) {
-		size_t want = w->out_count - pos < READ_CHUNK ? (size_t)(w->out_count - pos)
-							       : READ_CHUNK;
-		ssize_t n;
+	(void)posix_fadvise(fd, 0, (off_t)hlen, POSIX_FADV_DONTNEED);
+	while (got < hlen) {
+		ssize_t n = pread(fd, back + got, hlen - got, (off_t)got);
 
-		(void)posix_fadvise(fd, (off_t)(pos + READ_AHEAD), READ_CHUNK, POSIX_FADV_WILLNEED);
-		n = pread(fd, buf, want, (off_t)pos);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			r = n < 0 ? otter_error_set_errno(err, errno, "read back slot %s",
-							  otter_slot_name(w->target))
-				  : otter_error_set(err, OTTER_E_IO,
-						    "read back slot %s: it ends early",
-						    otter_slot_name(w->target));
-			break;
-		}
-		slot_checksum_update(c, buf, (size_t)n);
-		pos += (uint64_t)n;
+		if (n <= 0)
+			return n < 0 ? otter_error_set_errno(err, errno, "read back slot %s",
+							     otter_slot_name(w->target))
+				     : otter_error_set(err, OTTER_E_IO,
+						       "read back slot %s: it ends early",
+						       otter_slot_name(w->target));
+		got += (size_t)n;
 	}
-	if (r == 0)
-		slot_checksum_final(c, sum);
-	slot_checksum_free(c);
-	return r;
+	*same = memcmp(back, w->header, hlen) == 0;
+	return 0;
 }
 
 static int finish_locked(otter_slot_writer *w, otter_error *err)
 {
 	_cleanup_(json_decrefp) json_t *root = NULL;
 	uint8_t in_digest[OTTER_SHA256_SIZE], out_digest[OTTER_SHA256_SIZE];
-	uint8_t written[SLOT_WQ_SUM_SIZE], back[SLOT_WQ_SUM_SIZE];
+	size_t hlen = w->out_count < HEADER_SIZE ? (size_t)w->out_count : HEADER_SIZE;
+	bool same = false;
 	char hex[2 * OTTER_SHA256_SIZE + 1], want[2 * OTTER_SHA256_SIZE + 1];
 	char whex[2 * OTTER_SHA256_SIZE + 1], now[32];
 	json_t *rec;
@@ -591,7 +580,6 @@ static int finish_locked(otter_slot_writer *w, otter_error *err)
 	r = slot_wqueue_drain(w->wq, err);
 	if (r < 0)
 		return r;
-	slot_wqueue_checksum(w->wq, written);
 	r = otter_hash_final(w->in_hash, in_digest, err);
 	if (r < 0)
 		return r;
@@ -614,30 +602,37 @@ static int finish_locked(otter_slot_writer *w, otter_error *err)
 		if (r < 0)
 			return r;
 	}
+	/* The body's read-back (most of it happened while writing): what the device returns
+	 * must be what was written. */
+	if (slot_writer_test_before_read_back)
+		slot_writer_test_before_read_back(otter_slot_device(w->target), false);
+	r = slot_wqueue_verify(w->wq, w->out_count, &same, err);
+	if (r < 0)
+		return r;
+	if (!same)
+		goto differs;
 	/* Body durable first, then the header, then durable again. */
 	r = sync_slot(w, err);
 	if (r < 0)
 		return r;
 	crashpoint("slot-header");
-	{
-		size_t hlen = w->out_count < HEADER_SIZE ? (size_t)w->out_count : HEADER_SIZE;
-
-		if (pwrite(w->fd, w->header, hlen, 0) != (ssize_t)hlen)
-			return otter_error_set_errno(err, errno ? errno : EIO,
-						     "slot %s: writing the first block",
-						     otter_slot_name(w->target));
-	}
+	if (pwrite(w->fd, w->header, hlen, 0) != (ssize_t)hlen)
+		return otter_error_set_errno(err, errno ? errno : EIO,
+					     "slot %s: writing the first block",
+					     otter_slot_name(w->target));
 	r = sync_slot(w, err);
 	if (r < 0)
 		return r;
-	r = read_back(w, back, err);
+	r = read_back_header(w, hlen, &same, err);
 	if (r < 0)
 		return r;
-	if (memcmp(back, written, sizeof(back)) != 0)
+	if (!same) {
+differs:
 		return otter_error_set(err, OTTER_E_HASH,
 				       "slot %s reads back differently from what was written "
 				       "(failing storage?)",
 				       otter_slot_name(w->target));
+	}
 
 	r = ab_state_load(w->sys, &root, err);
 	if (r < 0)
