@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -83,12 +84,19 @@ def timed(cmd, env=None):
     child forked from this (large) Python process would inherit its high-water mark."""
     with tempfile.NamedTemporaryFile("r") as out:
         start = time.monotonic()
-        p = subprocess.run(["/usr/bin/time", "-o", out.name, "-f", "%M", *cmd],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                           timeout=TIMEOUT)
+        # A session of its own: on a timeout the client goes too, not only GNU time.
+        p = subprocess.Popen(["/usr/bin/time", "-o", out.name, "-f", "%M", *cmd],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                             start_new_session=True)
+        try:
+            _, err = p.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+            raise
         wall = time.monotonic() - start
         if p.returncode != 0:
-            raise RuntimeError(f"{cmd} failed: {p.stderr.decode()}")
+            raise RuntimeError(f"{cmd} failed: {err.decode()}")
         return wall, int(out.read().split()[-1])  # seconds, KiB
 
 

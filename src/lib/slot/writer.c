@@ -72,7 +72,7 @@ struct otter_slot_writer {
 	size_t zout_size;
 	size_t zret;            /* last ZSTD_decompressStream result: 0 = frame complete */
 	otter_hash *in_hash;
-	otter_hash *out_hash;   /* zstd only: the decompressed bytes (updated by wq's thread) */
+	otter_hash *out_hash;   /* zstd only: the decompressed bytes */
 	slot_wqueue *wq;        /* from detect() on: writes, checksums and out_hash */
 	uint64_t in_count;
 	uint64_t out_count;
@@ -352,13 +352,18 @@ static int sink(otter_slot_writer *w, const uint8_t *p, size_t n, otter_error *e
 		return otter_error_set(err, OTTER_E_TOO_LARGE,
 				       "the image is larger than slot %s (%" PRIu64 " bytes)",
 				       otter_slot_name(w->target), w->slot_size);
+	if (w->out_hash) {
+		r = otter_hash_update(w->out_hash, p, n, err);
+		if (r < 0)
+			return r;
+	}
 	if (w->out_count < HEADER_SIZE) {
 		size_t k = HEADER_SIZE - (size_t)w->out_count;
 
 		if (k > n)
 			k = n;
 		memcpy(w->header + w->out_count, p, k);
-		/* Checksummed and hashed in order now, written last by finish. */
+		/* Queued in order (not written: finish writes it last). */
 		r = slot_wqueue_push(w->wq, p, k, w->out_count, false, err);
 		if (r < 0)
 			return r;
@@ -449,8 +454,8 @@ static int detect(otter_slot_writer *w, otter_error *err)
 				       " bytes)",
 				       w->expected_len, otter_slot_name(w->target), w->slot_size);
 	}
-	r = slot_wqueue_new(&w->wq, w->fd, otter_slot_name(w->target), w->out_hash, HEADER_SIZE,
-			    err);
+	/* out_hash stays on this thread: the writer thread's time goes to the disk. */
+	r = slot_wqueue_new(&w->wq, w->fd, otter_slot_name(w->target), NULL, HEADER_SIZE, err);
 	if (r < 0)
 		return r;
 	return process(w, w->peek, w->peek_len, err);
