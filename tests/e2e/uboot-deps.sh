@@ -9,7 +9,7 @@
 #   u-boot-tools                      mkimage (boot.cmd -> boot.scr)
 #   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross   the cross compiler for otter and the modules
 #   libssl-dev:arm64 libcurl4-openssl-dev:arm64 libjansson-dev:arm64 libubootenv-dev:arm64
-#   libzstd-dev:arm64                 otter's dependencies, for the arm64 cross build
+#   libzstd-dev:arm64 libxxhash-dev:arm64   otter's dependencies, for the arm64 cross build
 #   linux-source-6.1, bc, bison, flex the CFI flash modules Debian's arm64 kernel lacks
 #   fdisk, cpio, kmod, xz-utils       GPT disk, initramfs, module dependencies
 # With a folder argument (make deps passes build/e2e/debs), the arm64 kernel of the same
@@ -39,7 +39,7 @@ fi
 PACKAGES="u-boot-qemu u-boot-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-source-6.1
 	bc bison flex fdisk cpio kmod xz-utils
 	libssl-dev:arm64 libcurl4-openssl-dev:arm64 libjansson-dev:arm64 libubootenv-dev:arm64
-	libzstd-dev:arm64"
+	libzstd-dev:arm64 libxxhash-dev:arm64"
 missing=""
 for p in $PACKAGES; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' \

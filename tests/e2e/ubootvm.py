@@ -146,7 +146,8 @@ class Artifacts:
             shutil.rmtree(self.xbuild, ignore_errors=True)
             sh(["meson", "setup", self.xbuild, SOURCE_DIR, "--cross-file",
                 os.path.join(SOURCE_DIR, "contrib", "cross", "aarch64-linux-gnu.ini"),
-                "-Dtests=false", "-Dbuildtype=release", "-Db_pie=true"], timeout=600)
+                "-Dtests=false", "-Ddirector=false", "-Dbuildtype=release",
+                "-Db_pie=true"], timeout=600)
         sh(["meson", "compile", "-C", self.xbuild, "otter:executable"], timeout=1200)
         self.otter = os.path.join(self.xbuild, "otter")
         self.otter_repo = os.path.join(BUILD_DIR, "otter-repo")
