@@ -355,7 +355,6 @@ static void test_json_compact_differential(void **state)
 		buf_clear(&b);
 	}
 	/* Most generated documents are valid (keys repeat now and then: duplicates). */
-	print_message("accepted %zu of 3000, %zu of 3000 mutated\n", accepted, mutated_accepted);
 	assert_true(accepted > 2000);
 	assert_true(mutated_accepted > 100);
 }
